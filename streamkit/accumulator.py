@@ -1,0 +1,368 @@
+"""The one fold of chunks into a response.
+
+Every rule about folding chunks lives here, so ``to_call_response``, ``accumulate`` and
+the ``Stream``'s totals agree:
+
+- text, thinking, transcript and audio are lists of pieces joined lazily (appending to a
+  growing string costs O(length) per chunk);
+- tool-call fragments are grouped by index; a call completes when its adapter marks it
+  complete, when another index starts, when a finish reason arrives or when the stream
+  ends;
+- usage is the latest reported running total, never a sum of reports;
+- finish reasons are the last ones reported: a later chunk without any (OpenAI's usage
+  chunk) does not erase them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Generic, TypeVar
+
+from streamkit.finish_reasons import common_finish_reason
+from streamkit.models import CallResponse, Chunk, FinishReason, ToolCall, ToolCallDelta, Usage
+from streamkit.providers import MessageBuilder, message_builder
+
+__all__ = ["Accumulator", "ResponseSnapshot"]
+
+PieceT = TypeVar("PieceT", str, bytes)
+
+
+class _Pieces(Generic[PieceT]):
+    """Append-only pieces with a cached join: reading the first k pieces twice is free."""
+
+    __slots__ = ("_cached", "_cached_count", "_empty", "_pieces")
+
+    def __init__(self, empty: PieceT) -> None:
+        self._pieces: list[PieceT] = []
+        self._empty = empty
+        self._cached = empty
+        self._cached_count = 0
+
+    def append(self, piece: PieceT) -> None:
+        if piece:
+            self._pieces.append(piece)
+
+    def __len__(self) -> int:
+        return len(self._pieces)
+
+    def join(self, count: int | None = None) -> PieceT:
+        """The first ``count`` pieces (all by default), joined; cost O(new pieces)."""
+        count = len(self._pieces) if count is None else count
+        if count == self._cached_count:
+            return self._cached
+        if count < self._cached_count:
+            return self._empty.join(self._pieces[:count])
+        joined = self._cached + self._empty.join(self._pieces[self._cached_count : count])
+        self._cached, self._cached_count = joined, count
+        return joined
+
+
+class _ToolCallBuilder:
+    __slots__ = ("arguments", "complete", "id", "index", "name")
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.id: str | None = None
+        self.name: str | None = None
+        self.arguments: _Pieces[str] = _Pieces("")
+        self.complete = False
+
+    def add(self, delta: ToolCallDelta) -> None:
+        if delta.id:
+            self.id = delta.id
+        if delta.name:
+            self.name = delta.name
+        self.arguments.append(delta.arguments)
+
+    def build(self, arguments_count: int | None = None) -> ToolCall:
+        arguments = self.arguments.join(arguments_count)
+        if self.complete:
+            return ToolCall.from_arguments(self.id, self.name or "", arguments)
+        # A partial call: arguments are unfinished JSON, so they are not parsed here.
+        return ToolCall(id=self.id, name=self.name or "", arguments=arguments)
+
+
+class Accumulator:
+    """Folds chunks into a :class:`CallResponse` incrementally (O(chunk) per chunk).
+
+    ``add`` returns the tool calls that the chunk completed, in order; ``finish`` (at the
+    end of the stream) returns those still open. ``response()`` builds the final
+    response; ``snapshot()`` a cheap view of the response so far.
+    """
+
+    def __init__(self) -> None:
+        self.provider: str | None = None
+        self.model: str | None = None
+        self.id: str | None = None
+        self.finish_reasons: list[str] | None = None
+        self.usage: Usage | None = None
+        self.chunks = 0
+        self._content: _Pieces[str] = _Pieces("")
+        self._thinking: _Pieces[str] = _Pieces("")
+        self._refusal: _Pieces[str] = _Pieces("")
+        self._transcript: _Pieces[str] = _Pieces("")
+        self._audio: _Pieces[bytes] = _Pieces(b"")
+        self._has_audio = False
+        self._tools: dict[int, _ToolCallBuilder] = {}
+        self._open_tool: _ToolCallBuilder | None = None
+        self._message_builder: MessageBuilder | None = None
+
+    # -- folding ---------------------------------------------------------------------
+    def add(self, chunk: Chunk) -> list[ToolCall]:
+        """Fold one chunk; return the tool calls it completed."""
+        self.chunks += 1
+        if self.provider is None:
+            self.provider = chunk.provider
+            self._message_builder = message_builder(chunk.provider)
+        if chunk.model:
+            self.model = chunk.model
+        if chunk.id:
+            self.id = chunk.id
+        self._content.append(chunk.content)
+        self._thinking.append(chunk.thinking)
+        self._refusal.append(chunk.refusal)
+        if chunk.audio is not None:
+            self._has_audio = True
+            self._audio.append(chunk.audio)
+        if chunk.audio_transcript:
+            self._has_audio = True
+            self._transcript.append(chunk.audio_transcript)
+        if chunk.usage is not None:
+            self.usage = chunk.usage
+        if self._message_builder is not None:
+            self._message_builder.add(chunk)
+
+        completed: list[ToolCall] = []
+        for delta in chunk.tool_calls:
+            builder = self._tools.get(delta.index)
+            if builder is None:
+                # A new call starts: the previous open one is finished.
+                self._complete_open(completed)
+                builder = self._tools[delta.index] = _ToolCallBuilder(delta.index)
+                self._open_tool = builder
+            builder.add(delta)
+            if delta.complete and not builder.complete:
+                builder.complete = True
+                completed.append(builder.build())
+                if self._open_tool is builder:
+                    self._open_tool = None
+        if chunk.finish_reasons:
+            self.finish_reasons = list(chunk.finish_reasons)
+            self._complete_all(completed)
+        return completed
+
+    def finish(self) -> list[ToolCall]:
+        """Complete every tool call still open (the stream ended)."""
+        completed: list[ToolCall] = []
+        self._complete_all(completed)
+        return completed
+
+    def _complete_open(self, completed: list[ToolCall]) -> None:
+        open_tool = self._open_tool
+        if open_tool is not None and not open_tool.complete:
+            open_tool.complete = True
+            completed.append(open_tool.build())
+        self._open_tool = None
+
+    def _complete_all(self, completed: list[ToolCall]) -> None:
+        for builder in self._tools.values():
+            if not builder.complete:
+                builder.complete = True
+                completed.append(builder.build())
+        self._open_tool = None
+
+    # -- reading ---------------------------------------------------------------------
+    @property
+    def content(self) -> str:
+        """The text so far."""
+        return self._content.join()
+
+    @property
+    def thinking(self) -> str:
+        """The reasoning text so far."""
+        return self._thinking.join()
+
+    @property
+    def refusal(self) -> str:
+        """The refusal text so far."""
+        return self._refusal.join()
+
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        """The tool calls so far, in order (unfinished ones with partial arguments)."""
+        return [builder.build() for builder in self._tools.values()]
+
+    @property
+    def finish_reason(self) -> FinishReason | None:
+        """The common finish reason of the last reported native ones."""
+        return _finish_reason(self.provider, self.finish_reasons, bool(len(self._refusal)))
+
+    @property
+    def audio(self) -> bytes | None:
+        """All audio bytes so far, or ``None`` when the stream carried no audio."""
+        return self._audio.join() if self._has_audio else None
+
+    @property
+    def audio_transcript(self) -> str | None:
+        """The audio transcript so far, or ``None`` when the stream carried no audio."""
+        return self._transcript.join() if self._has_audio else None
+
+    def response(self) -> CallResponse:
+        """The call response for everything folded so far."""
+        fields = self._fields()
+        message_param: dict[str, Any] = {}
+        if self._message_builder is not None:
+            message_param = self._message_builder.build(fields)
+        return CallResponse(**fields, message_param=message_param)
+
+    def _fields(self) -> dict[str, Any]:
+        return {
+            "provider": self.provider or "",
+            "model": self.model,
+            "id": self.id,
+            "content": self.content,
+            "thinking": self.thinking,
+            "refusal": self.refusal,
+            "finish_reasons": self.finish_reasons,
+            "finish_reason": self.finish_reason,
+            "usage": self.usage,
+            "tool_calls": self.tool_calls,
+            "audio": self.audio,
+            "audio_transcript": self.audio_transcript,
+        }
+
+    def snapshot(self) -> ResponseSnapshot:
+        """A view of the response so far that costs O(1) until its text is read."""
+        return ResponseSnapshot(self)
+
+
+def _finish_reason(
+    provider: str | None, finish_reasons: list[str] | None, refused: bool
+) -> FinishReason | None:
+    if not finish_reasons or provider is None:
+        return None
+    common = common_finish_reason(provider, finish_reasons[-1])
+    return "refusal" if refused and common == "stop" else common
+
+
+class ResponseSnapshot:
+    """The response as it stood after some chunk, emitted by ``ops.accumulate()``.
+
+    It reads like a :class:`CallResponse` (``content``, ``thinking``, ``tool_calls``,
+    ``usage``, ``finish_reasons``, ...). Building one costs O(1): its text is joined only
+    when read, from the accumulator's append-only pieces, so a pipeline that never reads
+    a snapshot's text stays linear in the stream's length. ``to_call_response()`` gives
+    the full pydantic response.
+    """
+
+    __slots__ = (
+        "_accumulator",
+        "_audio_count",
+        "_content_count",
+        "_refusal_count",
+        "_thinking_count",
+        "_tool_args",
+        "_transcript_count",
+        "chunks",
+        "finish_reasons",
+        "id",
+        "model",
+        "provider",
+        "usage",
+    )
+
+    def __init__(self, accumulator: Accumulator) -> None:
+        self._accumulator = accumulator
+        self.provider: str = accumulator.provider or ""
+        self.model = accumulator.model
+        self.id = accumulator.id
+        self.usage = accumulator.usage
+        self.finish_reasons = accumulator.finish_reasons
+        self.chunks = accumulator.chunks
+        self._content_count = len(accumulator._content)
+        self._thinking_count = len(accumulator._thinking)
+        self._refusal_count = len(accumulator._refusal)
+        self._transcript_count = len(accumulator._transcript)
+        self._audio_count = len(accumulator._audio) if accumulator._has_audio else -1
+        self._tool_args = [
+            (builder, len(builder.arguments), builder.complete)
+            for builder in accumulator._tools.values()
+        ]
+
+    @property
+    def content(self) -> str:
+        """The text up to this snapshot."""
+        return self._accumulator._content.join(self._content_count)
+
+    @property
+    def thinking(self) -> str:
+        """The reasoning text up to this snapshot."""
+        return self._accumulator._thinking.join(self._thinking_count)
+
+    @property
+    def refusal(self) -> str:
+        """The refusal text up to this snapshot."""
+        return self._accumulator._refusal.join(self._refusal_count)
+
+    @property
+    def audio(self) -> bytes | None:
+        """The audio bytes up to this snapshot (``None`` without audio)."""
+        if self._audio_count < 0:
+            return None
+        return self._accumulator._audio.join(self._audio_count)
+
+    @property
+    def audio_transcript(self) -> str | None:
+        """The audio transcript up to this snapshot (``None`` without audio)."""
+        if self._audio_count < 0:
+            return None
+        return self._accumulator._transcript.join(self._transcript_count)
+
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        """Tool calls up to this snapshot; unfinished ones carry partial arguments."""
+        calls = []
+        for builder, count, complete in self._tool_args:
+            arguments = builder.arguments.join(count)
+            if complete:
+                calls.append(ToolCall.from_arguments(builder.id, builder.name or "", arguments))
+            else:
+                calls.append(ToolCall(id=builder.id, name=builder.name or "", arguments=arguments))
+        return calls
+
+    @property
+    def finish_reason(self) -> FinishReason | None:
+        """The common finish reason, if one was reported by this snapshot."""
+        return _finish_reason(self.provider, self.finish_reasons, self._refusal_count > 0)
+
+    @property
+    def input_tokens(self) -> int | None:
+        """Input tokens reported so far."""
+        return None if self.usage is None else self.usage.input_tokens
+
+    @property
+    def output_tokens(self) -> int | None:
+        """Output tokens reported so far."""
+        return None if self.usage is None else self.usage.output_tokens
+
+    def to_call_response(self) -> CallResponse:
+        """This snapshot as a :class:`CallResponse` (``message_param`` left empty)."""
+        return CallResponse(
+            provider=self.provider,
+            model=self.model,
+            id=self.id,
+            content=self.content,
+            thinking=self.thinking,
+            refusal=self.refusal,
+            finish_reasons=self.finish_reasons,
+            finish_reason=self.finish_reason,
+            usage=self.usage,
+            tool_calls=self.tool_calls,
+            audio=self.audio,
+            audio_transcript=self.audio_transcript,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"ResponseSnapshot(provider={self.provider!r}, chunks={self.chunks}, "
+            f"content={self.content!r}, finish_reasons={self.finish_reasons!r})"
+        )

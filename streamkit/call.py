@@ -1,0 +1,67 @@
+"""The ``@call`` decorator of the seed document."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ParamSpec
+
+from streamkit.models import CallResponse
+from streamkit.providers import get_adapter
+from streamkit.stream import Stream, reduce_async, reduce_sync
+
+__all__ = ["call"]
+
+P = ParamSpec("P")
+Prompt = str | Sequence[Mapping[str, Any]]
+
+
+def call(
+    provider: str,
+    model: str,
+    *,
+    stream: bool = False,
+    client: Any = None,
+    **params: Any,
+) -> Callable[[Callable[P, Any]], Callable[P, Any]]:
+    """Turn a function that returns a prompt into an LLM call.
+
+    The decorated function returns the prompt: a string or a list of messages. With
+    ``stream=True`` calling it returns a :class:`Stream`; with ``stream=False`` a
+    :class:`CallResponse` reduced from the same stream. An ``async def`` function gives
+    an async stream (``stream = await fn(...)``; ``async for chunk, tool in stream``).
+
+    Bad arguments (an unknown provider, a client of the wrong kind) raise at decoration.
+    """
+    adapter = get_adapter(provider)
+    if not isinstance(model, str) or not model:
+        raise TypeError(f"model must be a non-empty string, not {model!r}")
+
+    def decorator(fn: Callable[P, Any]) -> Callable[P, Any]:
+        is_async = inspect.iscoroutinefunction(fn)
+        if client is not None and adapter.is_async_client(client) != is_async:
+            want = "an async client" if is_async else "a sync client"
+            raise TypeError(f"{fn.__qualname__} is {'async' if is_async else 'sync'}: give it {want}")
+
+        if is_async:
+
+            @functools.wraps(fn)
+            async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Stream | CallResponse:
+                prompt: Prompt = await fn(*args, **kwargs)
+                result = Stream(provider, model, prompt, client=client, async_=True, **params)
+                return result if stream else await reduce_async(result)
+
+            return async_wrapper
+
+        @functools.wraps(fn)
+        def sync_wrapper(*args: P.args, **kwargs: P.kwargs) -> Stream | CallResponse:
+            prompt: Prompt = fn(*args, **kwargs)
+            result = Stream(provider, model, prompt, client=client, async_=False, **params)
+            return result if stream else reduce_sync(result)
+
+        return sync_wrapper
+
+    return decorator
+
+

@@ -1,0 +1,57 @@
+"""Provider-neutral prompt messages and their validation.
+
+A prompt is a string (one user message) or a list of ``{"role", "content"}`` dicts with
+role ``system``, ``user`` or ``assistant`` and string content. A dict with other keys
+(or non-string content) is taken as a message already in the provider's own format,
+for example a previous response's ``message_param``, and passed through unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = ["NEUTRAL_ROLES", "Message", "is_neutral", "normalize_messages"]
+
+Message = dict[str, Any]
+NEUTRAL_ROLES = ("system", "user", "assistant")
+_NATIVE_ROLES = ("developer", "tool", "model", "function", "chatbot")
+
+
+def is_neutral(message: Mapping[str, Any]) -> bool:
+    """Whether ``message`` is a plain ``{"role", "content": str}`` message."""
+    return set(message) == {"role", "content"} and isinstance(message.get("content"), str)
+
+
+def normalize_messages(messages: str | Sequence[Mapping[str, Any]]) -> list[Message]:
+    """Validate a prompt and return it as a list of message dicts.
+
+    Raises ``TypeError`` for a prompt of the wrong type and ``ValueError`` for a message
+    with a missing or unknown role, before any request is sent.
+    """
+    if isinstance(messages, str):
+        return [{"role": "user", "content": messages}]
+    if isinstance(messages, Mapping) or not isinstance(messages, Sequence):
+        raise TypeError(
+            "messages must be a prompt string or a list of {'role', 'content'} dicts, "
+            f"not {type(messages).__name__}"
+        )
+    if not messages:
+        raise ValueError("messages must not be empty")
+    result: list[Message] = []
+    for position, message in enumerate(messages):
+        if not isinstance(message, Mapping):
+            raise TypeError(
+                f"message {position} must be a dict with 'role' and 'content', "
+                f"not {type(message).__name__}"
+            )
+        role = message.get("role")
+        if role not in NEUTRAL_ROLES + _NATIVE_ROLES:
+            raise ValueError(
+                f"message {position} has role {role!r}; expected one of "
+                f"{', '.join(NEUTRAL_ROLES)} (or a provider's own message format)"
+            )
+        if role in NEUTRAL_ROLES and "content" not in message and set(message) == {"role"}:
+            raise ValueError(f"message {position} ({role}) has no 'content'")
+        result.append(dict(message))
+    return result

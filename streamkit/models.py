@@ -1,0 +1,211 @@
+"""The normalized data model: chunks in, a call response out.
+
+Every provider adapter maps its SDK's events onto :class:`Chunk`; every operator and
+the reducer work on :class:`Chunk` only. The provider's own event object always
+travels along in ``Chunk.chunk`` so nothing the provider sent is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import wave
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "CallResponse",
+    "Chunk",
+    "FinishReason",
+    "ToolCall",
+    "ToolCallDelta",
+    "Usage",
+]
+
+FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "refusal", "error"]
+"""The provider-independent reason a generation ended (``CallResponse.finish_reason``)."""
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+class Usage(BaseModel):
+    """Token counts for a call, as running totals.
+
+    ``cached_tokens`` and ``reasoning_tokens`` are set only where the provider reports
+    them (they are included in ``input_tokens`` / ``output_tokens`` respectively, as the
+    providers count them).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    cached_tokens: int | None = None
+    reasoning_tokens: int | None = None
+
+    def __add__(self, other: Usage) -> Usage:
+        """Add two usages (used to bill several attempts of one call)."""
+
+        def _opt(a: int | None, b: int | None) -> int | None:
+            return None if a is None and b is None else (a or 0) + (b or 0)
+
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            total_tokens=self.total_tokens + other.total_tokens,
+            cached_tokens=_opt(self.cached_tokens, other.cached_tokens),
+            reasoning_tokens=_opt(self.reasoning_tokens, other.reasoning_tokens),
+        )
+
+
+class ToolCallDelta(BaseModel):
+    """A fragment of a streamed tool call.
+
+    Fragments with the same ``index`` belong to one tool call: ``id`` and ``name``
+    usually arrive with the first fragment, ``arguments`` is a piece of the JSON
+    argument string to be concatenated in order. ``complete`` is set by adapters whose
+    provider marks the end of a call explicitly (Anthropic ``content_block_stop``,
+    Cohere ``tool-call-end``, Gemini's whole function calls); otherwise a call is
+    complete when another index starts, a finish reason arrives or the stream ends.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+    complete: bool = False
+
+
+class ToolCall(BaseModel):
+    """A complete tool call: the raw JSON ``arguments`` and the parsed ``args``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str | None = None
+    name: str
+    arguments: str = ""
+    args: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def from_arguments(cls, id: str | None, name: str, arguments: str) -> ToolCall:
+        """Build a tool call, parsing ``arguments`` (an empty string means no arguments).
+
+        Arguments that are not a JSON object are kept raw and leave ``args`` empty; use
+        :meth:`parse` to get a validation error for them.
+        """
+        args: dict[str, Any] = {}
+        if arguments.strip():
+            try:
+                parsed = json.loads(arguments)
+            except ValueError:
+                parsed = None
+            if isinstance(parsed, dict):
+                args = parsed
+        return cls(id=id, name=name, arguments=arguments, args=args)
+
+    def parse(self, model: type[ModelT]) -> ModelT:
+        """Validate the raw arguments into the user's pydantic ``model``.
+
+        Raises ``pydantic.ValidationError`` when the arguments do not fit the model.
+        """
+        return model.model_validate_json(self.arguments or "{}")
+
+
+class Chunk(BaseModel):
+    """One normalized piece of a provider stream.
+
+    ``content``, ``thinking`` and ``refusal`` (a model's refusal text, OpenAI) are deltas
+    (``""`` when the event carried none).
+    ``finish_reasons`` are provider-native values. ``usage``, ``input_tokens`` and
+    ``output_tokens`` are what this event reported, as running totals for the call
+    (``None`` where the event reported none): the latest report is the call's total,
+    never a sum. ``chunk`` is the provider's own event object, unchanged.
+    """
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    provider: str
+    content: str = ""
+    thinking: str = ""
+    refusal: str = ""
+    finish_reasons: list[str] | None = None
+    model: str | None = None
+    id: str | None = None
+    usage: Usage | None = None
+    tool_calls: list[ToolCallDelta] = Field(default_factory=list)
+    audio: bytes | None = None
+    audio_transcript: str | None = None
+    chunk: Any = None
+
+    @property
+    def input_tokens(self) -> int | None:
+        """Input tokens reported by this event (running total), else ``None``."""
+        return None if self.usage is None else self.usage.input_tokens
+
+    @property
+    def output_tokens(self) -> int | None:
+        """Output tokens reported by this event (running total), else ``None``."""
+        return None if self.usage is None else self.usage.output_tokens
+
+
+class CallResponse(BaseModel):
+    """The response of a call, reduced from its stream.
+
+    ``finish_reasons`` keeps the provider's own values; ``finish_reason`` is the common
+    one (``None`` when the stream ended without reporting one; ``"refusal"`` when the
+    model refused, which OpenAI reports as ``stop`` with a ``refusal`` text). ``message_param`` is the
+    assistant message in the provider's own format, ready to append to the history of
+    the next request.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    provider: str
+    model: str | None = None
+    id: str | None = None
+    content: str = ""
+    thinking: str = ""
+    refusal: str = ""
+    finish_reasons: list[str] | None = None
+    finish_reason: FinishReason | None = None
+    usage: Usage | None = None
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    audio: bytes | None = None
+    audio_transcript: str | None = None
+    message_param: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def input_tokens(self) -> int | None:
+        """Input tokens of the call, or ``None`` when the provider reported no usage."""
+        return None if self.usage is None else self.usage.input_tokens
+
+    @property
+    def output_tokens(self) -> int | None:
+        """Output tokens of the call, or ``None`` when the provider reported no usage."""
+        return None if self.usage is None else self.usage.output_tokens
+
+    def write_wav(
+        self,
+        path: str | Path,
+        *,
+        sample_rate: int = 24_000,
+        channels: int = 1,
+        sample_width: int = 2,
+    ) -> Path:
+        """Write ``audio`` (raw pcm16 by default: 24 kHz, mono) as a WAV file.
+
+        Raises ``ValueError`` when the response holds no audio.
+        """
+        if not self.audio:
+            raise ValueError("this response holds no audio to write")
+        target = Path(path)
+        with wave.open(str(target), "wb") as wav:
+            wav.setnchannels(channels)
+            wav.setsampwidth(sample_width)
+            wav.setframerate(sample_rate)
+            wav.writeframes(self.audio)
+        return target

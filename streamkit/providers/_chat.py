@@ -1,0 +1,148 @@
+"""Decoding shared by the OpenAI chat-completions wire format and its relatives.
+
+OpenAI, Groq, Mistral, LiteLLM and Azure all stream ``chat.completion.chunk`` objects
+(each SDK with its own classes of the same shape), so one decoder reads them by
+attribute. Each adapter supplies only what differs: where usage lives and what ends
+its stream.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from streamkit.models import Chunk, ToolCallDelta, Usage
+from streamkit.providers._base import Decoder
+
+__all__ = ["ChatChunkDecoder", "chat_usage"]
+
+
+def chat_usage(raw: Any) -> Usage | None:
+    """Usage from an OpenAI-shaped usage object (``prompt_tokens``...), or ``None``."""
+    if raw is None:
+        return None
+    prompt = getattr(raw, "prompt_tokens", None) or 0
+    completion = getattr(raw, "completion_tokens", None) or 0
+    total = getattr(raw, "total_tokens", None) or prompt + completion
+    prompt_details = getattr(raw, "prompt_tokens_details", None)
+    completion_details = getattr(raw, "completion_tokens_details", None)
+    return Usage(
+        input_tokens=prompt,
+        output_tokens=completion,
+        total_tokens=total,
+        cached_tokens=getattr(prompt_details, "cached_tokens", None),
+        reasoning_tokens=getattr(completion_details, "reasoning_tokens", None),
+    )
+
+
+def _text(value: Any) -> str:
+    """Delta content as text: a string, or (Mistral thinking models) a list of parts."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return "".join(
+        getattr(part, "text", "") or ""
+        for part in value
+        if getattr(part, "type", "text") == "text"
+    )
+
+
+def _thinking_parts(value: Any) -> str:
+    """Reasoning carried as ``thinking`` parts inside list content (Mistral)."""
+    if value is None or isinstance(value, str):
+        return ""
+    pieces: list[str] = []
+    for part in value:
+        if getattr(part, "type", None) == "thinking":
+            for inner in getattr(part, "thinking", None) or ():
+                pieces.append(getattr(inner, "text", "") or "")
+    return "".join(pieces)
+
+
+class ChatChunkDecoder(Decoder):
+    """Decodes chat-completion chunks; the stream is complete once every choice that
+    started has a finish reason and, when usage was requested, usage has arrived."""
+
+    def __init__(
+        self, provider: str, *, chunk_type: type[Chunk] = Chunk, expect_usage: bool = False
+    ) -> None:
+        super().__init__()
+        self.provider = provider
+        self.chunk_type = chunk_type
+        self.expect_usage = expect_usage
+        self._finished = False
+        self._usage_seen = False
+
+    def usage_of(self, event: Any) -> Usage | None:
+        """The usage an event reports (OpenAI: ``event.usage``)."""
+        return chat_usage(getattr(event, "usage", None))
+
+    def decode(self, event: Any) -> list[Chunk]:
+        """One chat chunk in, one normalized chunk out."""
+        self.events += 1
+        content = ""
+        thinking = ""
+        refusal = ""
+        finish_reasons: list[str] | None = None
+        tool_calls: list[ToolCallDelta] = []
+        audio: bytes | None = None
+        transcript: str | None = None
+        for choice in event.choices or ():
+            delta = choice.delta
+            if delta is not None and choice.index == 0:
+                raw_content = getattr(delta, "content", None)
+                content = _text(raw_content)
+                thinking = (
+                    getattr(delta, "reasoning", None)
+                    or getattr(delta, "reasoning_content", None)
+                    or _thinking_parts(raw_content)
+                    or ""
+                )
+                refusal = getattr(delta, "refusal", None) or ""
+                for call in getattr(delta, "tool_calls", None) or ():
+                    function = call.function
+                    tool_calls.append(
+                        ToolCallDelta(
+                            index=call.index if call.index is not None else 0,
+                            id=call.id,
+                            name=getattr(function, "name", None),
+                            arguments=getattr(function, "arguments", None) or "",
+                        )
+                    )
+                delta_audio = getattr(delta, "audio", None)
+                if delta_audio is not None:
+                    data = _field(delta_audio, "data")
+                    if data:
+                        audio = base64.b64decode(data)
+                    transcript = _field(delta_audio, "transcript") or None
+            if choice.finish_reason:
+                finish_reasons = [*(finish_reasons or ()), str(choice.finish_reason)]
+                self._finished = True
+        usage = self.usage_of(event)
+        if usage is not None:
+            self._usage_seen = True
+        self.complete = self._finished and (self._usage_seen or not self.expect_usage)
+        return [
+            self.chunk_type.model_construct(
+                provider=self.provider,
+                content=content,
+                thinking=thinking,
+                refusal=refusal,
+                finish_reasons=finish_reasons,
+                model=getattr(event, "model", None),
+                id=getattr(event, "id", None),
+                usage=usage,
+                tool_calls=tool_calls,
+                audio=audio,
+                audio_transcript=transcript,
+                chunk=event,
+            )
+        ]
+
+
+def _field(obj: Any, name: str) -> Any:
+    """A field of an SDK object or of a plain dict (some SDKs keep unknown parts as dicts)."""
+    if isinstance(obj, dict):
+        return obj.get(name)
+    return getattr(obj, name, None)

@@ -1,0 +1,263 @@
+"""Cold, cancellable sources: one request per subscription, closed on every exit.
+
+``reactivex.from_iterable`` cannot be used over an SDK stream: disposing it only sets a
+flag and never closes the iterator, so the HTTP response stays open (RxPY #546). Here
+the pull loop runs in a scheduled action (a background thread for sync SDKs, an asyncio
+task for async ones), checks for disposal after every chunk, and closes the SDK stream
+in ``finally``. A sync read blocked in the socket is not woken by ``close()`` from
+another thread, so disposal first shuts the socket down (:func:`shutdown_socket`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import socket
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+from reactivex import Observable, abc
+from reactivex.disposable import CompositeDisposable, Disposable
+from reactivex.scheduler import NewThreadScheduler
+from reactivex.scheduler.eventloop import AsyncIOScheduler, AsyncIOThreadSafeScheduler
+
+from streamkit.errors import StreamError
+from streamkit.models import Chunk
+from streamkit.providers import ProviderAdapter
+
+__all__ = [
+    "AsyncPull",
+    "SyncPull",
+    "async_source",
+    "shutdown_socket",
+    "sync_source",
+]
+
+_thread_numbers = itertools.count(1)
+THREAD_NAME_PREFIX = "streamkit-source-"
+"""Every thread streamkit starts has a name beginning with this."""
+
+
+def _source_thread(target: Callable[[], None]) -> threading.Thread:
+    return threading.Thread(
+        target=target, name=f"{THREAD_NAME_PREFIX}{next(_thread_numbers)}", daemon=True
+    )
+
+
+def default_sync_scheduler() -> abc.SchedulerBase:
+    """A scheduler that runs each subscription's pull loop on its own short-lived thread."""
+    return NewThreadScheduler(thread_factory=_source_thread)
+
+
+def shutdown_socket(http_response: Any) -> bool:
+    """Shut down the socket under an httpx (or httpx2) response; True if it was found.
+
+    This wakes a reader blocked in ``recv`` on another thread at once. It relies on the
+    transport's ``network_stream`` extension (httpcore internals), so any failure falls
+    back to doing nothing: the caller still closes the response normally.
+    """
+    try:
+        network_stream = http_response.extensions["network_stream"]
+        sock = network_stream.get_extra_info("socket")
+    except Exception:
+        return False
+    if not isinstance(sock, socket.socket):
+        return False
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    return True
+
+
+class SyncPull:
+    """One request of a sync SDK client, as an iterator of chunks that can be cancelled
+    from any thread."""
+
+    def __init__(self, adapter: ProviderAdapter, client: Any, request: Any) -> None:
+        self.adapter = adapter
+        self.client = client
+        self.request = request
+        self._lock = threading.Lock()
+        self._sdk_stream: Any = None
+        self._reader: threading.Thread | None = None
+        self.cancelled = False
+
+    def chunks(self) -> Iterator[Chunk]:
+        """Make the request and yield its chunks; the SDK stream is closed on every exit."""
+        adapter = self.adapter
+        with self._lock:
+            if self.cancelled:
+                return
+            self._reader = threading.current_thread()
+        sdk_stream = adapter.open(self.client, self.request)
+        with self._lock:
+            self._sdk_stream = sdk_stream
+        try:
+            if self.cancelled:
+                return
+            decoder = adapter.new_decoder(self.request)
+            for event in sdk_stream:
+                yield from decoder.decode(event)
+                if self.cancelled:
+                    return
+            if not decoder.complete:
+                raise adapter.incomplete(decoder)
+        except Exception:
+            if self.cancelled:
+                return  # the read error our own socket shutdown caused
+            raise
+        finally:
+            adapter.close(sdk_stream)
+
+    def cancel(self) -> None:
+        """Stop the pull; from another thread, wake a blocked read by shutting the socket."""
+        with self._lock:
+            self.cancelled = True
+            sdk_stream = self._sdk_stream
+            reader = self._reader
+        if sdk_stream is not None and reader is not threading.current_thread():
+            shutdown_socket(self.adapter.http_response(sdk_stream))
+
+
+class AsyncPull:
+    """One request of an async SDK client, as an async iterator of chunks."""
+
+    def __init__(self, adapter: ProviderAdapter, client: Any, request: Any) -> None:
+        self.adapter = adapter
+        self.client = client
+        self.request = request
+
+    async def chunks(self) -> AsyncIterator[Chunk]:
+        """Make the request and yield its chunks; the SDK stream is closed on every exit,
+        cancellation included."""
+        adapter = self.adapter
+        sdk_stream = await adapter.open_async(self.client, self.request)
+        try:
+            decoder = adapter.new_decoder(self.request)
+            async for event in sdk_stream:
+                for chunk in decoder.decode(event):
+                    yield chunk
+            if not decoder.complete:
+                raise adapter.incomplete(decoder)
+        finally:
+            await adapter.close_async(sdk_stream)
+
+
+def sync_source(make_pull: Callable[[], SyncPull]) -> Observable[Chunk]:
+    """A cold observable: each subscription makes one request on a scheduler.
+
+    The pull loop runs on the scheduler given to ``subscribe`` (default: a new thread per
+    subscription), never inline, so ``subscribe`` returns at once and the disposable it
+    returns can stop the request from any thread.
+    """
+
+    def subscribe(
+        observer: abc.ObserverBase[Chunk], scheduler: abc.SchedulerBase | None = None
+    ) -> abc.DisposableBase:
+        pull = make_pull()
+
+        def run(_scheduler: abc.SchedulerBase, _state: Any = None) -> None:
+            chunks = pull.chunks()
+            try:
+                while True:
+                    try:
+                        chunk = next(chunks)
+                    except StopIteration:
+                        break
+                    except Exception as error:
+                        if not pull.cancelled:
+                            observer.on_error(error)
+                        return
+                    observer.on_next(chunk)
+                    if pull.cancelled:
+                        return
+            finally:
+                chunks.close()
+            if not pull.cancelled:
+                observer.on_completed()
+
+        scheduled = (scheduler or default_sync_scheduler()).schedule(run)
+        return CompositeDisposable(Disposable(pull.cancel), scheduled)
+
+    return Observable(subscribe)
+
+
+def _event_loop(scheduler: abc.SchedulerBase | None) -> asyncio.AbstractEventLoop:
+    if isinstance(scheduler, (AsyncIOScheduler, AsyncIOThreadSafeScheduler)):
+        return scheduler._loop
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        raise StreamError(
+            "a stream with an async client runs on an asyncio event loop: subscribe to it "
+            "inside a running loop, or pass subscribe(scheduler=AsyncIOThreadSafeScheduler(loop))"
+        ) from None
+
+
+def async_source(make_pull: Callable[[], AsyncPull]) -> Observable[Chunk]:
+    """A cold observable over an async client: each subscription runs one request as a
+    task on the event loop (the running one, or the loop of an ``AsyncIOScheduler``
+    passed to ``subscribe``). Disposing cancels the task from any thread, which closes
+    the HTTP response at once."""
+
+    def subscribe(
+        observer: abc.ObserverBase[Chunk], scheduler: abc.SchedulerBase | None = None
+    ) -> abc.DisposableBase:
+        loop = _event_loop(scheduler)
+        pull = make_pull()
+        disposed = threading.Event()
+
+        async def run() -> None:
+            chunks = pull.chunks()
+            try:
+                while True:
+                    try:
+                        chunk = await chunks.__anext__()
+                    except StopAsyncIteration:
+                        break
+                    except Exception as error:
+                        if not disposed.is_set():
+                            observer.on_error(error)
+                        return
+                    observer.on_next(chunk)
+                    if disposed.is_set():
+                        return
+            finally:
+                await chunks.aclose()
+            if not disposed.is_set():
+                observer.on_completed()
+
+        task_holder: list[asyncio.Future[None]] = []
+
+        def start() -> None:
+            if not disposed.is_set():
+                task_holder.append(loop.create_task(run()))
+
+        def dispose() -> None:
+            disposed.set()
+
+            def cancel() -> None:
+                for task in task_holder:
+                    task.cancel()
+
+            if _on_loop_thread(loop):
+                cancel()
+            else:
+                with contextlib.suppress(RuntimeError):  # the loop is already closed
+                    loop.call_soon_threadsafe(cancel)
+
+        if _on_loop_thread(loop):
+            start()
+        else:
+            loop.call_soon_threadsafe(start)
+        return Disposable(dispose)
+
+    return Observable(subscribe)
+
+
+def _on_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False

@@ -1,0 +1,287 @@
+"""``Stream``: a cold ``Observable[Chunk]`` that also offers the seed document's API.
+
+As an observable, every subscription is one request, and subscribing never touches the
+totals below. Iterating (``for chunk, tool in stream`` / ``async for``) is the seed's
+call API: the first iteration makes the request and folds the totals
+(``stream.content``, ``.usage``, ...; ``construct_call_response()``); a later iteration
+replays what the first received without a new request, so nothing is wiped and nothing
+is billed twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+from reactivex import Observable
+
+from streamkit.accumulator import Accumulator
+from streamkit.errors import StreamError
+from streamkit.messages import Message, normalize_messages
+from streamkit.models import CallResponse, Chunk, ToolCall, Usage
+from streamkit.providers import ProviderAdapter, get_adapter
+from streamkit.source import AsyncPull, SyncPull, async_source, sync_source
+
+__all__ = ["Stream", "stream"]
+
+Pair = tuple[Chunk, ToolCall | None]
+
+
+class Stream(Observable[Chunk]):
+    """A provider stream: an ``Observable[Chunk]`` with the seed document's call API.
+
+    Build one with :func:`stream` or the :func:`~streamkit.call` decorator.
+    """
+
+    def __init__(
+        self,
+        provider: str,
+        model: str,
+        messages: str | Sequence[Mapping[str, Any]],
+        *,
+        client: Any = None,
+        async_: bool | None = None,
+        **params: Any,
+    ) -> None:
+        adapter = get_adapter(provider)
+        if not isinstance(model, str) or not model:
+            raise TypeError(f"model must be a non-empty string, not {model!r}")
+        self._adapter: ProviderAdapter = adapter
+        self._messages: list[Message] = normalize_messages(messages)
+        self._client = client
+        if client is not None:
+            client_is_async = adapter.is_async_client(client)
+            if async_ is not None and async_ != client_is_async:
+                kind = "an async" if client_is_async else "a sync"
+                raise TypeError(f"async_={async_} was asked for, but {kind} client was given")
+            async_ = client_is_async
+        self.is_async: bool = bool(async_)
+        self.provider = provider
+        self.model_name = model
+        self._request = adapter.build_request(model, self._messages, dict(params))
+        self._accumulator = Accumulator()
+        self._pairs: list[Pair] | None = None
+        self._error: BaseException | None = None
+        self._sync_pull: SyncPull | None = None
+        self._async_iterator: AsyncIterator[Chunk] | None = None
+        source = async_source(self._new_async_pull) if self.is_async else sync_source(self._new_sync_pull)
+        super().__init__(source._subscribe_core)
+
+    # -- sources ---------------------------------------------------------------------
+    def _resolved_client(self) -> Any:
+        if self._client is None:
+            self._client = self._adapter.default_client(self.is_async)
+        return self._client
+
+    def _new_sync_pull(self) -> SyncPull:
+        return SyncPull(self._adapter, self._resolved_client(), self._request)
+
+    def _new_async_pull(self) -> AsyncPull:
+        return AsyncPull(self._adapter, self._resolved_client(), self._request)
+
+    # -- the seed's iteration API ----------------------------------------------------
+    def __iter__(self) -> Iterator[Pair]:
+        """Yield ``(chunk, tool)`` pairs; ``tool`` is a completed :class:`ToolCall` or None.
+
+        When one chunk completes several tool calls, the chunk comes with the first and
+        an empty chunk (same raw event) with each further one.
+        """
+        if self.is_async:
+            raise StreamError("this stream has an async client: iterate it with `async for`")
+        if self._pairs is not None:
+            yield from self._replay()
+            return
+        self._pairs = []
+        pull = self._sync_pull = self._new_sync_pull()
+        chunks = pull.chunks()
+        try:
+            for chunk in chunks:
+                for pair in self._fold(chunk):
+                    self._pairs.append(pair)
+                    yield pair
+            for pair in self._finish():
+                self._pairs.append(pair)
+                yield pair
+        except BaseException as error:
+            self._error = error
+            raise
+        finally:
+            chunks.close()
+
+    async def __aiter__(self) -> AsyncIterator[Pair]:
+        """``async for chunk, tool in stream``: the async form of iteration."""
+        if not self.is_async:
+            raise StreamError("this stream has a sync client: iterate it with `for`")
+        if self._pairs is not None:
+            for pair in self._replay():
+                yield pair
+            return
+        self._pairs = []
+        chunks = self._async_iterator = AsyncPull(
+            self._adapter, self._resolved_client(), self._request
+        ).chunks()
+        try:
+            async for chunk in chunks:
+                for pair in self._fold(chunk):
+                    self._pairs.append(pair)
+                    yield pair
+            for pair in self._finish():
+                self._pairs.append(pair)
+                yield pair
+        except BaseException as error:
+            self._error = error
+            raise
+        finally:
+            await chunks.aclose()  # type: ignore[attr-defined]
+
+    def _fold(self, chunk: Chunk) -> list[Pair]:
+        tools = self._accumulator.add(chunk)
+        if not tools:
+            return [(chunk, None)]
+        pairs: list[Pair] = [(chunk, tools[0])]
+        pairs.extend((_empty_like(chunk), tool) for tool in tools[1:])
+        return pairs
+
+    def _finish(self) -> list[Pair]:
+        tools = self._accumulator.finish()
+        if not tools:
+            return []
+        template = self._pairs[-1][0] if self._pairs else Chunk(provider=self.provider)
+        return [(_empty_like(template), tool) for tool in tools]
+
+    def _replay(self) -> Iterator[Pair]:
+        yield from list(self._pairs or ())
+        if self._error is not None and not isinstance(self._error, GeneratorExit):
+            raise self._error
+
+    # -- closing ---------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the HTTP response of the current iteration (safe from any thread)."""
+        if self._sync_pull is not None:
+            self._sync_pull.cancel()
+
+    async def aclose(self) -> None:
+        """Close the HTTP response of the current async iteration."""
+        if self._async_iterator is not None:
+            await self._async_iterator.aclose()  # type: ignore[attr-defined]
+
+    def __enter__(self) -> Stream:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Stream:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- totals after iteration ------------------------------------------------------
+    @property
+    def content(self) -> str:
+        """The text received so far by iteration."""
+        return self._accumulator.content
+
+    @property
+    def thinking(self) -> str:
+        """The reasoning text received so far by iteration."""
+        return self._accumulator.thinking
+
+    @property
+    def finish_reasons(self) -> list[str] | None:
+        """The provider-native finish reasons, once reported."""
+        return self._accumulator.finish_reasons
+
+    @property
+    def model(self) -> str | None:
+        """The model the provider reported (or ``None`` before any chunk)."""
+        return self._accumulator.model
+
+    @property
+    def id(self) -> str | None:
+        """The response id the provider reported."""
+        return self._accumulator.id
+
+    @property
+    def usage(self) -> Usage | None:
+        """The call's usage, once reported."""
+        return self._accumulator.usage
+
+    @property
+    def input_tokens(self) -> int | None:
+        """Input tokens of the call, once reported."""
+        usage = self._accumulator.usage
+        return None if usage is None else usage.input_tokens
+
+    @property
+    def output_tokens(self) -> int | None:
+        """Output tokens of the call, once reported."""
+        usage = self._accumulator.usage
+        return None if usage is None else usage.output_tokens
+
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        """The tool calls received so far."""
+        return self._accumulator.tool_calls
+
+    def construct_call_response(self) -> CallResponse:
+        """The :class:`CallResponse` of what iteration received (the whole call once the
+        stream is exhausted)."""
+        return self._accumulator.response()
+
+    def __repr__(self) -> str:
+        kind = "async" if self.is_async else "sync"
+        return f"Stream(provider={self.provider!r}, model={self.model_name!r}, {kind})"
+
+
+def _empty_like(chunk: Chunk) -> Chunk:
+    return type(chunk).model_construct(
+        provider=chunk.provider, model=chunk.model, id=chunk.id, chunk=chunk.chunk
+    )
+
+
+def stream(
+    provider: str,
+    model: str,
+    messages: str | Sequence[Mapping[str, Any]],
+    *,
+    client: Any = None,
+    **params: Any,
+) -> Stream:
+    """Stream ``messages`` to ``model`` of ``provider`` as a cold :class:`Stream`.
+
+    ``client`` is the provider SDK's client, sync or async (default: the SDK's default
+    sync client from its environment variables, built at the first request). Other
+    keyword arguments pass through to the provider's call. Nothing is sent until the
+    stream is subscribed or iterated; each subscription is one request.
+
+    Raises :class:`~streamkit.errors.UnknownProviderError`, ``TypeError`` or
+    ``ValueError`` for bad arguments, before any request.
+    """
+    return Stream(provider, model, messages, client=client, **params)
+
+
+def reduce_sync(stream: Stream) -> CallResponse:
+    """Iterate ``stream`` to the end and return its response."""
+    for _ in stream:
+        pass
+    return stream.construct_call_response()
+
+
+async def reduce_async(stream: Stream) -> CallResponse:
+    """Iterate an async ``stream`` to the end and return its response."""
+    async for _ in stream:
+        pass
+    return stream.construct_call_response()
