@@ -33,8 +33,8 @@ class _Pieces(Generic[PieceT]):
 
     def __init__(self, empty: PieceT) -> None:
         self._pieces: list[PieceT] = []
-        self._empty = empty
-        self._cached = empty
+        self._empty: PieceT = empty
+        self._cached: PieceT = empty
         self._cached_count = 0
 
     def append(self, piece: PieceT) -> None:

@@ -40,9 +40,10 @@ def call(
 
     def decorator(fn: Callable[P, Any]) -> Callable[P, Any]:
         is_async = inspect.iscoroutinefunction(fn)
-        if client is not None and adapter.is_async_client(client) != is_async:
-            want = "an async client" if is_async else "a sync client"
-            raise TypeError(f"{fn.__qualname__} is {'async' if is_async else 'sync'}: give it {want}")
+        client_is_async = None if client is None else adapter.is_async_client(client)
+        if client_is_async is not None and client_is_async != is_async:
+            kind, want = ("async", "an async client") if is_async else ("sync", "a sync client")
+            raise TypeError(f"{fn.__qualname__} is {kind}: give it {want}")
 
         if is_async:
 

@@ -157,9 +157,9 @@ class CallResponse(BaseModel):
 
     ``finish_reasons`` keeps the provider's own values; ``finish_reason`` is the common
     one (``None`` when the stream ended without reporting one; ``"refusal"`` when the
-    model refused, which OpenAI reports as ``stop`` with a ``refusal`` text). ``message_param`` is the
-    assistant message in the provider's own format, ready to append to the history of
-    the next request.
+    model refused, which OpenAI reports as ``stop`` with a ``refusal`` text).
+    ``message_param`` is the assistant message in the provider's own format, ready to
+    append to the history of the next request.
     """
 
     model_config = ConfigDict(frozen=True)

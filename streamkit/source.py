@@ -15,7 +15,7 @@ import contextlib
 import itertools
 import socket
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Generator
 from typing import Any
 
 from reactivex import Observable, abc
@@ -83,7 +83,7 @@ class SyncPull:
         self._reader: threading.Thread | None = None
         self.cancelled = False
 
-    def chunks(self) -> Iterator[Chunk]:
+    def chunks(self) -> Generator[Chunk, None, None]:
         """Make the request and yield its chunks; the SDK stream is closed on every exit."""
         adapter = self.adapter
         with self._lock:
@@ -128,7 +128,7 @@ class AsyncPull:
         self.client = client
         self.request = request
 
-    async def chunks(self) -> AsyncIterator[Chunk]:
+    async def chunks(self) -> AsyncGenerator[Chunk, None]:
         """Make the request and yield its chunks; the SDK stream is closed on every exit,
         cancellation included."""
         adapter = self.adapter

@@ -10,7 +10,7 @@ is billed twice.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -50,8 +50,8 @@ class Stream(Observable[Chunk]):
         self._adapter: ProviderAdapter = adapter
         self._messages: list[Message] = normalize_messages(messages)
         self._client = client
-        if client is not None:
-            client_is_async = adapter.is_async_client(client)
+        client_is_async = None if client is None else adapter.is_async_client(client)
+        if client_is_async is not None:  # None: a client that serves both, async_ decides
             if async_ is not None and async_ != client_is_async:
                 kind = "an async" if client_is_async else "a sync"
                 raise TypeError(f"async_={async_} was asked for, but {kind} client was given")
@@ -64,8 +64,12 @@ class Stream(Observable[Chunk]):
         self._pairs: list[Pair] | None = None
         self._error: BaseException | None = None
         self._sync_pull: SyncPull | None = None
-        self._async_iterator: AsyncIterator[Chunk] | None = None
-        source = async_source(self._new_async_pull) if self.is_async else sync_source(self._new_sync_pull)
+        self._async_iterator: AsyncGenerator[Chunk, None] | None = None
+        source = (
+            async_source(self._new_async_pull)
+            if self.is_async
+            else sync_source(self._new_sync_pull)
+        )
         super().__init__(source._subscribe_core)
 
     # -- sources ---------------------------------------------------------------------
@@ -133,7 +137,7 @@ class Stream(Observable[Chunk]):
             self._error = error
             raise
         finally:
-            await chunks.aclose()  # type: ignore[attr-defined]
+            await chunks.aclose()
 
     def _fold(self, chunk: Chunk) -> list[Pair]:
         tools = self._accumulator.add(chunk)
@@ -164,7 +168,7 @@ class Stream(Observable[Chunk]):
     async def aclose(self) -> None:
         """Close the HTTP response of the current async iteration."""
         if self._async_iterator is not None:
-            await self._async_iterator.aclose()  # type: ignore[attr-defined]
+            await self._async_iterator.aclose()
 
     def __enter__(self) -> Stream:
         return self

@@ -31,6 +31,10 @@ _ADAPTERS: dict[str, str] = {
     "anthropic": "streamkit.providers.anthropic:AnthropicAdapter",
     "mistral": "streamkit.providers.mistral:MistralAdapter",
     "groq": "streamkit.providers.groq:GroqAdapter",
+    "google": "streamkit.providers.google:GoogleAdapter",
+    "cohere": "streamkit.providers.cohere:CohereAdapter",
+    "litellm": "streamkit.providers.litellm:LiteLLMAdapter",
+    "azure": "streamkit.providers.azure:AzureAdapter",
 }
 
 PROVIDERS: tuple[str, ...] = tuple(_ADAPTERS)

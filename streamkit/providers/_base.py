@@ -174,8 +174,12 @@ class ProviderAdapter(ABC):
     """A description of the event that ends a whole stream, for error messages."""
 
     @abstractmethod
-    def is_async_client(self, client: Any) -> bool:
-        """Whether ``client`` is the SDK's async client (raises TypeError if foreign)."""
+    def is_async_client(self, client: Any) -> bool | None:
+        """Whether ``client`` is the SDK's async client (raises TypeError if foreign).
+
+        ``None`` means the client serves both (one class for sync and async calls, such
+        as ``genai.Client`` or mistralai's ``Mistral``): the stream's ``async_`` decides.
+        """
 
     @abstractmethod
     def default_client(self, async_: bool) -> Any:

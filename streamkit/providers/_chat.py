@@ -30,14 +30,14 @@ def chat_usage(raw: Any) -> Usage | None:
         input_tokens=prompt,
         output_tokens=completion,
         total_tokens=total,
-        cached_tokens=getattr(prompt_details, "cached_tokens", None),
-        reasoning_tokens=getattr(completion_details, "reasoning_tokens", None),
+        cached_tokens=_field(prompt_details, "cached_tokens"),
+        reasoning_tokens=_field(completion_details, "reasoning_tokens"),
     )
 
 
 def _text(value: Any) -> str:
     """Delta content as text: a string, or (Mistral thinking models) a list of parts."""
-    if value is None:
+    if not value:  # None, "", [] or an SDK's falsy "unset" marker (mistralai's UNSET)
         return ""
     if isinstance(value, str):
         return value
@@ -50,7 +50,7 @@ def _text(value: Any) -> str:
 
 def _thinking_parts(value: Any) -> str:
     """Reasoning carried as ``thinking`` parts inside list content (Mistral)."""
-    if value is None or isinstance(value, str):
+    if not value or isinstance(value, str):
         return ""
     pieces: list[str] = []
     for part in value:
@@ -78,6 +78,16 @@ class ChatChunkDecoder(Decoder):
         """The usage an event reports (OpenAI: ``event.usage``)."""
         return chat_usage(getattr(event, "usage", None))
 
+    def tool_call_delta(self, call: Any) -> ToolCallDelta:
+        """One fragment of ``delta.tool_calls`` as a :class:`ToolCallDelta`."""
+        function = call.function
+        return ToolCallDelta(
+            index=call.index if call.index is not None else 0,
+            id=call.id,
+            name=getattr(function, "name", None),
+            arguments=getattr(function, "arguments", None) or "",
+        )
+
     def decode(self, event: Any) -> list[Chunk]:
         """One chat chunk in, one normalized chunk out."""
         self.events += 1
@@ -100,16 +110,9 @@ class ChatChunkDecoder(Decoder):
                     or ""
                 )
                 refusal = getattr(delta, "refusal", None) or ""
-                for call in getattr(delta, "tool_calls", None) or ():
-                    function = call.function
-                    tool_calls.append(
-                        ToolCallDelta(
-                            index=call.index if call.index is not None else 0,
-                            id=call.id,
-                            name=getattr(function, "name", None),
-                            arguments=getattr(function, "arguments", None) or "",
-                        )
-                    )
+                tool_calls.extend(
+                    self.tool_call_delta(call) for call in getattr(delta, "tool_calls", None) or ()
+                )
                 delta_audio = getattr(delta, "audio", None)
                 if delta_audio is not None:
                     data = _field(delta_audio, "data")

@@ -1,0 +1,25 @@
+"""Shared test set-up: hypothesis profiles and leak checks.
+
+Profiles: ``default`` (fast, for CI) and ``thorough`` (thousands of examples, run by
+hand with ``HYPOTHESIS_PROFILE=thorough python -m pytest``).
+"""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "default",
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "thorough",
+    max_examples=3000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
