@@ -1,0 +1,132 @@
+"""The one fold of chunks: rules, laziness, and split-invariance (hypothesis)."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+import streamkit as sk
+from streamkit import Chunk, ToolCallDelta, Usage
+from streamkit.accumulator import Accumulator
+from streamkit.testing import strategies as sks
+
+
+def fold(chunks: list[Chunk]) -> sk.CallResponse:
+    accumulator = Accumulator()
+    for chunk in chunks:
+        accumulator.add(chunk)
+    accumulator.finish()
+    return accumulator.response()
+
+
+@given(sks.chunk_streams())
+def test_reducer_rebuilds_text_tool_calls_usage_and_finish(stream: sks.ChunkStream) -> None:
+    response = fold(stream.chunks)
+    assert response.content == stream.text
+    assert [(c.id, c.name, c.args) for c in response.tool_calls] == stream.tool_calls
+    assert response.usage == stream.usage
+    assert response.finish_reasons == [stream.finish_reason]
+
+
+@given(st.text(max_size=60), st.data())
+def test_reducer_does_not_depend_on_where_the_text_was_split(
+    text: str, data: st.DataObject
+) -> None:
+    first = data.draw(sks.split_text(text))
+    second = data.draw(sks.split_text(text))
+    responses = [
+        fold(
+            [Chunk(provider="openai", content=piece) for piece in pieces]
+            + [Chunk(provider="openai", finish_reasons=["stop"])]
+        )
+        for pieces in (first, second)
+    ]
+    assert responses[0] == responses[1]
+    assert responses[0].content == text
+
+
+def test_usage_is_the_latest_report_never_a_sum() -> None:
+    chunks = [
+        Chunk(provider="anthropic", usage=Usage(input_tokens=10, output_tokens=1, total_tokens=11)),
+        Chunk(provider="anthropic", content="a"),
+        Chunk(provider="anthropic", usage=Usage(input_tokens=10, output_tokens=7, total_tokens=17)),
+    ]
+    assert fold(chunks).usage == Usage(input_tokens=10, output_tokens=7, total_tokens=17)
+
+
+def test_a_later_chunk_without_finish_reasons_does_not_erase_them() -> None:
+    chunks = [
+        Chunk(provider="openai", content="x", finish_reasons=["length"]),
+        Chunk(provider="openai", usage=Usage(input_tokens=1, output_tokens=1, total_tokens=2)),
+    ]
+    response = fold(chunks)
+    assert response.finish_reasons == ["length"]
+    assert response.finish_reason == "length"
+
+
+def test_tool_calls_complete_on_new_index_explicit_mark_finish_or_end() -> None:
+    accumulator = Accumulator()
+    start = ToolCallDelta(index=0, id="a", name="f", arguments='{"x"')
+    assert accumulator.add(Chunk(provider="openai", tool_calls=[start])) == []
+    assert (
+        accumulator.add(
+            Chunk(provider="openai", tool_calls=[ToolCallDelta(index=0, arguments=": 1}")])
+        )
+        == []
+    )
+    completed = accumulator.add(
+        Chunk(provider="openai", tool_calls=[ToolCallDelta(index=1, id="b", name="g")])
+    )
+    assert [(c.id, c.args) for c in completed] == [("a", {"x": 1})]
+    marked = accumulator.add(
+        Chunk(provider="openai", tool_calls=[ToolCallDelta(index=1, arguments="{}", complete=True)])
+    )
+    assert [c.id for c in marked] == ["b"]
+    assert (
+        accumulator.add(
+            Chunk(provider="openai", tool_calls=[ToolCallDelta(index=2, id="c", name="h")])
+        )
+        == []
+    )
+    assert [c.id for c in accumulator.finish()] == ["c"]
+    assert accumulator.finish() == []  # never twice
+
+
+def test_snapshots_are_lazy_and_keep_their_own_prefix() -> None:
+    accumulator = Accumulator()
+    snapshots = []
+    for piece in ["Hel", "lo", ", world"]:
+        accumulator.add(Chunk(provider="openai", content=piece))
+        snapshots.append(accumulator.snapshot())
+    assert [s.content for s in snapshots] == ["Hel", "Hello", "Hello, world"]
+    assert snapshots[0].to_call_response().content == "Hel"
+
+
+def test_audio_and_transcript_are_kept_in_order() -> None:
+    chunks = [
+        Chunk(provider="openai", audio=b"\x01\x02", audio_transcript="Once"),
+        Chunk(provider="openai", audio=b"\x03", audio_transcript=" upon"),
+        Chunk(provider="openai", finish_reasons=["stop"]),
+    ]
+    response = fold(chunks)
+    assert response.audio == b"\x01\x02\x03"
+    assert response.audio_transcript == "Once upon"
+
+
+def test_tool_call_parse_validates_into_a_user_model() -> None:
+    from pydantic import BaseModel, ValidationError
+
+    class Book(BaseModel):
+        title: str
+        author: str
+
+    call = sk.ToolCall.from_arguments("id", "Book", '{"title": "Dune", "author": "Herbert"}')
+    assert call.parse(Book) == Book(title="Dune", author="Herbert")
+    broken = sk.ToolCall.from_arguments("id", "Book", '{"title": 1')
+    assert broken.args == {}
+    try:
+        broken.parse(Book)
+    except ValidationError:
+        pass
+    else:
+        raise AssertionError("expected a ValidationError")
