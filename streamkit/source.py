@@ -90,23 +90,26 @@ class SyncPull:
             if self.cancelled:
                 return
             self._reader = threading.current_thread()
+        decoder = adapter.new_decoder(self.request)
         sdk_stream = adapter.open(self.client, self.request)
         with self._lock:
             self._sdk_stream = sdk_stream
         try:
             if self.cancelled:
                 return
-            decoder = adapter.new_decoder(self.request)
             for event in sdk_stream:
                 yield from decoder.decode(event)
                 if self.cancelled:
                     return
             if not decoder.complete:
                 raise adapter.incomplete(decoder)
-        except Exception:
+        except Exception as error:
             if self.cancelled:
                 return  # the read error our own socket shutdown caused
-            raise
+            replacement = adapter.read_error(decoder, error)
+            if replacement is error:
+                raise
+            raise replacement from error
         finally:
             adapter.close(sdk_stream)
 
@@ -132,14 +135,19 @@ class AsyncPull:
         """Make the request and yield its chunks; the SDK stream is closed on every exit,
         cancellation included."""
         adapter = self.adapter
+        decoder = adapter.new_decoder(self.request)
         sdk_stream = await adapter.open_async(self.client, self.request)
         try:
-            decoder = adapter.new_decoder(self.request)
             async for event in sdk_stream:
                 for chunk in decoder.decode(event):
                     yield chunk
             if not decoder.complete:
                 raise adapter.incomplete(decoder)
+        except Exception as error:
+            replacement = adapter.read_error(decoder, error)
+            if replacement is error:
+                raise
+            raise replacement from error
         finally:
             await adapter.close_async(sdk_stream)
 
@@ -239,7 +247,11 @@ def async_source(make_pull: Callable[[], AsyncPull]) -> Observable[Chunk]:
 
             def cancel() -> None:
                 for task in task_holder:
-                    task.cancel()
+                    # Disposed from inside the task (an on_next, as take(n) does): it
+                    # stops at its own disposed check; a pending cancel would interrupt
+                    # the close in its finally (httpx's anyio close awaits first).
+                    if task is not asyncio.current_task():
+                        task.cancel()
 
             if _on_loop_thread(loop):
                 cancel()

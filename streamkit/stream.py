@@ -59,6 +59,7 @@ class Stream(Observable[Chunk]):
         self.is_async: bool = bool(async_)
         self.provider = provider
         self.model_name = model
+        self._params = dict(params)
         self._request = adapter.build_request(model, self._messages, dict(params))
         self._accumulator = Accumulator()
         self._pairs: list[Pair] | None = None
@@ -83,6 +84,31 @@ class Stream(Observable[Chunk]):
 
     def _new_async_pull(self) -> AsyncPull:
         return AsyncPull(self._adapter, self._resolved_client(), self._request)
+
+    # -- retrying --------------------------------------------------------------------
+    def continuation(self, delivered: str) -> Stream:
+        """A new cold stream asking the model to continue an answer cut after ``delivered``.
+
+        Same provider, model, client and parameters; the messages are extended the
+        provider's way (:meth:`ProviderAdapter.continuation_messages`: an assistant
+        prefill for Anthropic, the delivered text plus a "continue" request for
+        OpenAI-style chat). Used by ``ops.retry_on_error(continuation="continue")``.
+        """
+        if not isinstance(delivered, str):
+            raise TypeError(f"delivered must be a string, not {type(delivered).__name__}")
+        messages = self._adapter.continuation_messages(list(self._messages), delivered)
+        return Stream(
+            self.provider,
+            self.model_name,
+            messages,
+            client=self._client,
+            async_=self.is_async,
+            **self._params,
+        )
+
+    def is_transient(self, error: BaseException) -> bool:
+        """Whether a new request may succeed after ``error`` (the provider's classification)."""
+        return self._adapter.is_transient(error)
 
     # -- the seed's iteration API ----------------------------------------------------
     def __iter__(self) -> Iterator[Pair]:
@@ -137,7 +163,7 @@ class Stream(Observable[Chunk]):
             self._error = error
             raise
         finally:
-            await chunks.aclose()
+            await _aclose_once(chunks)
 
     def _fold(self, chunk: Chunk) -> list[Pair]:
         tools = self._accumulator.add(chunk)
@@ -168,7 +194,7 @@ class Stream(Observable[Chunk]):
     async def aclose(self) -> None:
         """Close the HTTP response of the current async iteration."""
         if self._async_iterator is not None:
-            await self._async_iterator.aclose()
+            await _aclose_once(self._async_iterator)
 
     def __enter__(self) -> Stream:
         return self
@@ -248,6 +274,17 @@ class Stream(Observable[Chunk]):
     def __repr__(self) -> str:
         kind = "async" if self.is_async else "sync"
         return f"Stream(provider={self.provider!r}, model={self.model_name!r}, {kind})"
+
+
+async def _aclose_once(chunks: AsyncGenerator[Chunk, None]) -> None:
+    """Close an async pull unless a close of it is already under way.
+
+    After ``break`` the loop finalizes the dropped ``async for`` generator in a task of
+    its own while ``aclose()`` may be closing the same pull; an SDK whose close awaits
+    (httpx's anyio transport) would make the second ``aclose`` raise RuntimeError.
+    """
+    if not getattr(chunks, "ag_running", False):  # typeshed's AsyncGenerator lacks it
+        await chunks.aclose()
 
 
 def _empty_like(chunk: Chunk) -> Chunk:

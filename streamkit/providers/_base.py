@@ -19,10 +19,14 @@ from streamkit.messages import Message
 from streamkit.models import Chunk, ToolCall
 
 __all__ = [
+    "CONTINUE_INSTRUCTION",
     "ChatMessageBuilder",
     "Decoder",
     "MessageBuilder",
     "ProviderAdapter",
+    "assistant_prefill",
+    "cut_stream_error",
+    "function_tool_calls",
     "is_transient_error",
 ]
 
@@ -58,6 +62,19 @@ class MessageBuilder:
         raise NotImplementedError
 
 
+def function_tool_calls(calls: list[ToolCall]) -> list[dict[str, Any]]:
+    """Tool calls as ``{"id", "type": "function", "function": {"name", "arguments"}}``,
+    the form OpenAI chat and Cohere v2 assistant messages share."""
+    return [
+        {
+            "id": call.id,
+            "type": "function",
+            "function": {"name": call.name, "arguments": call.arguments},
+        }
+        for call in calls
+    ]
+
+
 class ChatMessageBuilder(MessageBuilder):
     """The OpenAI chat-completions assistant message (also Groq, Mistral, LiteLLM, Azure)."""
 
@@ -66,7 +83,9 @@ class ChatMessageBuilder(MessageBuilder):
 
     def add(self, chunk: Chunk) -> None:
         """Remember the audio id, which the next turn refers to."""
-        if chunk.audio is not None or chunk.audio_transcript:
+        # OpenAI sends the id alone in the first audio delta (no data, no transcript),
+        # so the raw chunk is read until an id was found.
+        if self.audio_id is None:
             raw = chunk.chunk
             for choice in getattr(raw, "choices", None) or ():
                 audio = getattr(choice.delta, "audio", None)
@@ -79,14 +98,7 @@ class ChatMessageBuilder(MessageBuilder):
         message: dict[str, Any] = {"role": "assistant", "content": fields["content"] or None}
         tool_calls: list[ToolCall] = fields["tool_calls"]
         if tool_calls:
-            message["tool_calls"] = [
-                {
-                    "id": call.id,
-                    "type": "function",
-                    "function": {"name": call.name, "arguments": call.arguments},
-                }
-                for call in tool_calls
-            ]
+            message["tool_calls"] = function_tool_calls(tool_calls)
         if fields.get("refusal"):
             message["refusal"] = fields["refusal"]
         if self.audio_id is not None:
@@ -105,6 +117,10 @@ _TRANSIENT_TYPES = frozenset(
         "internal_server_error",
         "service_unavailable",
     }
+)
+# httpx / httpx2 and aiohttp errors for a connection dropped in the middle of a body.
+_CONNECTION_CUT_NAMES = frozenset(
+    {"RemoteProtocolError", "ReadError", "ClientPayloadError", "ServerDisconnectedError"}
 )
 _TRANSPORT_ERROR_NAMES = frozenset(
     {
@@ -138,14 +154,30 @@ def _error_type(exc: BaseException) -> str | None:
     return None
 
 
+def _carried_status(exc: BaseException) -> int | None:
+    """An HTTP status carried inside an error event of a 200 stream: OpenRouter's numeric
+    ``error.code`` (502, 429...), Groq's ``status_code`` in the error body."""
+    candidates: list[object] = [getattr(exc, "code", None)]
+    body = getattr(exc, "body", None)
+    if isinstance(body, Mapping):
+        error = body.get("error", body)
+        if isinstance(error, Mapping):
+            candidates += [error.get("code"), error.get("status_code")]
+    for value in candidates:
+        if isinstance(value, int) and not isinstance(value, bool) and 100 <= value <= 599:
+            return value
+    return None
+
+
 def is_transient_error(exc: BaseException) -> bool:
     """Whether a new request may succeed where this error failed.
 
     Transient: connection and read errors, a stream cut before its terminal event, HTTP
     408/409/429/5xx/529, and error events whose type is an overload, rate limit or
     server error (these arrive with the 200 status of the stream that carried them, so
-    they are classified by type, not status). Everything else (400, 401, 403, 404, 422,
-    a malformed request) is not.
+    they are classified by type, not status; an HTTP status carried in the event's body,
+    as OpenRouter's numeric ``code``, counts as the status). Everything else (400, 401,
+    403, 404, 422, a malformed request) is not.
     """
     if isinstance(exc, IncompleteStreamError):
         return True
@@ -160,9 +192,31 @@ def is_transient_error(exc: BaseException) -> bool:
     error_type = _error_type(exc)
     if error_type is not None and error_type in _TRANSIENT_TYPES:
         return True
+    if not isinstance(status, int) or status == 200:
+        status = _carried_status(exc)
     if isinstance(status, int) and status != 200:
         return status in _TRANSIENT_STATUS
     return bool(names & _TRANSPORT_ERROR_NAMES)
+
+
+CONTINUE_INSTRUCTION = "Continue exactly where you stopped, without repeating anything."
+"""The user message that asks a model without assistant prefill to go on (see
+:meth:`ProviderAdapter.continuation_messages`)."""
+
+
+def assistant_prefill(messages: list[Message], delivered: str) -> list[Message]:
+    """``messages`` with ``delivered`` as the start of the assistant's answer (prefill).
+
+    For providers that continue a final assistant message (Anthropic): the text is
+    appended to a final assistant message with string content (the caller's own
+    prefill, which the model's output continued), otherwise added as a new final
+    assistant message.
+    """
+    if messages and messages[-1].get("role") == "assistant":
+        last = messages[-1]
+        if isinstance(last.get("content"), str):
+            return [*messages[:-1], {**last, "content": last["content"] + delivered}]
+    return [*messages, {"role": "assistant", "content": delivered}]
 
 
 class ProviderAdapter(ABC):
@@ -229,6 +283,50 @@ class ProviderAdapter(ABC):
         """Whether a retry may succeed after ``exc`` (see :func:`is_transient_error`)."""
         return is_transient_error(exc)
 
+    def continuation_messages(self, messages: list[Message], delivered: str) -> list[Message]:
+        """The messages of a request that continues an answer cut after ``delivered``.
+
+        Default (providers without assistant prefill, e.g. OpenAI chat): the delivered
+        text as an assistant message, then a user message asking to continue exactly
+        where it stopped (:data:`CONTINUE_INSTRUCTION`). Providers that continue a
+        final assistant message override this with :func:`assistant_prefill`.
+        """
+        return [
+            *messages,
+            {"role": "assistant", "content": delivered},
+            {"role": "user", "content": CONTINUE_INSTRUCTION},
+        ]
+
     def incomplete(self, decoder: Decoder) -> IncompleteStreamError:
         """The error for a stream that ended before its terminal event."""
         return IncompleteStreamError(self.name, self.terminal_event, events=decoder.events)
+
+    def read_error(self, decoder: Decoder, error: Exception) -> Exception:
+        """The exception to raise for ``error``, raised while the stream was read.
+
+        Default: :func:`cut_stream_error`: a connection dropped after some events and
+        before the terminal one is :class:`IncompleteStreamError` (raised ``from`` the
+        SDK's error), the same for every provider; any other error is the SDK's own.
+        """
+        return cut_stream_error(self, decoder, error)
+
+
+def cut_stream_error(adapter: ProviderAdapter, decoder: Decoder, error: Exception) -> Exception:
+    """``IncompleteStreamError`` for a connection dropped after some events and before
+    the terminal one (the source raises it ``from error``); any other ``error`` unchanged.
+
+    For SDKs (google-genai, cohere, mistralai) that raise the HTTP library's own error
+    for a cut stream, which differs by library (httpx, httpx2, aiohttp) and so by sync
+    or async.
+    """
+    # openai wraps the transport error in APIConnectionError: look down the cause chain.
+    names: set[str] = set()
+    cause: BaseException | None = error
+    for _ in range(4):
+        if cause is None:
+            break
+        names.update(cls.__name__ for cls in type(cause).__mro__)
+        cause = cause.__cause__
+    if decoder.events and not decoder.complete and names & _CONNECTION_CUT_NAMES:
+        return adapter.incomplete(decoder)
+    return error

@@ -2,8 +2,8 @@
 
 OpenAI, Groq, Mistral, LiteLLM and Azure all stream ``chat.completion.chunk`` objects
 (each SDK with its own classes of the same shape), so one decoder reads them by
-attribute. Each adapter supplies only what differs: where usage lives and what ends
-its stream.
+attribute. Each adapter supplies only what differs: where usage lives, how a tool-call
+fragment reads, and what ends its stream.
 """
 
 from __future__ import annotations
@@ -42,9 +42,7 @@ def _text(value: Any) -> str:
     if isinstance(value, str):
         return value
     return "".join(
-        getattr(part, "text", "") or ""
-        for part in value
-        if getattr(part, "type", "text") == "text"
+        getattr(part, "text", "") or "" for part in value if getattr(part, "type", "text") == "text"
     )
 
 
@@ -120,7 +118,9 @@ class ChatChunkDecoder(Decoder):
                         audio = base64.b64decode(data)
                     transcript = _field(delta_audio, "transcript") or None
             if choice.finish_reason:
-                finish_reasons = [*(finish_reasons or ()), str(choice.finish_reason)]
+                # An SDK's str enum (azure-ai-inference) reads as its value, not "Cls.MEMBER".
+                native = getattr(choice.finish_reason, "value", choice.finish_reason)
+                finish_reasons = [*(finish_reasons or ()), str(native)]
                 self._finished = True
         usage = self.usage_of(event)
         if usage is not None:

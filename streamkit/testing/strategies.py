@@ -23,9 +23,12 @@ from hypothesis import strategies as st
 from streamkit.models import Chunk, ToolCallDelta, Usage
 
 __all__ = [
+    "AudioChunkStream",
     "FaultSchedule",
+    "audio_chunk_streams",
     "chunk_streams",
     "fault_schedules",
+    "rechunked",
     "split_text",
     "text_splits",
     "tool_arguments",
@@ -136,6 +139,35 @@ def chunk_streams(draw: st.DrawFn, provider: str = "openai") -> ChunkStream:
 
 
 @dataclass(frozen=True)
+class AudioChunkStream:
+    """A chunk sequence carrying audio, with the audio and the text it holds."""
+
+    chunks: list[Chunk]
+    audio: bytes
+    """Every chunk's audio bytes, in order."""
+    text: str
+    """Every chunk's ``audio_transcript`` then ``content``, in order."""
+
+
+@st.composite
+def audio_chunk_streams(draw: st.DrawFn, provider: str = "openai") -> AudioChunkStream:
+    """A stream whose chunks each may carry audio bytes (empty pieces included), a
+    transcript piece and a content piece, ending with a finish reason."""
+    chunks: list[Chunk] = []
+    for _ in range(draw(st.integers(0, 12))):
+        audio = draw(st.one_of(st.none(), st.binary(max_size=16)))
+        transcript = draw(st.one_of(st.none(), st.text(max_size=6)))
+        content = draw(st.one_of(st.just(""), st.text(max_size=6)))
+        chunks.append(
+            Chunk(provider=provider, audio=audio, audio_transcript=transcript, content=content)
+        )
+    chunks.append(Chunk(provider=provider, finish_reasons=["stop"]))
+    audio = b"".join(chunk.audio or b"" for chunk in chunks)
+    text = "".join((chunk.audio_transcript or "") + chunk.content for chunk in chunks)
+    return AudioChunkStream(chunks, audio, text)
+
+
+@dataclass(frozen=True)
 class FaultSchedule:
     """Where each attempt of a request breaks: ``breaks[i]`` is the number of events
     attempt ``i`` delivers before it fails (``None``: that attempt succeeds)."""
@@ -163,6 +195,36 @@ def fault_schedules(
     return st.lists(st.one_of(cut, st.none()), max_size=max_faults + 1).map(
         lambda cuts: FaultSchedule(tuple(cuts))
     )
+
+
+@st.composite
+def rechunked(draw: st.DrawFn, stream: ChunkStream, *, id_prefix: str = "retry_") -> list[Chunk]:
+    """The same output as ``stream`` split at other boundaries: what a retried request
+    may send. Text and tool-call arguments are split anew, tool calls get new ids
+    (``id_prefix`` + index, as a provider assigns new ids to a new request), usage
+    reports fall elsewhere; the last chunk (finish reason and final usage) is the same."""
+    provider = stream.chunks[-1].provider
+    input_tokens = stream.usage.input_tokens
+    chunks: list[Chunk] = []
+    for count, piece in enumerate(draw(split_text(stream.text)), start=1):
+        usage = (
+            Usage(input_tokens=input_tokens, output_tokens=count, total_tokens=input_tokens + count)
+            if draw(st.booleans())
+            else None
+        )
+        chunks.append(Chunk(provider=provider, content=piece, usage=usage, id="resp-retry"))
+    for index, (_, name, args) in enumerate(stream.tool_calls):
+        fragments = draw(split_text(json.dumps(args, ensure_ascii=False)))
+        for position, fragment in enumerate(fragments):
+            delta = ToolCallDelta(
+                index=index,
+                id=f"{id_prefix}{index}" if position == 0 else None,
+                name=name if position == 0 else None,
+                arguments=fragment,
+            )
+            chunks.append(Chunk(provider=provider, tool_calls=[delta]))
+    chunks.append(stream.chunks[-1])
+    return chunks
 
 
 def pieces_of(chunks: Sequence[Chunk]) -> list[str]:

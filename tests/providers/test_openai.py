@@ -184,15 +184,16 @@ def test_stream_ended_before_its_terminal_events_is_incomplete() -> None:
     assert isinstance(errors[0], sk.IncompleteStreamError)
 
 
-def test_connection_dropped_mid_stream_raises_the_sdks_connection_error() -> None:
+def test_connection_dropped_mid_stream_is_incomplete_with_the_sdk_error_as_cause() -> None:
     with ReplayServer() as server:
         server.push(Reply("openai/chat-text-usage", fault=Fault(close_after_events=5)))
         stream = sk.stream("openai", "gpt-4o", "hi", client=server.client("openai"))
         received: list[str] = []
-        with pytest.raises(openai.APIConnectionError):
+        with pytest.raises(sk.IncompleteStreamError) as caught:
             for chunk, _ in stream:
                 received.append(chunk.content)
     assert len(received) == 5
+    assert isinstance(caught.value.__cause__, openai.APIConnectionError)
 
 
 def _wait_until(condition: Any, timeout: float = 5.0) -> None:

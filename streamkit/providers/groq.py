@@ -1,0 +1,89 @@
+"""Groq chat completions (``groq.Groq`` / ``groq.AsyncGroq``).
+
+Groq streams OpenAI-shaped ``chat.completion.chunk`` objects with two differences the
+decoder cares about: reasoning models send their reasoning as ``delta.reasoning``
+(read as ``thinking``), and usage arrives in ``x_groq.usage`` of the chunk that carries
+the finish reason (newer API versions repeat it in the top-level ``usage`` of the same
+chunk: it is read once, never added). A mid-stream ``event: error`` makes the groq SDK
+(1.7) raise its own ``groq.APIError`` whose ``body`` is the error object
+(``{"message", "type", "code", ...}``); streamkit lets it through unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import groq
+from groq.types.chat import ChatCompletionChunk
+
+from streamkit.messages import Message
+from streamkit.models import Chunk, Usage
+from streamkit.providers._base import Decoder, ProviderAdapter, cut_stream_error
+from streamkit.providers._chat import ChatChunkDecoder, chat_usage
+
+__all__ = ["GroqAdapter", "GroqChunk", "GroqChunkDecoder"]
+
+
+class GroqChunk(Chunk):
+    """A chunk of a Groq stream; ``chunk`` is the groq SDK's own ``ChatCompletionChunk``."""
+
+    chunk: ChatCompletionChunk
+
+
+class GroqChunkDecoder(ChatChunkDecoder):
+    """The chat-chunk decoder reading usage from ``x_groq.usage`` (or ``usage``)."""
+
+    def usage_of(self, event: Any) -> Usage | None:
+        """Usage from ``x_groq.usage``, else the top-level ``usage``: one report per chunk."""
+        x_groq = getattr(event, "x_groq", None)
+        raw = getattr(x_groq, "usage", None) or getattr(event, "usage", None)
+        return chat_usage(raw)
+
+
+class GroqAdapter(ProviderAdapter):
+    """Streams ``client.chat.completions.create(stream=True)`` of the groq SDK.
+
+    The stream is complete once a finish reason arrived (Groq sends its usage in the
+    same chunk); a body that ends, or a connection that drops, before it is an
+    :class:`~streamkit.errors.IncompleteStreamError`.
+    """
+
+    name = "groq"
+    terminal_event = "a chunk with a finish_reason (and x_groq.usage) before data: [DONE]"
+
+    def is_async_client(self, client: Any) -> bool:
+        """``groq.AsyncGroq`` is async, ``groq.Groq`` is sync."""
+        if isinstance(client, groq.AsyncGroq):
+            return True
+        if isinstance(client, groq.Groq):
+            return False
+        raise TypeError(f"expected a groq.Groq or groq.AsyncGroq client, got {client!r}")
+
+    def default_client(self, async_: bool) -> Any:
+        """``Groq()`` / ``AsyncGroq()`` from ``GROQ_API_KEY`` and ``GROQ_BASE_URL``."""
+        return groq.AsyncGroq() if async_ else groq.Groq()
+
+    def build_request(
+        self, model: str, messages: list[Message], params: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Keyword arguments of ``chat.completions.create`` (``stream=True`` always)."""
+        request: dict[str, Any] = {"model": model, "messages": messages, **params}
+        request["stream"] = True
+        return request
+
+    def open(self, client: Any, request: dict[str, Any]) -> Any:
+        """Make the request; return the SDK's ``Stream``."""
+        return client.chat.completions.create(**request)
+
+    async def open_async(self, client: Any, request: dict[str, Any]) -> Any:
+        """Make the request; return the SDK's ``AsyncStream``."""
+        return await client.chat.completions.create(**request)
+
+    def read_error(self, decoder: Decoder, error: Exception) -> Exception:
+        """A connection dropped mid-stream is an :class:`~streamkit.errors.IncompleteStreamError`
+        (the groq SDK lets the bare ``httpx`` error through); other errors unchanged."""
+        return cut_stream_error(self, decoder, error)
+
+    def new_decoder(self, request: dict[str, Any]) -> GroqChunkDecoder:
+        """A Groq chunk decoder (a finish reason is what ends the stream)."""
+        return GroqChunkDecoder(self.name, chunk_type=GroqChunk)

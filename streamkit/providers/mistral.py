@@ -1,0 +1,120 @@
+"""Mistral chat completions (``mistralai.client.Mistral``: ``chat.stream`` / ``chat.stream_async``).
+
+One ``Mistral`` client serves both ways, so a stream with a Mistral client is sync
+unless it is asked for ``async_=True`` (or made by ``@sk.call`` on an ``async def``).
+Each SDK event is a ``CompletionEvent`` whose ``data`` is an OpenAI-shaped
+``CompletionChunk``; ``Chunk.chunk`` holds that ``CompletionChunk``. Quirks of the
+mistralai SDK the decoder handles:
+
+- ``delta.content`` is a string, or (thinking models) a list of parts: ``thinking``
+  parts are read as ``thinking``, ``text`` parts as content; absent fields are the
+  SDK's falsy ``UNSET``.
+- a tool call without an ``id`` gets the string ``"null"`` from the SDK, and one
+  without an ``index`` gets ``0``; ``function.arguments`` may be a JSON object rather
+  than a string.
+- usage arrives in the chunk with the finish reason; unknown usage fields
+  (``prompt_tokens_details``) stay plain dicts.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mistralai.client import Mistral
+from mistralai.client.models import CompletionChunk
+
+from streamkit.messages import Message
+from streamkit.models import Chunk, ToolCallDelta
+from streamkit.providers._base import Decoder, ProviderAdapter, cut_stream_error
+from streamkit.providers._chat import ChatChunkDecoder
+
+__all__ = ["MistralAdapter", "MistralChunk", "MistralChunkDecoder"]
+
+_ABSENT_ID = "null"  # what mistralai's ToolCall.id defaults to when the API sent none
+
+
+class MistralChunk(Chunk):
+    """A chunk of a Mistral stream; ``chunk`` is the SDK's ``CompletionChunk``
+    (the ``data`` of its ``CompletionEvent``)."""
+
+    chunk: CompletionChunk
+
+
+class MistralChunkDecoder(ChatChunkDecoder):
+    """The chat-chunk decoder over ``CompletionEvent.data``, with Mistral's tool calls."""
+
+    def __init__(self, provider: str) -> None:
+        super().__init__(provider, chunk_type=MistralChunk)
+        self._last_index = -1
+
+    def decode(self, event: Any) -> list[Chunk]:
+        """Decode the ``CompletionChunk`` a ``CompletionEvent`` carries."""
+        return super().decode(event.data)
+
+    def tool_call_delta(self, call: Any) -> ToolCallDelta:
+        """A tool-call fragment, with the SDK's placeholders read as absent.
+
+        Without an explicit ``index``, a fragment with an id starts a new call and one
+        without continues the last (the SDK's default of 0 would merge parallel calls).
+        """
+        call_id = call.id if call.id and call.id != _ABSENT_ID else None
+        if "index" in call.model_fields_set and call.index is not None:
+            index = call.index
+        else:
+            index = self._last_index + 1 if call_id is not None else max(self._last_index, 0)
+        self._last_index = max(self._last_index, index)
+        function = call.function
+        arguments = function.arguments
+        if not isinstance(arguments, str):
+            arguments = json.dumps(arguments)
+        name = function.name or None
+        return ToolCallDelta(index=index, id=call_id, name=name, arguments=arguments)
+
+
+class MistralAdapter(ProviderAdapter):
+    """Streams ``client.chat.stream(...)`` / ``await client.chat.stream_async(...)``.
+
+    The stream is complete once a finish reason arrived (usage comes in the same
+    chunk); a body that ends, or a connection that drops, before it is an
+    :class:`~streamkit.errors.IncompleteStreamError`. HTTP errors are the SDK's own
+    (``mistralai.client.errors.SDKError``, ``HTTPValidationError`` for 422).
+    """
+
+    name = "mistral"
+    terminal_event = "a chunk with a finish_reason (and usage) before data: [DONE]"
+
+    def is_async_client(self, client: Any) -> None:
+        """``None``: one ``Mistral`` client serves both ways (``async_`` decides)."""
+        if not isinstance(client, Mistral):
+            raise TypeError(f"expected a mistralai.client.Mistral client, got {client!r}")
+        return None
+
+    def default_client(self, async_: bool) -> Any:
+        """``Mistral()``, which reads ``MISTRAL_API_KEY`` (it serves sync and async)."""
+        return Mistral()
+
+    def build_request(
+        self, model: str, messages: list[Message], params: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Keyword arguments of ``chat.stream`` / ``chat.stream_async``."""
+        request: dict[str, Any] = {"model": model, "messages": messages, **params}
+        request["stream"] = True
+        return request
+
+    def open(self, client: Any, request: dict[str, Any]) -> Any:
+        """Make the request; return the SDK's ``EventStream``."""
+        return client.chat.stream(**request)
+
+    async def open_async(self, client: Any, request: dict[str, Any]) -> Any:
+        """Make the request; return the SDK's ``EventStreamAsync``."""
+        return await client.chat.stream_async(**request)
+
+    def read_error(self, decoder: Decoder, error: Exception) -> Exception:
+        """A connection dropped mid-stream is an :class:`~streamkit.errors.IncompleteStreamError`
+        (the mistral SDK lets the bare ``httpx2`` error through); other errors unchanged."""
+        return cut_stream_error(self, decoder, error)
+
+    def new_decoder(self, request: dict[str, Any]) -> MistralChunkDecoder:
+        """A Mistral chunk decoder (a finish reason is what ends the stream)."""
+        return MistralChunkDecoder(self.name)
