@@ -194,7 +194,9 @@ class Accumulator:
     @property
     def finish_reason(self) -> FinishReason | None:
         """The common finish reason of the last reported native ones."""
-        return _finish_reason(self.provider, self.finish_reasons, bool(len(self._refusal)))
+        return _finish_reason(
+            self.provider, self.finish_reasons, bool(len(self._refusal)), bool(self._tools)
+        )
 
     @property
     def audio(self) -> bytes | None:
@@ -236,12 +238,19 @@ class Accumulator:
 
 
 def _finish_reason(
-    provider: str | None, finish_reasons: list[str] | None, refused: bool
+    provider: str | None, finish_reasons: list[str] | None, refused: bool, has_tools: bool
 ) -> FinishReason | None:
+    """The common finish reason. A normal stop is refined by what the turn holds:
+    a refusal (OpenAI says ``stop``) or tool calls (Gemini says ``STOP``, OpenAI says
+    ``stop`` for a forced tool choice): both need a different next step."""
     if not finish_reasons or provider is None:
         return None
     common = common_finish_reason(provider, finish_reasons[-1])
-    return "refusal" if refused and common == "stop" else common
+    if common == "stop" and refused:
+        return "refusal"
+    if common == "stop" and has_tools:
+        return "tool_calls"
+    return common
 
 
 class ResponseSnapshot:
@@ -332,7 +341,9 @@ class ResponseSnapshot:
     @property
     def finish_reason(self) -> FinishReason | None:
         """The common finish reason, if one was reported by this snapshot."""
-        return _finish_reason(self.provider, self.finish_reasons, self._refusal_count > 0)
+        return _finish_reason(
+            self.provider, self.finish_reasons, self._refusal_count > 0, bool(self._tool_args)
+        )
 
     @property
     def input_tokens(self) -> int | None:

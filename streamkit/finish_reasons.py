@@ -57,6 +57,22 @@ FINISH_REASONS: dict[str, dict[str, FinishReason]] = {
         "UNEXPECTED_TOOL_CALL": "error",
         "OTHER": "error",
         "FINISH_REASON_UNSPECIFIED": "error",
+        # Newer FinishReason values (google-genai 3.x).
+        "IMAGE_PROHIBITED_CONTENT": "content_filter",
+        "IMAGE_RECITATION": "content_filter",
+        "MODEL_ARMOR": "content_filter",
+        "ESCALATION": "content_filter",
+        "PUP_LIMITED_DISABLED": "content_filter",
+        "IMAGE_OTHER": "error",
+        "NO_IMAGE": "error",
+        "TOO_MANY_TOOL_CALLS": "error",
+        "MISSING_THOUGHT_SIGNATURE": "error",
+        "MALFORMED_RESPONSE": "error",
+        # The response goes on in a follow-up request (the SDK follows it by default).
+        "CONTINUATION": "length",
+        # promptFeedback.blockReason of a prompt blocked before any candidate.
+        "JAILBREAK": "content_filter",
+        "BLOCKED_REASON_UNSPECIFIED": "content_filter",
     },
     "cohere": {
         "COMPLETE": "stop",

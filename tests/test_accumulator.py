@@ -130,3 +130,15 @@ def test_tool_call_parse_validates_into_a_user_model() -> None:
         pass
     else:
         raise AssertionError("expected a ValidationError")
+
+
+def test_a_normal_stop_with_tool_calls_is_the_tool_calls_reason() -> None:
+    # Gemini ends a turn of function calls with STOP; the next step is to run the tools.
+    call = ToolCallDelta(index=0, id="a", name="f", arguments="{}", complete=True)
+    chunks = [
+        Chunk(provider="google", tool_calls=[call]),
+        Chunk(provider="google", finish_reasons=["STOP"]),
+    ]
+    assert fold(chunks).finish_reason == "tool_calls"
+    plain = [Chunk(provider="google", content="hi", finish_reasons=["STOP"])]
+    assert fold(plain).finish_reason == "stop"
