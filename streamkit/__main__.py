@@ -1,0 +1,173 @@
+"""The demo: ``python -m streamkit demo`` (or the ``streamkit`` console script).
+
+With no ``--provider`` it needs no API key: it starts the built-in replay server on
+127.0.0.1, which replays a real recorded provider stream at a model's pace, and points
+the provider's official SDK client at it. With ``--provider`` and ``--model`` (and the
+provider's API key in its usual environment variable) it runs the same against the real
+API.
+
+It shows three things: a stream printed live as it arrives; the same request stopped
+early with ``ops.take_until_match`` once the pattern is written (and, on the replay
+server, how many events the server never had to send); and the reduced call response
+with its usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+from collections.abc import Sequence
+from contextlib import ExitStack
+from typing import Any, TextIO
+
+import streamkit as sk
+from streamkit import ops
+
+DEFAULT_TRANSCRIPT = "groq/chat-text-x-groq-usage"
+DEFAULT_STOP = r"\?"
+DEFAULT_PROMPT = "Tell me a joke about OpenTelemetry"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="streamkit", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command")
+    demo = commands.add_parser("demo", help="stream, stop early, reduce (no API key needed)")
+    demo.add_argument(
+        "--provider",
+        help="run against the real API of this provider (its key in the environment)",
+    )
+    demo.add_argument("--model", help="the model, with --provider")
+    demo.add_argument("--prompt", default=DEFAULT_PROMPT, help="the prompt (real API)")
+    demo.add_argument(
+        "--transcript",
+        default=DEFAULT_TRANSCRIPT,
+        help=f"the bundled recording to replay (default {DEFAULT_TRANSCRIPT})",
+    )
+    demo.add_argument(
+        "--stop-at",
+        default=DEFAULT_STOP,
+        help="regular expression that ends the early-stopped stream (default: '\\?')",
+    )
+    demo.add_argument(
+        "--pace", type=float, default=0.04, help="seconds between replayed events"
+    )
+    demo.add_argument(
+        "--audio",
+        action="store_true",
+        help="OpenAI audio output: write a WAV and print the transcript as it arrives",
+    )
+    demo.add_argument("--wav", default="streamkit-demo.wav", help="where --audio writes")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    args = _parser().parse_args(argv)
+    out = out or sys.stdout
+    if args.command != "demo":
+        _parser().print_help(out)
+        return 0 if args.command is None else 2
+    if args.provider and not args.model:
+        print("--provider needs --model", file=sys.stderr)
+        return 2
+    if args.audio:
+        from streamkit._demo_audio import run_audio_demo
+
+        return run_audio_demo(args, out)
+    with ExitStack() as stack:
+        if args.provider:
+            provider, model, client, server = args.provider, args.model, None, None
+            prompt = args.prompt
+            print(f"streamkit demo against the real {provider} API ({model})\n", file=out)
+        else:
+            from streamkit.testing import ReplayServer, load_transcript
+
+            transcript = load_transcript(args.transcript)
+            server = stack.enter_context(ReplayServer(transcript, pace=args.pace))
+            provider = transcript.provider
+            model = _recorded_model(_request_body(transcript.request)) or "recorded-model"
+            client = server.client(provider)
+            prompt = _recorded_prompt(_request_body(transcript.request)) or args.prompt
+            print(
+                f"streamkit demo: replaying a real {provider} stream ({args.transcript}) "
+                f"from {server.url}, no API key needed\n",
+                file=out,
+            )
+        stream = sk.stream(provider, model, prompt, client=client)
+        _live(stream, out)
+        _early_stop(stream, args.stop_at, server, out)
+        _reduced(stream, out)
+    return 0
+
+
+def _live(stream: sk.Stream, out: TextIO) -> None:
+    print("1. The stream, printed live as it arrives:\n", file=out)
+    for chunk, _tool in stream:
+        print(chunk.content, end="", flush=True, file=out)
+    print(f"\n\n   finish reason: {stream.finish_reasons}, usage: {stream.usage!r}\n", file=out)
+
+
+def _early_stop(stream: sk.Stream, pattern: str, server: Any, out: TextIO) -> None:
+    print(f"2. The same request, stopped as soon as the text matches {pattern!r}:\n", file=out)
+    done = threading.Event()
+    chunks: list[sk.Chunk] = []
+    errors: list[BaseException] = []
+
+    def on_next(chunk: sk.Chunk) -> None:
+        chunks.append(chunk)
+        print(chunk.content, end="", flush=True, file=out)
+
+    def on_error(error: BaseException) -> None:
+        errors.append(error)
+        done.set()
+
+    requests_before = len(server.requests) if server is not None else 0
+    stream.pipe(ops.take_until_match(pattern)).subscribe(
+        on_next, on_error, on_completed=done.set
+    )
+    done.wait()
+    if errors:
+        raise errors[0]
+    print(f"\n\n   stopped after {len(chunks)} chunks; the HTTP response was closed", file=out)
+    if server is not None:
+        record = server.wait_for_request_end(requests_before)
+        spared = record.events_total - record.events_sent
+        print(
+            f"   the server sent {record.events_sent} of {record.events_total} events: "
+            f"{spared} never had to be sent (the model stops generating, and billing)\n",
+            file=out,
+        )
+
+
+def _reduced(stream: sk.Stream, out: TextIO) -> None:
+    print("3. A stream reduced to its call response (ops.to_call_response()):\n", file=out)
+    response = stream.pipe(ops.to_call_response()).run()
+    print(f"   content: {response.content!r}", file=out)
+    print(f"   finish_reason: {response.finish_reason} ({response.finish_reasons})", file=out)
+    print(f"   usage: {response.usage!r}", file=out)
+
+
+def _request_body(request: Any) -> Any:
+    return request.get("json") if isinstance(request, dict) else None
+
+
+def _recorded_model(request: Any) -> str | None:
+    if isinstance(request, dict) and isinstance(request.get("model"), str):
+        return str(request["model"])
+    return None
+
+
+def _recorded_prompt(request: Any) -> str | None:
+    if not isinstance(request, dict):
+        return None
+    messages = request.get("messages")
+    if isinstance(messages, list) and messages:
+        content = messages[-1].get("content") if isinstance(messages[-1], dict) else None
+        if isinstance(content, str):
+            return content
+    return None
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

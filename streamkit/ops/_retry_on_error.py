@@ -1,0 +1,584 @@
+"""``retry_on_error``: a new request on a transient failure, nothing delivered twice."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import random
+import time
+from collections.abc import Callable
+from typing import Any, Generic, Literal, TypeVar
+
+from reactivex import Observable, abc
+from reactivex.disposable import Disposable, SerialDisposable, SingleAssignmentDisposable
+from reactivex.scheduler import TimeoutScheduler
+from reactivex.scheduler.eventloop import AsyncIOScheduler
+
+from streamkit.errors import StreamDivergedError
+from streamkit.models import Chunk, ToolCallDelta, Usage
+from streamkit.providers import is_transient_error
+from streamkit.stream import Stream
+
+__all__ = ["Backoff", "Continuation", "retry_after_seconds", "retry_on_error"]
+
+Backoff = float | Callable[[int], float]
+"""Initial delay in seconds (doubled after each failure), or ``failed attempt -> seconds``."""
+
+Continuation = Literal["continue"] | Callable[[str], Observable[Chunk]]
+"""``"continue"`` (the source ``Stream`` builds the request), or ``delivered text -> source``."""
+
+PieceT = TypeVar("PieceT", str, bytes)
+
+
+class _Mismatch(Exception):
+    """The current attempt's output differs from what was already delivered."""
+
+    def __init__(self, delivered: str, retried: str) -> None:
+        super().__init__()
+        self.delivered = delivered
+        self.retried = retried
+
+
+class _Channel(Generic[PieceT]):
+    """Everything delivered on one channel (content, thinking, one tool call's arguments...)
+    across attempts, and how far the current attempt has reproduced it.
+
+    ``position`` is where the current attempt stands in the delivered text. Up to
+    ``exact_until`` the attempt must reproduce the delivered text exactly; between
+    ``exact_until`` and the end (a continuation re-sending the delivered text's
+    trailing whitespace) it may, and stops being compared at the first difference.
+    """
+
+    __slots__ = ("_empty", "_joined", "_pieces", "exact_until", "length", "position")
+
+    def __init__(self, empty: PieceT) -> None:
+        self._empty: PieceT = empty
+        self._pieces: list[PieceT] = []
+        self._joined: PieceT | None = empty
+        self.length = 0
+        self.position = 0
+        self.exact_until = 0
+
+    def delivered(self) -> PieceT:
+        """The whole delivered text (joined once per retry, not per chunk)."""
+        if self._joined is None:
+            self._joined = self._empty.join(self._pieces)
+            self._pieces = [self._joined]
+        return self._joined
+
+    def restart(self, position: int = 0, exact_until: int | None = None) -> None:
+        """A new attempt starts at ``position``, owing the delivered text up to
+        ``exact_until`` (default: all of it)."""
+        self.position = position
+        self.exact_until = self.length if exact_until is None else exact_until
+
+    @property
+    def replaying(self) -> bool:
+        """Whether the current attempt still owes delivered text it must reproduce."""
+        return self.position < self.exact_until
+
+    def feed(self, piece: PieceT) -> PieceT:
+        """Take the attempt's next ``piece``; return the part downstream has not seen.
+
+        Raises :class:`_Mismatch` when the piece contradicts the delivered text.
+        """
+        if not piece:
+            return piece
+        position = self.position
+        if position >= self.length:
+            self._append(piece)
+            return piece
+        delivered = self.delivered()
+        overlap = min(len(piece), self.length - position)
+        if delivered.startswith(piece[:overlap], position):
+            self.position = position + overlap
+            rest = piece[overlap:]
+        elif position >= self.exact_until:
+            # A continuation that did not repeat the trailing whitespace: keep what it sent
+            # after the part that did match.
+            same = 0
+            while same < overlap and piece[same] == delivered[position + same]:
+                same += 1
+            self.position = self.length
+            rest = piece[same:]
+        else:
+            raise _Mismatch(_text(delivered), _text(delivered[:position] + piece))
+        if rest:
+            self._append(rest)
+        return rest
+
+    def _append(self, piece: PieceT) -> None:
+        self._pieces.append(piece)
+        self._joined = None
+        self.length += len(piece)
+        self.position = self.length
+
+
+def _text(value: str | bytes) -> str:
+    return value if isinstance(value, str) else f"<{len(value)} bytes of audio>"
+
+
+_TEXT_FIELDS = ("content", "thinking", "refusal")
+
+
+class _Delivered:
+    """What downstream received across attempts, and the current attempt matched to it.
+
+    It also sums usage over attempts: ``billed`` is the sum of the last usage each
+    failed attempt reported, added to every usage report of the current attempt.
+    """
+
+    def __init__(self) -> None:
+        self.text = {name: _Channel("") for name in _TEXT_FIELDS}
+        self.transcript = _Channel("")
+        self.audio = _Channel(b"")
+        self.tool_names: dict[int, _Channel[str]] = {}
+        self.tool_arguments: dict[int, _Channel[str]] = {}
+        self.tool_ids: dict[int, str] = {}
+        self.tools_completed: set[int] = set()
+        self.billed: Usage | None = None
+        self.attempt_usage: Usage | None = None
+        self.first_attempt = True
+
+    def _channels(self) -> list[_Channel[Any]]:
+        return [
+            *self.text.values(),
+            self.transcript,
+            self.audio,
+            *self.tool_names.values(),
+            *self.tool_arguments.values(),
+        ]
+
+    @property
+    def content(self) -> str:
+        """The content text delivered so far."""
+        return self.text["content"].delivered()
+
+    def only_content(self) -> bool:
+        """Whether some content and nothing else (thinking, tool calls, audio) was delivered."""
+        content = self.text["content"]
+        others = [channel for channel in self._channels() if channel is not content]
+        return content.length > 0 and not self.tool_ids and all(c.length == 0 for c in others)
+
+    def attempt_failed(self) -> None:
+        """Bill the failed attempt's last usage report."""
+        if self.attempt_usage is not None:
+            previous = self.billed
+            self.billed = self.attempt_usage if previous is None else previous + self.attempt_usage
+        self.attempt_usage = None
+
+    def begin_attempt(self, continuing: bool) -> None:
+        """A new attempt: from the start, or (``continuing``) after the delivered text."""
+        self.first_attempt = False
+        for channel in self._channels():
+            channel.restart(channel.length if continuing else 0)
+        if continuing:
+            # The continuation may repeat the delivered text's trailing whitespace (a
+            # prefill cannot end with it): that part is matched, but not owed.
+            content = self.text["content"]
+            stripped = len(content.delivered().rstrip())
+            content.restart(stripped, exact_until=stripped)
+
+    def replaying(self) -> bool:
+        """Whether the attempt still owes delivered output it must reproduce."""
+        return any(channel.replaying for channel in self._channels())
+
+    def check_complete(self) -> None:
+        """At the end of an attempt: it must have reproduced everything delivered."""
+        for channel in self._channels():
+            if channel.replaying:
+                delivered = channel.delivered()
+                raise StreamDivergedError(_text(delivered), _text(delivered[: channel.position]))
+
+    def admit(self, chunk: Chunk) -> Chunk | None:
+        """The part of ``chunk`` downstream has not seen (``None``: nothing to pass).
+
+        Raises :class:`StreamDivergedError` when the attempt contradicts what was
+        delivered, or sends new output before it has reproduced all of it.
+        """
+        if chunk.usage is not None:
+            self.attempt_usage = chunk.usage
+        if self.first_attempt:
+            # Nothing to compare with yet: remember, and pass the chunk as it is.
+            self._cut(chunk)
+            return chunk
+        was_replaying = self.replaying()
+        try:
+            updates, produced = self._cut(chunk)
+        except _Mismatch as mismatch:
+            raise StreamDivergedError(mismatch.delivered, mismatch.retried) from None
+        if produced and self.replaying():
+            self.check_complete()  # new output before the old was reproduced: diverged
+        if self.billed is not None and chunk.usage is not None:
+            updates["usage"] = self.billed + chunk.usage
+        if (
+            was_replaying
+            and not produced
+            and chunk.usage is None
+            and not chunk.finish_reasons
+            and not updates.get("tool_calls", chunk.tool_calls)
+        ):
+            return None  # only repeats what was delivered (or carries nothing)
+        return chunk.model_copy(update=updates) if updates else chunk
+
+    def _cut(self, chunk: Chunk) -> tuple[dict[str, Any], bool]:
+        """Feed ``chunk`` to the channels: the field updates that cut out what was
+        delivered, and whether anything new remains."""
+        updates: dict[str, Any] = {}
+        produced = False
+        for name in _TEXT_FIELDS:
+            value: str = getattr(chunk, name)
+            new = self.text[name].feed(value)
+            produced = produced or bool(new)
+            if new != value:
+                updates[name] = new
+        if chunk.audio_transcript:
+            transcript = self.transcript.feed(chunk.audio_transcript)
+            produced = produced or bool(transcript)
+            if transcript != chunk.audio_transcript:
+                updates["audio_transcript"] = transcript or None
+        if chunk.audio:
+            audio = self.audio.feed(chunk.audio)
+            produced = produced or bool(audio)
+            if audio != chunk.audio:
+                updates["audio"] = audio or None
+        if chunk.tool_calls:
+            tools: list[ToolCallDelta] = []
+            for delta in chunk.tool_calls:
+                kept = self._cut_tool_delta(delta)
+                if kept is not None:
+                    tools.append(kept)
+                    produced = produced or bool(kept.name or kept.arguments or kept.id)
+            if tools != chunk.tool_calls:
+                updates["tool_calls"] = tools
+        return updates, produced
+
+    def _cut_tool_delta(self, delta: ToolCallDelta) -> ToolCallDelta | None:
+        index = delta.index
+        name = self.tool_names.setdefault(index, _Channel("")).feed(delta.name or "")
+        arguments = self.tool_arguments.setdefault(index, _Channel("")).feed(delta.arguments)
+        # A retry gets new tool-call ids from the provider: downstream keeps the first.
+        call_id = delta.id if delta.id and index not in self.tool_ids else None
+        if call_id is not None:
+            self.tool_ids[index] = call_id
+        complete = delta.complete and index not in self.tools_completed
+        if complete:
+            self.tools_completed.add(index)
+        unchanged = (name, arguments, call_id, complete) == (
+            delta.name or "",
+            delta.arguments,
+            delta.id,
+            delta.complete,
+        )
+        if unchanged:
+            return delta
+        if not (name or arguments or call_id or complete):
+            return None
+        return ToolCallDelta(
+            index=index, id=call_id, name=name or None, arguments=arguments, complete=complete
+        )
+
+
+def retry_after_seconds(error: BaseException) -> float | None:
+    """The delay a provider asked for in the error's HTTP response, in seconds.
+
+    Reads ``retry-after-ms`` (OpenAI, Anthropic) and ``retry-after`` (seconds or an
+    HTTP date) from ``error.response.headers``, as the provider SDKs expose them;
+    ``None`` when there is none.
+    """
+    headers = getattr(getattr(error, "response", None), "headers", None)
+    if headers is None or not hasattr(headers, "get"):
+        return None
+    milliseconds = headers.get("retry-after-ms")
+    if milliseconds is not None:
+        with contextlib.suppress(ValueError):
+            return max(0.0, float(milliseconds) / 1000)
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def retry_on_error(
+    max_attempts: int = 3,
+    *,
+    retry_on: Callable[[BaseException], bool] | None = None,
+    backoff: Backoff = 0.5,
+    max_backoff: float = 60.0,
+    jitter: float = 0.5,
+    scheduler: abc.SchedulerBase | None = None,
+    continuation: Continuation | None = None,
+) -> Callable[[Observable[Chunk]], Observable[Chunk]]:
+    """On a transient failure, make a new request; never deliver a chunk twice.
+
+    The source must be cold (each subscription is a new request, as a ``Stream`` is).
+    When an attempt fails with an error ``retry_on`` accepts, the operator waits, then
+    subscribes again; after ``max_attempts`` attempts in total the last error
+    propagates, with a note listing the attempts (its type is kept: an SDK error stays
+    the SDK's error). Errors ``retry_on`` rejects propagate at once.
+
+    Args:
+        max_attempts: attempts in total, at least 1.
+        retry_on: ``error -> bool``, which errors are worth a new request. Default: the
+            source ``Stream``'s provider classification, else
+            :func:`streamkit.providers.is_transient_error`: connection resets and read
+            errors, ``sk.IncompleteStreamError``, HTTP 408/409/429/5xx/529 and
+            mid-stream overload or server error events (Anthropic's
+            ``overloaded_error``); not 400, 401, 403, 404, 422.
+        backoff: the delay after the first failure in seconds, doubled after each
+            further one; or a function of the failed attempt's number (1, 2, ...)
+            returning seconds.
+        max_backoff: the longest delay. A ``retry-after`` longer than this ends the
+            retries (the error propagates): retrying sooner than the provider allows
+            only fails again.
+        jitter: the share of each delay drawn at random: the delay is uniform in
+            ``[d * (1 - jitter), d]``, where ``d`` is the backoff (capped by
+            ``max_backoff``), then raised to the provider's ``retry-after`` (or
+            ``retry-after-ms``) if that is longer. 0 gives exact delays.
+        scheduler: where the delays are timed (a ``TestScheduler`` in tests). Default:
+            the asyncio loop the failing attempt ran on (async clients), else a
+            ``TimeoutScheduler`` (a timer thread, cancelled on disposal).
+        continuation: when the failed attempts delivered text, the new request asks the
+            model to continue it instead of starting over. ``"continue"`` needs the
+            ``Stream`` itself as the source (``Stream.continuation(delivered)``: an
+            assistant prefill for Anthropic, the text and a "continue exactly where
+            you stopped" message for OpenAI-style chat); a callable gets the
+            delivered text and returns the new (cold) source. The continuation's
+            output is appended to what was delivered (leading whitespace that repeats
+            the delivered text's trailing whitespace is dropped). Used only when
+            content alone was delivered; after thinking, tool calls or audio the
+            original request is retried with matching.
+
+    Without continuation, a new attempt must reproduce what was delivered: content,
+    thinking, refusal, each tool call's name and arguments, audio and transcript are
+    matched against the delivered text, and only what follows it is passed on (a
+    chunk straddling the end is cut to its new part; chunks that only repeat are
+    dropped; usage and finish chunks pass). If the attempt differs, or ends or sends
+    new output before it has reproduced everything, ``sk.StreamDivergedError``
+    carries the delivered text and the retry's. Tool-call ids keep the first
+    attempt's (providers assign new ones to a retry). A trimmed chunk keeps the raw
+    SDK event in ``chunk.chunk``, repeated text included.
+
+    Usage: each usage report of an attempt is passed on plus the sum of the last
+    usage report of every failed attempt, so the final usage (and
+    ``to_call_response()``'s) is what the provider reported for all attempts
+    together. A failed attempt that reported nothing before it broke (OpenAI reports
+    usage only at the end of a stream) adds nothing: its cost is unknown.
+
+    Disposing cancels the pending delay or the current attempt (closing its HTTP
+    response).
+
+    Example:
+        >>> response = stream.pipe(  # doctest: +SKIP
+        ...     ops.retry_on_error(3, backoff=1.0), ops.to_call_response()
+        ... ).run()
+
+    Raises ``TypeError``/``ValueError`` for bad arguments, and ``TypeError`` when
+    ``continuation="continue"`` is applied to a source that is not a ``Stream``.
+    """
+    if isinstance(max_attempts, bool) or not isinstance(max_attempts, int):
+        raise TypeError(f"max_attempts must be an int, not {type(max_attempts).__name__}")
+    if max_attempts < 1:
+        raise ValueError(f"max_attempts counts every attempt and must be >= 1, got {max_attempts}")
+    if retry_on is not None and not callable(retry_on):
+        raise TypeError("retry_on must be a callable error -> bool")
+    if not callable(backoff):
+        _check_seconds("backoff", backoff)
+    _check_seconds("max_backoff", max_backoff)
+    if isinstance(jitter, bool) or not isinstance(jitter, (int, float)) or not 0 <= jitter <= 1:
+        raise ValueError(f"jitter must be a number between 0 and 1, got {jitter!r}")
+    if scheduler is not None and not isinstance(scheduler, abc.SchedulerBase):
+        raise TypeError(f"scheduler must be a reactivex scheduler, not {scheduler!r}")
+    if continuation is not None and continuation != "continue" and not callable(continuation):
+        raise ValueError(
+            "continuation must be 'continue' or a callable delivered -> source, "
+            f"not {continuation!r}"
+        )
+
+    def delay_after(failed_attempt: int, error: BaseException) -> float | None:
+        base = backoff(failed_attempt) if callable(backoff) else backoff * 2 ** (failed_attempt - 1)
+        delay = min(max_backoff, max(0.0, float(base)))
+        delay *= 1 - jitter * random.random()
+        asked = retry_after_seconds(error)
+        if asked is not None:
+            if asked > max_backoff:
+                return None
+            delay = max(delay, asked)
+        return delay
+
+    def retry_on_error_(source: Observable[Chunk]) -> Observable[Chunk]:
+        continue_from = _continuation_source(source, continuation)
+        is_retryable = retry_on or (
+            source.is_transient if isinstance(source, Stream) else is_transient_error
+        )
+
+        def subscribe(
+            observer: abc.ObserverBase[Chunk], scheduler_: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            delivered = _Delivered()
+            current = SerialDisposable()
+            failures: list[Exception] = []
+            attempt = 0
+            stopped = False
+
+            def stop_with(error: Exception) -> None:
+                nonlocal stopped
+                stopped = True
+                current.dispose()
+                observer.on_error(error)
+
+            def on_next(chunk: Chunk) -> None:
+                if stopped:
+                    return
+                try:
+                    admitted = delivered.admit(chunk)
+                except StreamDivergedError as diverged:
+                    stop_with(diverged)
+                    return
+                if admitted is not None:
+                    observer.on_next(admitted)
+
+            def on_completed() -> None:
+                if stopped:
+                    return
+                try:
+                    delivered.check_complete()
+                except StreamDivergedError as diverged:
+                    stop_with(diverged)
+                    return
+                observer.on_completed()
+
+            def on_error(error: Exception) -> None:
+                if stopped:
+                    return
+                failures.append(error)
+                try:
+                    transient = is_retryable(error)
+                    may_retry = transient and attempt < max_attempts
+                    delay = delay_after(attempt, error) if may_retry else None
+                except Exception as failure:
+                    stop_with(failure)
+                    return
+                if delay is None:
+                    if len(failures) > 1 or (transient and not may_retry):
+                        _add_note(error, _attempts_note(failures, max_attempts))
+                    if may_retry:
+                        _add_note(
+                            error,
+                            "streamkit.ops.retry_on_error: not retried, the provider's "
+                            f"retry-after is longer than max_backoff={max_backoff}",
+                        )
+                    stop_with(error)
+                    return
+                delivered.attempt_failed()
+                timer = SingleAssignmentDisposable()
+                current.disposable = timer
+                timer.disposable = _timer_scheduler(scheduler).schedule_relative(
+                    delay, lambda _scheduler, _state: start_attempt()
+                )
+
+            def start_attempt() -> None:
+                nonlocal attempt
+                attempt += 1
+                continuing = continue_from is not None and delivered.only_content()
+                try:
+                    if continue_from is not None and continuing:
+                        attempt_source = continue_from(delivered.content)
+                    else:
+                        attempt_source = source
+                    if attempt > 1:
+                        delivered.begin_attempt(continuing)
+                except Exception as error:
+                    stop_with(error)
+                    return
+                subscription = SingleAssignmentDisposable()
+                current.disposable = subscription
+                subscription.disposable = attempt_source.subscribe(
+                    on_next, on_error, on_completed, scheduler=scheduler_
+                )
+
+            start_attempt()
+            return current
+
+        return Observable(subscribe)
+
+    return retry_on_error_
+
+
+def _check_seconds(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, not {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0 seconds, got {value}")
+
+
+def _continuation_source(
+    source: Observable[Chunk], continuation: Continuation | None
+) -> Callable[[str], Observable[Chunk]] | None:
+    if continuation is None:
+        return None
+    if continuation == "continue":
+        if not isinstance(source, Stream):
+            raise TypeError(
+                "retry_on_error(continuation='continue') must be applied to the Stream "
+                "itself (put it first in the pipe), or given a callable delivered -> source"
+            )
+        return source.continuation
+    return continuation
+
+
+def _timer_scheduler(scheduler: abc.SchedulerBase | None) -> abc.SchedulerBase:
+    """Where a delay is timed: the given scheduler, else the running asyncio loop (the
+    failing attempt ran there: its new subscription must too), else a timer thread."""
+    if scheduler is not None:
+        return scheduler
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return TimeoutScheduler()
+    return _LoopTimers(loop)
+
+
+class _LoopTimers(AsyncIOScheduler):
+    """``AsyncIOScheduler`` whose timers may be cancelled from any thread."""
+
+    def schedule_relative(self, duetime: Any, action: Any, state: Any = None) -> abc.DisposableBase:
+        """Schedule on the loop (called on the loop's thread); dispose from anywhere."""
+        timer = super().schedule_relative(duetime, action, state)
+        loop = self._loop
+
+        def dispose() -> None:
+            try:
+                on_loop = asyncio.get_running_loop() is loop
+            except RuntimeError:
+                on_loop = False
+            if on_loop:
+                timer.dispose()
+            else:
+                with contextlib.suppress(RuntimeError):  # the loop is already closed
+                    loop.call_soon_threadsafe(timer.dispose)
+
+        return Disposable(dispose)
+
+
+def _attempts_note(failures: list[Exception], max_attempts: int) -> str:
+    kinds = ", ".join(type(error).__name__ for error in failures)
+    return (
+        f"streamkit.ops.retry_on_error: {len(failures)} attempt(s) of {max_attempts} "
+        f"failed ({kinds})"
+    )
+
+
+def _add_note(error: BaseException, note: str) -> None:
+    add_note = getattr(error, "add_note", None)  # Python 3.11+
+    if add_note is not None:
+        add_note(note)

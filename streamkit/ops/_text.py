@@ -1,0 +1,41 @@
+"""``text``: the content deltas of a chunk stream."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from reactivex import Observable, abc
+
+from streamkit.models import Chunk
+
+__all__ = ["text"]
+
+
+def text() -> Callable[[Observable[Chunk]], Observable[str]]:
+    """The content deltas of a chunk stream as an ``Observable[str]``.
+
+    Chunks that carry no text (role announcements, tool-call fragments, usage reports)
+    are dropped rather than emitted as ``""``. Completion, errors and disposal pass
+    through unchanged, so ``text()`` can stand anywhere after the source or after
+    ``take_until_match`` and the timeouts.
+
+    Example:
+        >>> stream.pipe(ops.text()).subscribe(print)  # doctest: +SKIP
+    """
+
+    def text_(source: Observable[Chunk]) -> Observable[str]:
+        def subscribe(
+            observer: abc.ObserverBase[str],
+            scheduler: abc.SchedulerBase | None = None,
+        ) -> abc.DisposableBase:
+            def on_next(chunk: Chunk) -> None:
+                if chunk.content:
+                    observer.on_next(chunk.content)
+
+            return source.subscribe(
+                on_next, observer.on_error, observer.on_completed, scheduler=scheduler
+            )
+
+        return Observable(subscribe)
+
+    return text_
