@@ -56,7 +56,6 @@ from streamkit.providers._base import (
     MessageBuilder,
     ProviderAdapter,
     assistant_prefill,
-    cut_stream_error,
 )
 
 __all__ = [
@@ -353,11 +352,6 @@ class AnthropicAdapter(ProviderAdapter):
     def message_builder(self) -> AnthropicMessageBuilder:
         """A builder of the Anthropic assistant message param."""
         return AnthropicMessageBuilder()
-
-    def read_error(self, decoder: Decoder, error: Exception) -> Exception:
-        """A connection dropped mid-body (httpx's ``RemoteProtocolError``, raised through
-        the SDK unchanged) becomes :class:`~streamkit.errors.IncompleteStreamError`."""
-        return cut_stream_error(self, decoder, error)
 
     def continuation_messages(self, messages: list[Message], delivered: str) -> list[Message]:
         """Continue the answer as an assistant prefill: ``delivered`` ends the messages.

@@ -57,7 +57,6 @@ from streamkit.providers._base import (
     Decoder,
     MessageBuilder,
     ProviderAdapter,
-    cut_stream_error,
     function_tool_calls,
 )
 
@@ -284,8 +283,3 @@ class CohereAdapter(ProviderAdapter):
             if isinstance(value, BaseHttpResponse):
                 return value.response
         return None
-
-    def read_error(self, decoder: Decoder, error: Exception) -> Exception:
-        """A connection dropped before ``message-end`` is an
-        :class:`~streamkit.errors.IncompleteStreamError`; other errors unchanged."""
-        return cut_stream_error(self, decoder, error)

@@ -79,7 +79,7 @@ from google.genai.client import AsyncClient
 
 from streamkit.messages import Message, is_neutral
 from streamkit.models import Chunk, ToolCallDelta, Usage
-from streamkit.providers._base import Decoder, MessageBuilder, ProviderAdapter, cut_stream_error
+from streamkit.providers._base import Decoder, MessageBuilder, ProviderAdapter
 
 __all__ = [
     "PARAM_ALIASES",
@@ -424,11 +424,6 @@ class GoogleAdapter(ProviderAdapter):
                     await aclose()
                 else:
                     http_response.close()  # aiohttp's ClientResponse.close() is sync
-
-    def read_error(self, decoder: Decoder, error: Exception) -> Exception:
-        """A connection dropped before the terminal chunk is an
-        :class:`~streamkit.errors.IncompleteStreamError`; other errors unchanged."""
-        return cut_stream_error(self, decoder, error)
 
 
 def _config(params: Mapping[str, Any]) -> types.GenerateContentConfig:

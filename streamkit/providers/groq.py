@@ -18,7 +18,7 @@ from groq.types.chat import ChatCompletionChunk
 
 from streamkit.messages import Message
 from streamkit.models import Chunk, Usage
-from streamkit.providers._base import Decoder, ProviderAdapter, cut_stream_error
+from streamkit.providers._base import ProviderAdapter
 from streamkit.providers._chat import ChatChunkDecoder, chat_usage
 
 __all__ = ["GroqAdapter", "GroqChunk", "GroqChunkDecoder"]
@@ -78,11 +78,6 @@ class GroqAdapter(ProviderAdapter):
     async def open_async(self, client: Any, request: dict[str, Any]) -> Any:
         """Make the request; return the SDK's ``AsyncStream``."""
         return await client.chat.completions.create(**request)
-
-    def read_error(self, decoder: Decoder, error: Exception) -> Exception:
-        """A connection dropped mid-stream is an :class:`~streamkit.errors.IncompleteStreamError`
-        (the groq SDK lets the bare ``httpx`` error through); other errors unchanged."""
-        return cut_stream_error(self, decoder, error)
 
     def new_decoder(self, request: dict[str, Any]) -> GroqChunkDecoder:
         """A Groq chunk decoder (a finish reason is what ends the stream)."""

@@ -26,7 +26,7 @@ from mistralai.client.models import CompletionChunk
 
 from streamkit.messages import Message
 from streamkit.models import Chunk, ToolCallDelta
-from streamkit.providers._base import Decoder, ProviderAdapter, cut_stream_error
+from streamkit.providers._base import ProviderAdapter
 from streamkit.providers._chat import ChatChunkDecoder
 
 __all__ = ["MistralAdapter", "MistralChunk", "MistralChunkDecoder"]
@@ -109,11 +109,6 @@ class MistralAdapter(ProviderAdapter):
     async def open_async(self, client: Any, request: dict[str, Any]) -> Any:
         """Make the request; return the SDK's ``EventStreamAsync``."""
         return await client.chat.stream_async(**request)
-
-    def read_error(self, decoder: Decoder, error: Exception) -> Exception:
-        """A connection dropped mid-stream is an :class:`~streamkit.errors.IncompleteStreamError`
-        (the mistral SDK lets the bare ``httpx2`` error through); other errors unchanged."""
-        return cut_stream_error(self, decoder, error)
 
     def new_decoder(self, request: dict[str, Any]) -> MistralChunkDecoder:
         """A Mistral chunk decoder (a finish reason is what ends the stream)."""
