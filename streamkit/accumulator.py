@@ -302,6 +302,14 @@ class ResponseSnapshot:
         """The text up to this snapshot."""
         return self._accumulator._content.join(self._content_count)
 
+    def content_since(self, earlier: ResponseSnapshot | None) -> str:
+        """The text this snapshot adds to ``earlier`` (a previous snapshot of the same
+        stream; ``None`` for the start): O(added text), whatever came before."""
+        start = 0
+        if earlier is not None and earlier._accumulator is self._accumulator:
+            start = earlier._content_count
+        return "".join(self._accumulator._content._pieces[start : self._content_count])
+
     @property
     def thinking(self) -> str:
         """The reasoning text up to this snapshot."""

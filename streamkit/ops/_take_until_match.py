@@ -9,6 +9,7 @@ from typing import Protocol, TypeAlias, TypeVar
 from reactivex import Observable, abc
 from reactivex.disposable import SingleAssignmentDisposable
 
+from streamkit.accumulator import ResponseSnapshot
 from streamkit.models import Chunk
 
 __all__ = ["TextPattern", "take_until_match"]
@@ -17,7 +18,7 @@ TextPattern: TypeAlias = str | re.Pattern[str] | Callable[[str], bool]
 """What ``take_until_match`` accepts: a regular expression (source or compiled), or a
 predicate on the text so far."""
 
-ItemT = TypeVar("ItemT", bound=Chunk | str)
+ItemT = TypeVar("ItemT", bound=Chunk | str | ResponseSnapshot)
 
 # Characters with a meaning in a regular expression outside a character class. A
 # pattern without them (or with them backslash-escaped, as ``re.escape`` writes them)
@@ -65,11 +66,10 @@ def take_until_match(
       new piece (earlier pieces are not joined again), which is O(n) per call in the
       worst case, plus whatever the predicate does with it.
 
-    It reads deltas: items are chunks or ``str`` deltas (after ``ops.text()``).
-    Snapshots from ``ops.accumulate()`` are not deltas and are refused with a
-    ``TypeError``: to stop a stream of snapshots put ``take_until_match`` first,
-    ``pipe(ops.take_until_match(p), ops.accumulate())``, which yields the snapshots up
-    to the match at no extra cost.
+    Items are chunks, ``str`` deltas (after ``ops.text()``) or the snapshots of
+    ``ops.accumulate()`` (``pipe(ops.accumulate(), ops.take_until_match(p))``): of a
+    snapshot only the text added since the previous one is read, so the cost is the
+    same as on chunks.
 
     Raises ``ValueError`` for a regular expression that does not compile or a
     ``max_match_length`` below 1 (or given with a predicate), ``TypeError`` for a
@@ -86,6 +86,7 @@ def take_until_match(
             scheduler: abc.SchedulerBase | None = None,
         ) -> abc.DisposableBase:
             matcher = new_matcher()
+            delta = _DeltaReader()
             upstream = SingleAssignmentDisposable()
             tested = False
             stopped = False
@@ -102,7 +103,7 @@ def take_until_match(
                 if stopped:
                     return
                 try:
-                    piece = _delta(item)
+                    piece = delta.read(item)
                     matched = False
                     if piece or not tested:
                         tested = True
@@ -137,15 +138,26 @@ def take_until_match(
     return take_until_match_
 
 
-def _delta(item: Chunk | str) -> str:
-    if isinstance(item, str):
-        return item
-    if isinstance(item, Chunk):
-        return item.content
-    raise TypeError(
-        f"take_until_match reads deltas (chunks or str), not {type(item).__name__}: "
-        "put it before ops.accumulate() in the pipe"
-    )
+class _DeltaReader:
+    """The text each item adds: a chunk's content, a ``str`` delta, or what a snapshot
+    adds to the previous one."""
+
+    def __init__(self) -> None:
+        self._previous: ResponseSnapshot | None = None
+
+    def read(self, item: Chunk | str | ResponseSnapshot) -> str:
+        if isinstance(item, str):
+            return item
+        if isinstance(item, Chunk):
+            return item.content
+        if isinstance(item, ResponseSnapshot):
+            piece = item.content_since(self._previous)
+            self._previous = item
+            return piece
+        raise TypeError(
+            "take_until_match reads chunks, str deltas or accumulate() snapshots, "
+            f"not {type(item).__name__}"
+        )
 
 
 class _Matcher(Protocol):

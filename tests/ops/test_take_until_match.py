@@ -116,18 +116,32 @@ def test_text_deltas_can_be_matched_after_ops_text() -> None:
     assert xs.subscriptions == [subscribe(200, 240)]
 
 
-def test_snapshots_are_refused_with_a_type_error_that_says_where_to_put_it() -> None:
+def test_after_accumulate_it_stops_at_the_snapshot_that_completes_the_match() -> None:
     scheduler = TestScheduler()
-    xs = cold_items(scheduler, chunks_of(["a", "b"]))
+    xs = cold_items(scheduler, chunks_of(["Gan", "", "da", "lf said", " more"]))
 
-    results = scheduler.start(
-        lambda: xs.pipe(ops.accumulate(), ops.take_until_match("b"))  # type: ignore[arg-type]
-    )
+    results = scheduler.start(lambda: xs.pipe(ops.accumulate(), ops.take_until_match("Gandalf")))
+
+    assert [m.time for m in results.messages] == [210, 220, 230, 240, 240]
+    assert [m.value.value.content for m in results.messages[:-1]] == [
+        "Gan",
+        "Gan",
+        "Ganda",
+        "Gandalf said",
+    ]
+    assert results.messages[-1] == on_completed(240)
+    assert xs.subscriptions == [subscribe(200, 240)]
+
+
+def test_other_items_are_refused_with_a_type_error() -> None:
+    scheduler = TestScheduler()
+    xs = scheduler.create_cold_observable(on_next(10, 42))
+
+    results = scheduler.start(lambda: xs.pipe(ops.take_until_match("b")))  # type: ignore[arg-type]
 
     [message] = results.messages
     assert message.time == 210
-    error = message.value.exception
-    assert isinstance(error, TypeError) and "before ops.accumulate()" in str(error)
+    assert isinstance(message.value.exception, TypeError)
     assert xs.subscriptions == [subscribe(200, 210)]
 
 
