@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import os
 
+# litellm fetches its model cost map from the network at import unless told not to;
+# tests never touch the network.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(

@@ -118,9 +118,15 @@ _TRANSIENT_TYPES = frozenset(
         "service_unavailable",
     }
 )
-# httpx / httpx2 and aiohttp errors for a connection dropped in the middle of a body.
+# httpx / httpx2, aiohttp and requests errors for a connection dropped in the middle of a body.
 _CONNECTION_CUT_NAMES = frozenset(
-    {"RemoteProtocolError", "ReadError", "ClientPayloadError", "ServerDisconnectedError"}
+    {
+        "RemoteProtocolError",
+        "ReadError",
+        "ClientPayloadError",
+        "ServerDisconnectedError",
+        "ChunkedEncodingError",  # requests (azure-ai-inference's sync transport)
+    }
 )
 _TRANSPORT_ERROR_NAMES = frozenset(
     {

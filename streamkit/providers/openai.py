@@ -1,4 +1,8 @@
-"""OpenAI chat completions (and any OpenAI-compatible server through ``base_url``)."""
+"""OpenAI chat completions (and any OpenAI-compatible server through ``base_url``).
+
+``api="responses"`` selects OpenAI's Responses API for one call instead
+(:mod:`streamkit.providers.openai_responses`).
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,11 @@ from typing import Any
 import openai
 from openai.types.chat import ChatCompletionChunk
 
+from streamkit.errors import IncompleteStreamError
 from streamkit.messages import Message
 from streamkit.models import Chunk
-from streamkit.providers._base import ProviderAdapter
+from streamkit.providers import openai_responses as responses
+from streamkit.providers._base import Decoder, ProviderAdapter
 from streamkit.providers._chat import ChatChunkDecoder
 
 __all__ = ["OpenAIAdapter", "OpenAIChunk"]
@@ -28,6 +34,10 @@ class OpenAIAdapter(ProviderAdapter):
     your own ``stream_options`` to change that. The stream is complete once a finish
     reason and (when requested) the usage chunk arrived: the SDK ends quietly on a
     stream cut before ``[DONE]``, so those are what prove the response is whole.
+
+    ``api="responses"`` streams ``client.responses.create(stream=True)`` instead: the
+    request is then a :class:`~streamkit.providers.openai_responses.ResponsesRequest`,
+    whose type selects the endpoint, the decoder and the error message below.
     """
 
     name = "openai"
@@ -48,7 +58,13 @@ class OpenAIAdapter(ProviderAdapter):
     def build_request(
         self, model: str, messages: list[Message], params: dict[str, Any]
     ) -> dict[str, Any]:
-        """Keyword arguments of ``chat.completions.create``."""
+        """Keyword arguments of ``chat.completions.create`` (``api="chat"``, the default)
+        or of ``responses.create`` (``api="responses"``)."""
+        api = params.pop("api", "chat")
+        if api == "responses":
+            return responses.build_request(model, messages, params)
+        if api != "chat":
+            raise ValueError(f"api must be 'chat' or 'responses', not {api!r}")
         request: dict[str, Any] = {"model": model, "messages": messages, **params}
         request["stream"] = True
         request.setdefault("stream_options", {"include_usage": True})
@@ -56,15 +72,31 @@ class OpenAIAdapter(ProviderAdapter):
 
     def open(self, client: Any, request: dict[str, Any]) -> Any:
         """Make the request; return the SDK's ``Stream``."""
+        if isinstance(request, responses.ResponsesRequest):
+            return client.responses.create(**request)
         return client.chat.completions.create(**request)
 
     async def open_async(self, client: Any, request: dict[str, Any]) -> Any:
         """Make the request; return the SDK's ``AsyncStream``."""
+        if isinstance(request, responses.ResponsesRequest):
+            return await client.responses.create(**request)
         return await client.chat.completions.create(**request)
 
-    def new_decoder(self, request: dict[str, Any]) -> ChatChunkDecoder:
-        """A chat-chunk decoder expecting usage if it was requested."""
+    def new_decoder(self, request: dict[str, Any]) -> Decoder:
+        """A chat-chunk decoder expecting usage if it was requested (or a Responses one)."""
+        if isinstance(request, responses.ResponsesRequest):
+            return responses.ResponsesDecoder()
         options = request.get("stream_options") or {}
         return ChatChunkDecoder(
             self.name, chunk_type=OpenAIChunk, expect_usage=bool(options.get("include_usage"))
         )
+
+    def message_builder(self) -> responses.OpenAIMessageBuilder:
+        """Chat-format messages, or the output items of a Responses stream."""
+        return responses.OpenAIMessageBuilder()
+
+    def incomplete(self, decoder: Decoder) -> IncompleteStreamError:
+        """The error for a stream cut before its terminal event (of either API)."""
+        if isinstance(decoder, responses.ResponsesDecoder):
+            return IncompleteStreamError(self.name, responses.TERMINAL_EVENT, events=decoder.events)
+        return super().incomplete(decoder)

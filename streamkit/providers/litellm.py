@@ -1,0 +1,144 @@
+"""LiteLLM: ``litellm.completion(stream=True)`` / ``litellm.acompletion``, any model string.
+
+LiteLLM has no client object: its "client" is the completion function itself. So the
+``client`` of ``sk.stream("litellm", ...)`` is a completion function:
+
+- ``None`` (default): ``litellm.completion``, or ``litellm.acompletion`` with
+  ``async_=True``;
+- ``litellm.completion`` / ``litellm.acompletion``, or either bound to settings with
+  ``functools.partial(litellm.acompletion, api_base=..., api_key=...)``;
+- a ``litellm.Router``'s ``completion`` / ``acompletion``.
+
+A coroutine function (``acompletion``) makes the stream async. Other keyword arguments
+(``api_base``, ``api_key``, ``temperature``...) pass through to the call::
+
+    sk.stream("litellm", "anthropic/claude-sonnet-4-5", "Hi", api_key=...)
+    sk.stream("litellm", "openai/gpt-4o", "Hi", client=litellm.acompletion)
+
+Chunks are litellm's ``ModelResponseStream`` (OpenAI-shaped, kept raw in
+``chunk.chunk``). Usage is requested by default (``stream_options={"include_usage":
+True}``, which litellm honours for every provider by sending a usage chunk at the end).
+
+What litellm does on its own, and streamkit cannot change:
+
+- it reports a stream cut before its finish reason as ``MidStreamFallbackError``;
+  streamkit raises that as :class:`~streamkit.errors.IncompleteStreamError` (caused by
+  it). A stream cut *after* the finish reason is completed by litellm itself: it builds
+  the usage chunk from what it received, so that cut cannot be seen;
+- it logs every chunk on a thread pool of its own (``litellm-logging_N`` threads, up to
+  ``LOGGING_EXECUTOR_MAX_THREADS``, 100 by default), which lives as long as the process:
+  ``litellm.disable_streaming_logging = True`` turns the per-chunk part off;
+- ``import litellm`` takes seconds and fetches its model cost map from GitHub unless
+  ``LITELLM_LOCAL_MODEL_COST_MAP=True``: litellm is imported only when a litellm stream
+  is first made.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ConfigDict
+
+from streamkit.messages import Message
+from streamkit.models import Chunk
+from streamkit.providers._base import Decoder, ProviderAdapter
+from streamkit.providers._chat import ChatChunkDecoder
+
+if TYPE_CHECKING:
+    from litellm.types.utils import ModelResponseStream
+
+__all__ = ["LiteLLMAdapter", "LiteLLMChunk"]
+
+
+class LiteLLMChunk(Chunk):
+    """A chunk of a LiteLLM stream; ``chunk`` is litellm's ``ModelResponseStream``."""
+
+    # The chunk type lives in litellm, imported only when first used (see _litellm()).
+    model_config = ConfigDict(defer_build=True)
+
+    chunk: ModelResponseStream
+
+
+@functools.cache
+def _litellm() -> ModuleType:
+    """Import litellm (slow) once, and complete :class:`LiteLLMChunk` with its type."""
+    module = importlib.import_module("litellm")
+    types = importlib.import_module("litellm.types.utils")
+    LiteLLMChunk.model_rebuild(_types_namespace={"ModelResponseStream": types.ModelResponseStream})
+    return module
+
+
+class LiteLLMAdapter(ProviderAdapter):
+    """Streams ``litellm.completion(stream=True)`` (sync) or ``acompletion`` (async)."""
+
+    name = "litellm"
+    terminal_event = "a finish_reason (and the usage chunk when requested)"
+
+    def is_async_client(self, client: Any) -> bool:
+        """A completion function: async when it is a coroutine function (``acompletion``)."""
+        if not callable(client):
+            raise TypeError(
+                "the client of 'litellm' is a completion function (litellm.completion, "
+                "litellm.acompletion, a functools.partial of one, or a Router's method), "
+                f"got {client!r}"
+            )
+        return inspect.iscoroutinefunction(client)
+
+    def default_client(self, async_: bool) -> Any:
+        """``litellm.acompletion`` for async streams, else ``litellm.completion``."""
+        litellm = _litellm()
+        return litellm.acompletion if async_ else litellm.completion
+
+    def build_request(
+        self, model: str, messages: list[Message], params: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Keyword arguments of the completion function (``stream=True`` always)."""
+        request: dict[str, Any] = {"model": model, "messages": messages, **params}
+        request["stream"] = True
+        request.setdefault("stream_options", {"include_usage": True})
+        return request
+
+    def open(self, client: Any, request: dict[str, Any]) -> Any:
+        """Call the completion function; return litellm's ``CustomStreamWrapper``."""
+        _litellm()
+        return client(**request)
+
+    async def open_async(self, client: Any, request: dict[str, Any]) -> Any:
+        """Await the async completion function; return its ``CustomStreamWrapper``."""
+        _litellm()
+        return await client(**request)
+
+    def new_decoder(self, request: dict[str, Any]) -> ChatChunkDecoder:
+        """A chat-chunk decoder expecting usage if it was requested."""
+        options = request.get("stream_options") or {}
+        return ChatChunkDecoder(
+            self.name, chunk_type=LiteLLMChunk, expect_usage=bool(options.get("include_usage"))
+        )
+
+    def http_response(self, sdk_stream: Any) -> Any:
+        """The HTTP response under litellm's wrapper, where the provider's stream has one
+        (the openai SDK's stream that litellm's OpenAI-compatible routes use)."""
+        inner = getattr(sdk_stream, "completion_stream", None)
+        return getattr(inner, "response", None)
+
+    def read_error(self, decoder: Decoder, error: Exception) -> Exception:
+        """litellm's report of a stream cut before its end (``MidStreamFallbackError``
+        over an ``APIConnectionError``) as :class:`~streamkit.errors.IncompleteStreamError`
+        (raised from it); other errors unchanged.
+
+        litellm keeps the transport error in ``original_exception``, not in the
+        ``__cause__`` chain the base default reads, hence this override."""
+        exceptions = importlib.import_module("litellm.exceptions")
+        original = getattr(error, "original_exception", None)
+        if (
+            decoder.events
+            and not decoder.complete
+            and isinstance(error, exceptions.MidStreamFallbackError)
+            and isinstance(original, exceptions.APIConnectionError)
+        ):
+            return self.incomplete(decoder)
+        return error
