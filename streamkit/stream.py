@@ -127,12 +127,8 @@ class Stream(Observable[Chunk]):
         chunks = pull.chunks()
         try:
             for chunk in chunks:
-                for pair in self._fold(chunk):
-                    self._pairs.append(pair)
-                    yield pair
-            for pair in self._finish():
-                self._pairs.append(pair)
-                yield pair
+                yield from self._fold(chunk)
+            yield from self._finish()
         except BaseException as error:
             self._error = error
             raise
@@ -154,10 +150,8 @@ class Stream(Observable[Chunk]):
         try:
             async for chunk in chunks:
                 for pair in self._fold(chunk):
-                    self._pairs.append(pair)
                     yield pair
             for pair in self._finish():
-                self._pairs.append(pair)
                 yield pair
         except BaseException as error:
             self._error = error
@@ -166,19 +160,22 @@ class Stream(Observable[Chunk]):
             await _aclose_once(chunks)
 
     def _fold(self, chunk: Chunk) -> list[Pair]:
+        """Fold one chunk into the totals; its pairs, recorded for a later replay."""
         tools = self._accumulator.add(chunk)
-        if not tools:
-            return [(chunk, None)]
-        pairs: list[Pair] = [(chunk, tools[0])]
+        pairs: list[Pair] = [(chunk, tools[0] if tools else None)]
         pairs.extend((_empty_like(chunk), tool) for tool in tools[1:])
-        return pairs
+        return self._record(pairs)
 
     def _finish(self) -> list[Pair]:
+        """Pairs for the tool calls the stream's end completes, recorded."""
         tools = self._accumulator.finish()
-        if not tools:
-            return []
         template = self._pairs[-1][0] if self._pairs else Chunk(provider=self.provider)
-        return [(_empty_like(template), tool) for tool in tools]
+        return self._record([(_empty_like(template), tool) for tool in tools])
+
+    def _record(self, pairs: list[Pair]) -> list[Pair]:
+        if self._pairs is not None:
+            self._pairs.extend(pairs)
+        return pairs
 
     def _replay(self) -> Iterator[Pair]:
         yield from list(self._pairs or ())
