@@ -94,16 +94,16 @@ class _Channel(Generic[PieceT]):
         if delivered.startswith(piece[:overlap], position):
             self.position = position + overlap
             rest = piece[overlap:]
-        elif position >= self.exact_until:
-            # A continuation that did not repeat the trailing whitespace: keep what it sent
-            # after the part that did match.
+        else:
             same = 0
-            while same < overlap and piece[same] == delivered[position + same]:
+            while piece[same] == delivered[position + same]:
                 same += 1
+            if position + same < self.exact_until:
+                raise _Mismatch(_text(delivered), _text(delivered[:position] + piece))
+            # A continuation that did not repeat all the trailing whitespace: keep what it
+            # sent after the part that did.
             self.position = self.length
             rest = piece[same:]
-        else:
-            raise _Mismatch(_text(delivered), _text(delivered[:position] + piece))
         if rest:
             self._append(rest)
         return rest
@@ -344,9 +344,11 @@ def retry_on_error(
             ``[d * (1 - jitter), d]``, where ``d`` is the backoff (capped by
             ``max_backoff``), then raised to the provider's ``retry-after`` (or
             ``retry-after-ms``) if that is longer. 0 gives exact delays.
-        scheduler: where the delays are timed (a ``TestScheduler`` in tests). Default:
-            the asyncio loop the failing attempt ran on (async clients), else a
-            ``TimeoutScheduler`` (a timer thread, cancelled on disposal).
+        scheduler: where the delays are timed (a ``TestScheduler`` in tests); the next
+            attempt is subscribed from there, so with an async client it must run its
+            actions on the event loop. Default: the asyncio loop the failing attempt ran
+            on (async clients), else a ``TimeoutScheduler`` (a timer thread, cancelled
+            on disposal).
         continuation: when the failed attempts delivered text, the new request asks the
             model to continue it instead of starting over. ``"continue"`` needs the
             ``Stream`` itself as the source (``Stream.continuation(delivered)``: an
@@ -489,22 +491,19 @@ def retry_on_error(
             def start_attempt() -> None:
                 nonlocal attempt
                 attempt += 1
-                continuing = continue_from is not None and delivered.only_content()
-                try:
-                    if continue_from is not None and continuing:
-                        attempt_source = continue_from(delivered.content)
-                    else:
-                        attempt_source = source
-                    if attempt > 1:
-                        delivered.begin_attempt(continuing)
-                except Exception as error:
-                    stop_with(error)
-                    return
                 subscription = SingleAssignmentDisposable()
                 current.disposable = subscription
-                subscription.disposable = attempt_source.subscribe(
-                    on_next, on_error, on_completed, scheduler=scheduler_
-                )
+                try:
+                    attempt_source, continuing = source, False
+                    if continue_from is not None and delivered.only_content():
+                        attempt_source, continuing = continue_from(delivered.content), True
+                    if attempt > 1:
+                        delivered.begin_attempt(continuing)
+                    subscription.disposable = attempt_source.subscribe(
+                        on_next, on_error, on_completed, scheduler=scheduler_
+                    )
+                except Exception as error:  # raised on a timer thread, it would be lost
+                    stop_with(error)
 
             start_attempt()
             return current

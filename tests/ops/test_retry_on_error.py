@@ -381,6 +381,18 @@ def test_nothing_delivered_yet_retries_the_original_even_with_continuation() -> 
     assert results.messages[-2:] == [on_next(231, text("hi")), on_completed(241)]
 
 
+def test_a_failing_continuation_ends_the_stream_with_its_error() -> None:
+    scheduler = TestScheduler()
+    broken = ValueError("cannot build the continuation request")
+    first = scheduler.create_cold_observable(on_next(10, text("Once")), on_error(20, cut()))
+
+    def continuation(delivered: str) -> Observable[sk.Chunk]:
+        raise broken
+
+    results = run_attempts(scheduler, first, continuation=continuation)
+    assert results.messages == [on_next(210, text("Once")), on_error(221, broken)]
+
+
 def test_the_default_timer_thread_is_cancelled_on_dispose() -> None:
     source = attempts(reactivex.throw(cut()), reactivex.never())
     received: list[Any] = []
@@ -747,6 +759,25 @@ async def test_openai_cut_mid_stream_yields_the_full_text_once(async_: bool, fau
         assert "".join(pieces) == expected.content == response.content
         assert response.usage == expected.usage  # the cut attempt reported no usage
         wait_until(lambda: server.open_connections == 0)
+
+
+@pytest.mark.parametrize("async_", [False, True], ids=["sync", "async"])
+async def test_retry_before_share_replay_gives_every_subscriber_the_text_once(
+    async_: bool,
+) -> None:
+    name = "openai/chat-text-after-tool-results"
+    with ReplayServer(pace=0.0) as server:
+        expected = _expected(server, name, "openai").content
+        client = server.client("openai", async_=async_)
+        server.push(Reply(name, fault=Fault(close_after_events=7)), name)
+        stream = sk.stream("openai", "gpt-4o-mini", "hi", client=client)
+        shared = stream.pipe(ops.retry_on_error(backoff=0.01), ops.share_replay())
+        responses = await asyncio.gather(
+            *(_run(shared.pipe(ops.to_call_response()), async_) for _ in range(3))
+        )
+        await _close(client, async_)
+        assert [response.content for response in responses] == [expected] * 3
+        assert len(server.requests) == 3  # the fault-free run, then one cut and one retry
 
 
 @pytest.mark.parametrize("async_", [False, True], ids=["sync", "async"])
