@@ -21,7 +21,7 @@ from streamkit.finish_reasons import common_finish_reason
 from streamkit.models import CallResponse, Chunk, FinishReason, ToolCall, ToolCallDelta, Usage
 from streamkit.providers import MessageBuilder, message_builder
 
-__all__ = ["Accumulator", "ResponseSnapshot"]
+__all__ = ["Accumulator", "ResponseSnapshot", "ToolCallCompletion"]
 
 PieceT = TypeVar("PieceT", str, bytes)
 
@@ -81,6 +81,60 @@ class _ToolCallBuilder:
         return ToolCall(id=self.id, name=self.name or "", arguments=arguments)
 
 
+class ToolCallCompletion:
+    """The rule for when a streamed tool call is complete, in one place.
+
+    A call completes when its adapter marks a fragment ``complete``, when a fragment of
+    another (new) index starts, when a finish reason arrives, or when the stream ends;
+    each call completes once. Used by the :class:`Accumulator` and by operators that
+    follow tool calls (``ops.partial_tool_args``).
+    """
+
+    __slots__ = ("_done", "_open")
+
+    def __init__(self) -> None:
+        self._done: dict[int, bool] = {}
+        self._open: int | None = None
+
+    def before(self, delta: ToolCallDelta) -> list[int]:
+        """Call before applying ``delta``: the indices it completes (the open call, when
+        ``delta`` starts a new one)."""
+        if delta.index in self._done:
+            return []
+        completed = self._close_open()
+        self._done[delta.index] = False
+        self._open = delta.index
+        return completed
+
+    def after(self, delta: ToolCallDelta) -> list[int]:
+        """Call after applying ``delta``: its own index if it marks its call complete."""
+        if not delta.complete or self._done.get(delta.index, True):
+            return []
+        self._done[delta.index] = True
+        if self._open == delta.index:
+            self._open = None
+        return [delta.index]
+
+    def finish(self) -> list[int]:
+        """A finish reason or the end of the stream: every call still open, in order."""
+        completed = [index for index, done in self._done.items() if not done]
+        for index in completed:
+            self._done[index] = True
+        self._open = None
+        return completed
+
+    def is_complete(self, index: int) -> bool:
+        """Whether the call at ``index`` has completed."""
+        return self._done.get(index, False)
+
+    def _close_open(self) -> list[int]:
+        index, self._open = self._open, None
+        if index is None or self._done[index]:
+            return []
+        self._done[index] = True
+        return [index]
+
+
 class Accumulator:
     """Folds chunks into a :class:`CallResponse` incrementally (O(chunk) per chunk).
 
@@ -103,7 +157,7 @@ class Accumulator:
         self._audio: _Pieces[bytes] = _Pieces(b"")
         self._has_audio = False
         self._tools: dict[int, _ToolCallBuilder] = {}
-        self._open_tool: _ToolCallBuilder | None = None
+        self._completion = ToolCallCompletion()
         self._message_builder: MessageBuilder | None = None
 
     # -- folding ---------------------------------------------------------------------
@@ -133,42 +187,28 @@ class Accumulator:
 
         completed: list[ToolCall] = []
         for delta in chunk.tool_calls:
+            self._complete(self._completion.before(delta), completed)
             builder = self._tools.get(delta.index)
             if builder is None:
-                # A new call starts: the previous open one is finished.
-                self._complete_open(completed)
                 builder = self._tools[delta.index] = _ToolCallBuilder(delta.index)
-                self._open_tool = builder
             builder.add(delta)
-            if delta.complete and not builder.complete:
-                builder.complete = True
-                completed.append(builder.build())
-                if self._open_tool is builder:
-                    self._open_tool = None
+            self._complete(self._completion.after(delta), completed)
         if chunk.finish_reasons:
             self.finish_reasons = list(chunk.finish_reasons)
-            self._complete_all(completed)
+            self._complete(self._completion.finish(), completed)
         return completed
 
     def finish(self) -> list[ToolCall]:
         """Complete every tool call still open (the stream ended)."""
         completed: list[ToolCall] = []
-        self._complete_all(completed)
+        self._complete(self._completion.finish(), completed)
         return completed
 
-    def _complete_open(self, completed: list[ToolCall]) -> None:
-        open_tool = self._open_tool
-        if open_tool is not None and not open_tool.complete:
-            open_tool.complete = True
-            completed.append(open_tool.build())
-        self._open_tool = None
-
-    def _complete_all(self, completed: list[ToolCall]) -> None:
-        for builder in self._tools.values():
-            if not builder.complete:
-                builder.complete = True
-                completed.append(builder.build())
-        self._open_tool = None
+    def _complete(self, indices: list[int], completed: list[ToolCall]) -> None:
+        for index in indices:
+            builder = self._tools[index]
+            builder.complete = True
+            completed.append(builder.build())
 
     # -- reading ---------------------------------------------------------------------
     @property

@@ -5,6 +5,8 @@ as reactivex's own operators do: ``stream.pipe(ops.text(), ...)``.
 """
 
 from streamkit.ops._accumulate import accumulate
+from streamkit.ops._partial_object import partial_object
+from streamkit.ops._partial_tool_args import PartialToolArgs, partial_tool_args
 from streamkit.ops._retry_on_error import retry_on_error
 from streamkit.ops._share_replay import share_replay
 from streamkit.ops._take_until_match import TextPattern, take_until_match
@@ -15,11 +17,14 @@ from streamkit.ops._to_call_response import to_call_response
 
 __all__ = [
     "AudioText",
+    "PartialToolArgs",
     "TeeSide",
     "TextPattern",
     "accumulate",
     "first_chunk_timeout",
     "idle_timeout",
+    "partial_object",
+    "partial_tool_args",
     "retry_on_error",
     "share_replay",
     "take_until_match",
