@@ -30,11 +30,13 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 class Usage(BaseModel):
-    """Token counts for a call, as running totals.
+    """Token counts for a call, as running totals, counted as the provider counts them.
 
     ``cached_tokens`` and ``reasoning_tokens`` are set only where the provider reports
-    them (they are included in ``input_tokens`` / ``output_tokens`` respectively, as the
-    providers count them).
+    them. Whether they are part of ``input_tokens`` / ``output_tokens`` is the
+    provider's convention, kept as reported: OpenAI's ``prompt_tokens`` include cached
+    tokens, Anthropic's ``input_tokens`` exclude cache reads; Gemini bills thoughts as
+    output. Each adapter's module docstring says what it maps.
     """
 
     model_config = ConfigDict(frozen=True)
