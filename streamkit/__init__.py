@@ -1,10 +1,10 @@
 """streamkit: LLM provider streams as ReactiveX observables of normalized chunks.
 
-    import streamkit as sk
-    from streamkit import ops
+import streamkit as sk
+from streamkit import ops
 
-    stream = sk.stream("openai", "gpt-4o-mini", "Recommend a fantasy book")
-    response = stream.pipe(ops.to_call_response()).run()
+stream = sk.stream("openai", "gpt-4o-mini", "Recommend a fantasy book")
+response = stream.pipe(ops.to_call_response()).run()
 """
 
 from streamkit import ops

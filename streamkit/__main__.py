@@ -49,9 +49,7 @@ def _parser() -> argparse.ArgumentParser:
         default=DEFAULT_STOP,
         help="regular expression that ends the early-stopped stream (default: '\\?')",
     )
-    demo.add_argument(
-        "--pace", type=float, default=0.04, help="seconds between replayed events"
-    )
+    demo.add_argument("--pace", type=float, default=0.04, help="seconds between replayed events")
     demo.add_argument(
         "--audio",
         action="store_true",
@@ -123,9 +121,7 @@ def _early_stop(stream: sk.Stream, pattern: str, server: Any, out: TextIO) -> No
         done.set()
 
     requests_before = len(server.requests) if server is not None else 0
-    stream.pipe(ops.take_until_match(pattern)).subscribe(
-        on_next, on_error, on_completed=done.set
-    )
+    stream.pipe(ops.take_until_match(pattern)).subscribe(on_next, on_error, on_completed=done.set)
     done.wait()
     if errors:
         raise errors[0]

@@ -64,5 +64,3 @@ def call(
         return sync_wrapper
 
     return decorator
-
-

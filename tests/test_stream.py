@@ -221,9 +221,7 @@ async def test_sync_stream_rejects_async_iteration() -> None:
 
 def test_async_stream_subscribed_outside_a_loop_fails_clearly() -> None:
     with ReplayServer("openai/chat-text-usage") as server:
-        stream = sk.stream(
-            "openai", "gpt-4o", "hi", client=server.client("openai", async_=True)
-        )
+        stream = sk.stream("openai", "gpt-4o", "hi", client=server.client("openai", async_=True))
         errors: list[BaseException] = []
         stream.subscribe(on_error=errors.append)
         assert errors and isinstance(errors[0], sk.StreamError)

@@ -43,12 +43,8 @@ def to_call_response() -> Callable[[Observable[Chunk]], Observable[CallResponse]
                 observer.on_next(response)
                 observer.on_completed()
 
-            return source.subscribe(
-                on_next, observer.on_error, on_completed, scheduler=scheduler
-            )
+            return source.subscribe(on_next, observer.on_error, on_completed, scheduler=scheduler)
 
         return Observable(subscribe)
 
     return to_call_response_
-
-
