@@ -51,7 +51,9 @@ def normalize_messages(messages: str | Sequence[Mapping[str, Any]]) -> list[Mess
                 f"message {position} has role {role!r}; expected one of "
                 f"{', '.join(NEUTRAL_ROLES)} (or a provider's own message format)"
             )
-        if role in NEUTRAL_ROLES and "content" not in message and set(message) == {"role"}:
+        # Only a role (and a null content): no provider takes it, native format or not.
+        only_role = set(message) <= {"role", "content"} and message.get("content") is None
+        if role in NEUTRAL_ROLES and only_role:
             raise ValueError(f"message {position} ({role}) has no 'content'")
         result.append(dict(message))
     return result

@@ -25,7 +25,8 @@ from reactivex.scheduler.eventloop import AsyncIOScheduler, AsyncIOThreadSafeSch
 
 from streamkit.errors import StreamError
 from streamkit.models import Chunk
-from streamkit.providers import ProviderAdapter
+from streamkit.providers import Decoder, ProviderAdapter
+from streamkit.providers._base import is_connection_cut
 
 __all__ = [
     "AsyncPull",
@@ -106,7 +107,9 @@ class SyncPull:
         except Exception as error:
             if self.cancelled:
                 return  # the read error our own socket shutdown caused
-            replacement = adapter.read_error(decoder, error)
+            replacement = _read_failure(adapter, decoder, error)
+            if replacement is None:
+                return
             if replacement is error:
                 raise
             raise replacement from error
@@ -144,12 +147,23 @@ class AsyncPull:
             if not decoder.complete:
                 raise adapter.incomplete(decoder)
         except Exception as error:
-            replacement = adapter.read_error(decoder, error)
+            replacement = _read_failure(adapter, decoder, error)
+            if replacement is None:
+                return
             if replacement is error:
                 raise
             raise replacement from error
         finally:
             await adapter.close_async(sdk_stream)
+
+
+def _read_failure(adapter: ProviderAdapter, decoder: Decoder, error: Exception) -> Exception | None:
+    """The exception to raise for an error while reading, or ``None`` when the stream is
+    complete: its terminal event arrived and only the connection dropped after it (a
+    lost ``data: [DONE]`` or end of the chunked body costs no part of the response)."""
+    if decoder.complete and is_connection_cut(error):
+        return None
+    return adapter.read_error(decoder, error)
 
 
 def sync_source(make_pull: Callable[[], SyncPull]) -> Observable[Chunk]:

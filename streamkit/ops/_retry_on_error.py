@@ -284,11 +284,12 @@ def retry_after_seconds(error: BaseException) -> float | None:
     """The delay a provider asked for in the error's HTTP response, in seconds.
 
     Reads ``retry-after-ms`` (OpenAI, Anthropic) and ``retry-after`` (seconds or an
-    HTTP date) from ``error.response.headers``, as the provider SDKs expose them;
-    ``None`` when there is none.
+    HTTP date) from the response headers, as the provider SDKs expose them:
+    ``error.response.headers`` (openai, anthropic, groq, google-genai) or
+    ``error.headers`` (cohere, mistralai); ``None`` when there is none.
     """
-    headers = getattr(getattr(error, "response", None), "headers", None)
-    if headers is None or not hasattr(headers, "get"):
+    headers = _response_headers(error)
+    if headers is None:
         return None
     milliseconds = headers.get("retry-after-ms")
     if milliseconds is not None:
@@ -306,6 +307,15 @@ def retry_after_seconds(error: BaseException) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+def _response_headers(error: BaseException) -> dict[str, Any] | None:
+    """The error's HTTP response headers, names lower-cased (a plain dict from cohere)."""
+    response_headers = getattr(getattr(error, "response", None), "headers", None)
+    for headers in (response_headers, getattr(error, "headers", None)):
+        if headers is not None and hasattr(headers, "items"):
+            return {str(name).lower(): value for name, value in headers.items()}
+    return None
 
 
 def retry_on_error(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from functools import cache
 from typing import Any, ClassVar
 
 from streamkit.errors import IncompleteStreamError
@@ -27,6 +28,7 @@ __all__ = [
     "assistant_prefill",
     "cut_stream_error",
     "function_tool_calls",
+    "is_connection_cut",
     "is_transient_error",
 ]
 
@@ -75,6 +77,13 @@ def function_tool_calls(calls: list[ToolCall]) -> list[dict[str, Any]]:
     ]
 
 
+@cache
+def _holds_no_audio(chunk_type: type[Chunk]) -> bool:
+    """Whether a chunk type declares ``holds_no_audio`` (cached per type: looking up an
+    absent class attribute through pydantic's metaclass costs ~1 µs)."""
+    return bool(getattr(chunk_type, "holds_no_audio", False))
+
+
 class ChatMessageBuilder(MessageBuilder):
     """The OpenAI chat-completions assistant message (also Groq, Mistral, LiteLLM, Azure)."""
 
@@ -84,8 +93,10 @@ class ChatMessageBuilder(MessageBuilder):
     def add(self, chunk: Chunk) -> None:
         """Remember the audio id, which the next turn refers to."""
         # OpenAI sends the id alone in the first audio delta (no data, no transcript),
-        # so the raw chunk is read until an id was found.
-        if self.audio_id is None:
+        # so the raw chunk is read until an id was found. A chunk type that declares
+        # `holds_no_audio` (the fast path's, whose raw chunk is built on first read) is
+        # skipped, so no raw chunk is built just to look.
+        if self.audio_id is None and not _holds_no_audio(type(chunk)):
             raw = chunk.chunk
             for choice in getattr(raw, "choices", None) or ():
                 audio = getattr(choice.delta, "audio", None)
@@ -325,7 +336,14 @@ def cut_stream_error(adapter: ProviderAdapter, decoder: Decoder, error: Exceptio
     for a cut stream, which differs by library (httpx, httpx2, aiohttp) and so by sync
     or async.
     """
-    # openai wraps the transport error in APIConnectionError: look down the cause chain.
+    if decoder.events and not decoder.complete and is_connection_cut(error):
+        return adapter.incomplete(decoder)
+    return error
+
+
+def is_connection_cut(error: BaseException) -> bool:
+    """Whether ``error`` (or its cause, as openai's ``APIConnectionError`` wraps it) is
+    the HTTP library's error for a connection dropped in the middle of a body."""
     names: set[str] = set()
     cause: BaseException | None = error
     for _ in range(4):
@@ -333,6 +351,4 @@ def cut_stream_error(adapter: ProviderAdapter, decoder: Decoder, error: Exceptio
             break
         names.update(cls.__name__ for cls in type(cause).__mro__)
         cause = cause.__cause__
-    if decoder.events and not decoder.complete and names & _CONNECTION_CUT_NAMES:
-        return adapter.incomplete(decoder)
-    return error
+    return bool(names & _CONNECTION_CUT_NAMES)

@@ -26,7 +26,7 @@ from mistralai.client.models import CompletionChunk
 
 from streamkit.messages import Message
 from streamkit.models import Chunk, ToolCallDelta
-from streamkit.providers._base import ProviderAdapter
+from streamkit.providers._base import ProviderAdapter, is_transient_error
 from streamkit.providers._chat import ChatChunkDecoder
 
 __all__ = ["MistralAdapter", "MistralChunk", "MistralChunkDecoder"]
@@ -113,3 +113,33 @@ class MistralAdapter(ProviderAdapter):
     def new_decoder(self, request: dict[str, Any]) -> MistralChunkDecoder:
         """A Mistral chunk decoder (a finish reason is what ends the stream)."""
         return MistralChunkDecoder(self.name)
+
+    def is_transient(self, exc: BaseException) -> bool:
+        """As :func:`~streamkit.providers.is_transient_error`; for an error event in the
+        stream (``data: {"error": {...}}``), which mistralai fails to validate as a chunk
+        and raises as ``ResponseValidationError`` with the event as its ``body``, the
+        error the event carries decides (an overload or server error is transient)."""
+        carried = _event_error(exc)
+        return is_transient_error(exc if carried is None else carried)
+
+
+class _ErrorEvent(Exception):
+    """The error object of a mid-stream error event (``body``), for classification."""
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        super().__init__(body)
+        self.body = body
+
+
+def _event_error(exc: BaseException) -> _ErrorEvent | None:
+    """The error event a mistralai validation error was raised for, if it was one."""
+    body = getattr(exc, "body", None)
+    if not isinstance(body, str) or '"error"' not in body:
+        return None
+    try:
+        data = json.loads(body).get("data")
+    except (ValueError, AttributeError):
+        return None
+    if isinstance(data, dict) and isinstance(data.get("error"), dict):
+        return _ErrorEvent(data)
+    return None

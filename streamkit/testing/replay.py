@@ -21,6 +21,22 @@ Every request is recorded (:attr:`ReplayServer.requests`), with credentials
 redacted, together with how much of the stream was sent and whether the client
 went away first: with ``pace > 0`` the server watches the socket between events,
 so it notices a client that closes a stream at once and stops sending.
+
+Faults are chosen per request, so each attempt of a retry can meet its own::
+
+    server.push(
+        Reply("anthropic/messages-text", fault=Fault(http_error=529)),
+        Reply("anthropic/messages-text", fault=Fault(close_after_events=3)),
+        Reply("anthropic/messages-text", fault=Fault(error_event_after=4)),
+        "anthropic/messages-text",  # the fourth attempt gets the whole stream
+    )
+
+A :class:`Fault` cuts or resets the connection, stalls, ends the body early, inserts
+a malformed, error or very large event in the provider's own format, answers with an
+HTTP error and the provider's error body, or trickles the body byte by byte; see its
+fields.  :func:`error_event`, :func:`malformed_event`, :func:`error_body` and
+:meth:`Fault.events_for` show exactly what is sent, and :func:`event_text` reads the
+text of a raw event, so a test can compute what a client must receive.
 """
 
 from __future__ import annotations
@@ -46,13 +62,21 @@ from streamkit.testing.transcripts import Transcript, load_transcript
 
 __all__ = [
     "FAKE_API_KEY",
+    "FOREIGN_TEXT",
+    "MALFORMED_KINDS",
     "PROVIDERS",
     "REDACTED",
     "Fault",
+    "MalformedKind",
     "RecordedRequest",
     "ReplayServer",
     "Reply",
     "ReplyLike",
+    "error_body",
+    "error_event",
+    "event_text",
+    "large_event_text",
+    "malformed_event",
     "path_fits_api",
 ]
 
@@ -87,9 +111,49 @@ _WAIT_SLICE = 0.2
 
 
 # --------------------------------------------------------------------- faults
+MalformedKind: TypeAlias = Literal["broken_json", "unknown_event", "foreign_event"]
+"""What :attr:`Fault.malformed` inserts (see :func:`malformed_event`)."""
+
+MALFORMED_KINDS: tuple[MalformedKind, ...] = ("broken_json", "unknown_event", "foreign_event")
+
+
 @dataclass(frozen=True)
 class Fault:
     """A way to break a reply on the wire.
+
+    A :class:`Reply` carries at most one ``Fault``, and replies are taken one per
+    request, so each attempt of a retry can meet a different fault.  The fields
+    combine freely (except ``http_error``, which replaces the stream); each one
+    left at its default does nothing.
+
+    **What is sent** (positions count the transcript's own events):
+
+    Attributes:
+        end_after_events: send the transcript's first ``n`` events, then end the
+            HTTP body properly (the chunked body's last chunk): a stream that ends
+            cleanly without its terminal event, the connection still usable.
+            Contrast ``close_after_events``, which drops the connection mid-body.
+        malformed: ``(n, kind)``: insert a malformed event before the
+            transcript's event ``n``; ``kind`` is ``"broken_json"`` (a data line
+            cut in the middle of its JSON), ``"unknown_event"`` (a well-formed
+            event of a type the provider does not send, as a newer API version
+            might) or ``"foreign_event"`` (a text delta in another provider's
+            format).  See :func:`malformed_event`.
+        error_event_after: send the transcript's first ``n`` events, then the
+            provider's mid-stream error event (an overload: Anthropic's
+            ``event: error`` with ``overloaded_error``, OpenAI-style
+            ``data: {"error": ...}``, Groq's ``event: error``...; see
+            :func:`error_event`), then end the body properly.
+        large_event: insert a copy of the transcript's first text delta right
+            after it, its text replaced by ``large_event`` characters of ASCII
+            filler (:func:`large_event_text`): one absurdly large but valid event.
+        http_error: answer with this HTTP status and the provider's JSON error
+            body (:func:`error_body`) instead of the stream.  Only ``headers``
+            and ``stall_before`` (waited before the answer) apply with it.
+        headers: extra response headers, e.g. ``{"retry-after": "1"}`` (given as a
+            mapping; kept as sorted pairs so a ``Fault`` stays hashable).
+
+    **How it is sent** (positions count events as sent, inserted ones included):
 
     Attributes:
         close_after_events: send this many events, then close the connection
@@ -104,19 +168,39 @@ class Fault:
         stall_after_events: ``(n, seconds)``: after ``n`` events, wait
             ``seconds`` before going on (``n`` equal to the number of events
             stalls before the end of the body).
+        trickle: send the body one byte at a time (chunk framing included),
+            waiting this many seconds between bytes (0: no wait, but still one
+            write per byte).
+        trickle_bytes: trickle only the first this many bytes of the body, then
+            send the rest as usual (``None``: the whole body).  Each trickled byte
+            costs the client a read, so a long body trickled whole is slow.
 
-    While stalling the server watches the socket and stops as soon as the
-    client goes away.  When both a close and a reset are given, the one with
-    fewer events happens (a reset on a tie).
+    While stalling or trickling the server watches the socket and stops as soon
+    as the client goes away.  When both a close and a reset are given, the one
+    with fewer events happens (a reset on a tie).  :meth:`events_for` gives the
+    events a fault sends, so a test can compute what a client should receive.
     """
 
     close_after_events: int | None = None
     reset_after_events: int | None = None
     stall_before: float = 0.0
     stall_after_events: tuple[int, float] | None = None
+    end_after_events: int | None = None
+    malformed: tuple[int, MalformedKind] | None = None
+    error_event_after: int | None = None
+    large_event: int | None = None
+    trickle: float | None = None
+    trickle_bytes: int | None = None
+    http_error: int | None = None
+    headers: Mapping[str, str] | tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
-        for name in ("close_after_events", "reset_after_events"):
+        for name in (
+            "close_after_events",
+            "reset_after_events",
+            "end_after_events",
+            "error_event_after",
+        ):
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ValueError(f"Fault.{name} must be >= 0, got {value}")
@@ -129,6 +213,51 @@ class Fault:
                     f"Fault.stall_after_events must be (n >= 0, seconds >= 0), "
                     f"got {self.stall_after_events}"
                 )
+        if self.malformed is not None:
+            at, kind = self.malformed
+            if at < 0 or kind not in MALFORMED_KINDS:
+                raise ValueError(
+                    f"Fault.malformed must be (n >= 0, one of {', '.join(MALFORMED_KINDS)}), "
+                    f"got {self.malformed!r}"
+                )
+        if self.large_event is not None and self.large_event < 1:
+            raise ValueError(f"Fault.large_event must be >= 1 characters, got {self.large_event}")
+        if self.trickle is not None and self.trickle < 0:
+            raise ValueError(f"Fault.trickle must be >= 0 seconds, got {self.trickle}")
+        if self.trickle_bytes is not None and self.trickle_bytes < 0:
+            raise ValueError(f"Fault.trickle_bytes must be >= 0, got {self.trickle_bytes}")
+        if self.http_error is not None:
+            if not 400 <= self.http_error <= 599:
+                raise ValueError(
+                    f"Fault.http_error must be a 4xx or 5xx status, got {self.http_error}"
+                )
+            stream_faults = [
+                name
+                for name in (
+                    "close_after_events",
+                    "reset_after_events",
+                    "stall_after_events",
+                    "end_after_events",
+                    "malformed",
+                    "error_event_after",
+                    "large_event",
+                    "trickle",
+                    "trickle_bytes",
+                )
+                if getattr(self, name) is not None
+            ]
+            if stream_faults:
+                raise ValueError(
+                    "Fault.http_error replaces the stream, so it cannot be combined with "
+                    + ", ".join(stream_faults)
+                )
+        pairs = self.headers.items() if isinstance(self.headers, Mapping) else self.headers
+        # Frozen: normalize through object.__setattr__, once, at construction.
+        object.__setattr__(self, "headers", tuple(sorted((str(k), str(v)) for k, v in pairs)))
+
+    def header_items(self) -> tuple[tuple[str, str], ...]:
+        """The extra response headers as ``(name, value)`` pairs."""
+        return cast(tuple[tuple[str, str], ...], self.headers)
 
     def cut(self) -> tuple[int, Literal["close", "reset"]] | None:
         """Where the connection is cut: ``(events sent before, "close" | "reset")``."""
@@ -147,6 +276,363 @@ class Fault:
         if self.stall_after_events is not None and self.stall_after_events[0] == index:
             total += self.stall_after_events[1]
         return total
+
+    def events_for(self, transcript: Transcript) -> list[str]:
+        """The events this fault makes the server send for ``transcript``, in order,
+        before any cut, stall or trickle (``[]`` with ``http_error``).
+
+        The transcript's events are kept up to ``end_after_events`` or
+        ``error_event_after`` (whichever is smaller), then the error event is
+        appended, then the malformed and large events are inserted at their
+        positions in the transcript.
+        """
+        if self.http_error is not None:
+            return []
+        original = list(transcript.events)
+        keep = len(original)
+        for limit in (self.end_after_events, self.error_event_after):
+            if limit is not None:
+                keep = min(keep, limit)
+        inserted: dict[int, list[str]] = {}
+        if self.large_event is not None:
+            found = _first_text_event(transcript)
+            if found is None:
+                raise ValueError(f"transcript {transcript.name!r} has no text event to enlarge")
+            index, event = found
+            inserted.setdefault(index + 1, []).append(
+                _with_text(event, transcript.api, large_event_text(self.large_event))
+            )
+        if self.malformed is not None:
+            at, kind = self.malformed
+            inserted.setdefault(at, []).append(malformed_event(transcript, kind))
+        events: list[str] = []
+        for index in range(keep + 1):
+            events.extend(inserted.get(index, ()))
+            if index < keep:
+                events.append(original[index])
+        if self.error_event_after is not None:
+            events.append(error_event(transcript))
+        return events
+
+
+# ------------------------------------------------- what faults send, per API
+_FILLER = "streamkit large event 0123456789 "
+
+
+def large_event_text(size: int) -> str:
+    """The text of :attr:`Fault.large_event`: ``size`` characters of ASCII filler."""
+    return (_FILLER * (size // len(_FILLER) + 1))[:size]
+
+
+def _sse(data: Any, event: str | None = None) -> str:
+    payload = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
+    head = f"event: {event}\n" if event is not None else ""
+    return f"{head}data: {payload}\n\n"
+
+
+def _data_of(event: str) -> Any:
+    """The JSON of an SSE event's data lines, or ``None``."""
+    lines = [line[5:].lstrip(" ") for line in event.splitlines() if line.startswith("data:")]
+    if not lines:
+        return None
+    try:
+        return json.loads("\n".join(lines))
+    except ValueError:
+        return None
+
+
+# Where each API puts a text delta in an event's JSON: (is it one?, read, write).
+def _chat_text(data: Any) -> str | None:
+    choices = data.get("choices") if isinstance(data, dict) else None
+    if not choices or not isinstance(choices[0], dict):
+        return None
+    content = (choices[0].get("delta") or {}).get("content")
+    return content if isinstance(content, str) and content else None
+
+
+def _messages_text(data: Any) -> str | None:
+    if isinstance(data, dict) and data.get("type") == "content_block_delta":
+        delta = data.get("delta") or {}
+        if delta.get("type") == "text_delta" and delta.get("text"):
+            return str(delta["text"])
+    return None
+
+
+def _responses_text(data: Any) -> str | None:
+    if isinstance(data, dict) and data.get("type") == "response.output_text.delta":
+        return str(data.get("delta") or "") or None
+    return None
+
+
+def _google_text(data: Any) -> str | None:
+    try:
+        parts = data["candidates"][0]["content"]["parts"]
+    except (KeyError, IndexError, TypeError):
+        return None
+    texts = [
+        part["text"]
+        for part in parts
+        if isinstance(part, dict) and isinstance(part.get("text"), str) and not part.get("thought")
+    ]
+    return "".join(texts) or None
+
+
+def _cohere_text(data: Any) -> str | None:
+    if isinstance(data, dict) and data.get("type") == "content-delta":
+        try:
+            return str(data["delta"]["message"]["content"]["text"]) or None
+        except (KeyError, TypeError):
+            return None
+    return None
+
+
+def _set_chat_text(data: Any, text: str) -> None:
+    choice = data["choices"][0]
+    choice["delta"] = {"content": text}
+    choice["finish_reason"] = None
+    for key in ("usage", "x_groq"):
+        data.pop(key, None)
+
+
+def _set_messages_text(data: Any, text: str) -> None:
+    data["delta"]["text"] = text
+
+
+def _set_responses_text(data: Any, text: str) -> None:
+    data["delta"] = text
+
+
+def _set_google_text(data: Any, text: str) -> None:
+    candidate = data["candidates"][0]
+    candidate["content"]["parts"] = [{"text": text}]
+    candidate.pop("finishReason", None)
+
+
+def _set_cohere_text(data: Any, text: str) -> None:
+    data["delta"]["message"]["content"]["text"] = text
+
+
+_TEXT_FIELDS: Mapping[str, tuple[Callable[[Any], str | None], Callable[[Any, str], None]]] = {
+    "chat.completions": (_chat_text, _set_chat_text),
+    "messages": (_messages_text, _set_messages_text),
+    "responses": (_responses_text, _set_responses_text),
+    "streamGenerateContent": (_google_text, _set_google_text),
+    "v2/chat": (_cohere_text, _set_cohere_text),
+}
+
+
+def event_text(event: str, api: str) -> str:
+    """The answer text one raw SSE event of ``api`` carries (``""`` if none).
+
+    A reader of the wire format independent of any SDK, for tests' oracles.
+    """
+    reader = _TEXT_FIELDS.get(api)
+    data = _data_of(event)
+    if reader is None or data is None:
+        return ""
+    return reader[0](data) or ""
+
+
+def _first_text_event(transcript: Transcript) -> tuple[int, str] | None:
+    for index, event in enumerate(transcript.events):
+        if event_text(event, transcript.api):
+            return index, event
+    return None
+
+
+def _with_text(event: str, api: str, text: str) -> str:
+    """``event`` (a text delta of ``api``) with its text replaced, other lines kept."""
+    data = _data_of(event)
+    _TEXT_FIELDS[api][1](data, text)
+    newline = "\r\n" if "\r\n" in event else "\n"
+    lines = [line for line in event.splitlines() if line and not line.startswith("data:")]
+    lines.append("data: " + json.dumps(data, separators=(",", ":")))
+    return newline.join(lines) + newline + newline
+
+
+def _stream_identity(transcript: Transcript) -> dict[str, Any]:
+    """``id``, ``model`` and ``created`` of the transcript's first chat chunk."""
+    for event in transcript.events:
+        data = _data_of(event)
+        if isinstance(data, dict) and "id" in data:
+            return {k: data[k] for k in ("id", "model", "created") if k in data}
+    return {}
+
+
+def _anthropic_text_delta(text: str) -> str:
+    delta = {
+        "type": "content_block_delta",
+        "index": 0,
+        "delta": {"type": "text_delta", "text": text},
+    }
+    return _sse(delta, "content_block_delta")
+
+
+def _openai_text_chunk(text: str) -> str:
+    chunk = {
+        "id": "chatcmpl-streamkit-foreign",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": "gpt-4o",
+        "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}],
+    }
+    return _sse(chunk)
+
+
+#: The text a ``"foreign_event"`` carries: it must never reach a client's output.
+FOREIGN_TEXT = " [streamkit foreign event]"
+
+
+def malformed_event(transcript: Transcript, kind: MalformedKind) -> str:
+    """The raw SSE event :attr:`Fault.malformed` inserts into ``transcript``'s stream.
+
+    - ``"broken_json"``: an event of the transcript's API (with its ``event:``
+      line where the API names events) whose data is JSON cut in the middle.
+    - ``"unknown_event"``: well-formed, of a type the API does not define: an
+      unknown ``type`` (Anthropic, OpenAI Responses, Cohere), a chunk with an
+      unknown ``object`` and no choices (chat completions, same ``id`` and
+      ``model`` as the stream), or a chunk with no candidates and an unknown
+      field (Gemini).
+    - ``"foreign_event"``: a text delta carrying :data:`FOREIGN_TEXT` in another
+      provider's format: an Anthropic ``content_block_delta`` for OpenAI-shaped
+      and Gemini streams, an OpenAI chat chunk for Anthropic and Cohere ones.
+    """
+    api = transcript.api
+    if kind == "broken_json":
+        if api == "messages":
+            return (
+                'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"del\n\n'
+            )
+        if api == "responses":
+            return 'event: response.output_text.delta\ndata: {"type":"response.output_te\n\n'
+        if api == "v2/chat":
+            return 'event: content-delta\ndata: {"type":"content-delta","index":0,"delta":{"mes\n\n'
+        return 'data: {"id":"streamkit-broken","choices":[{"index":0,"delta":{"cont\n\n'
+    if kind == "unknown_event":
+        if api == "messages":
+            return _sse({"type": "streamkit_unknown", "note": "a newer event"}, "streamkit_unknown")
+        if api == "responses":
+            return _sse(
+                {"type": "response.streamkit_unknown", "sequence_number": 0},
+                "response.streamkit_unknown",
+            )
+        if api == "v2/chat":
+            return _sse({"type": "streamkit-unknown", "note": "a newer event"}, "streamkit-unknown")
+        if api == "streamGenerateContent":
+            return _sse({"streamkitUnknown": {"note": "a newer field"}})
+        chunk = {
+            **_stream_identity(transcript),
+            "object": "chat.completion.streamkit_unknown",
+            "choices": [],
+        }
+        chunk.setdefault("id", "streamkit-unknown")
+        chunk.setdefault("model", "streamkit-unknown")
+        return _sse(chunk)
+    if api in ("messages", "v2/chat"):
+        return _openai_text_chunk(FOREIGN_TEXT)
+    return _anthropic_text_delta(FOREIGN_TEXT)
+
+
+_OVERLOADED = "The server is overloaded, please try again later."
+
+
+def error_event(transcript: Transcript) -> str:
+    """The provider's mid-stream error event (an overload) for ``transcript``'s API.
+
+    - Anthropic: ``event: error`` with ``{"type": "error", "error": {"type":
+      "overloaded_error", ...}}``.
+    - OpenAI Responses: ``event: error`` with ``{"type": "error", "code":
+      "server_error", ...}``.
+    - Groq: ``event: error`` with ``{"error": {"type": "internal_server_error",
+      ...}}`` (the shape of its recorded mid-stream error).
+    - OpenAI, Mistral, OpenRouter chat: a data line ``{"error": {"type":
+      "server_error", ...}}`` (OpenRouter adds a numeric ``code``).
+    - Gemini: a data line ``{"error": {"code": 503, "status": "UNAVAILABLE", ...}}``.
+    - Cohere: ``event: error`` with ``{"type": "error", ...}`` (not documented by
+      Cohere; the shape its other events use).
+    """
+    api, provider = transcript.api, transcript.provider
+    if api == "messages":
+        return _sse(
+            {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}},
+            "error",
+        )
+    if api == "responses":
+        body = {"type": "error", "code": "server_error", "message": _OVERLOADED, "param": None}
+        return _sse({**body, "sequence_number": 0}, "error")
+    if api == "streamGenerateContent":
+        return _sse({"error": {"code": 503, "message": _OVERLOADED, "status": "UNAVAILABLE"}})
+    if api == "v2/chat":
+        return _sse({"type": "error", "message": _OVERLOADED}, "error")
+    if provider == "groq":
+        groq_error = {"message": _OVERLOADED, "type": "internal_server_error", "code": "overloaded"}
+        return _sse({"error": groq_error}, "error")
+    error: dict[str, Any] = {
+        "message": _OVERLOADED,
+        "type": "server_error",
+        "param": None,
+        "code": None,
+    }
+    if provider == "openrouter":
+        error = {"message": _OVERLOADED, "code": 503}
+    return _sse({"error": error})
+
+
+# status -> (OpenAI-style type, Anthropic type, Google status); 529 is Anthropic's overload.
+_ERROR_KINDS: Mapping[int, tuple[str, str, str]] = {
+    429: ("rate_limit_exceeded", "rate_limit_error", "RESOURCE_EXHAUSTED"),
+    500: ("server_error", "api_error", "INTERNAL"),
+    503: ("server_error", "api_error", "UNAVAILABLE"),
+    529: ("server_error", "overloaded_error", "UNAVAILABLE"),
+}
+
+
+def error_body(transcript: Transcript, status: int) -> bytes:
+    """The JSON error body :attr:`Fault.http_error` sends, in the shape of the
+    provider of ``transcript``.
+
+    - OpenAI (chat and Responses) and Groq: ``{"error": {"message", "type",
+      "param", "code"}}``; OpenRouter: ``{"error": {"message", "code": status}}``.
+    - Anthropic: ``{"type": "error", "error": {"type", "message"}}`` with
+      ``rate_limit_error`` (429), ``overloaded_error`` (529), ``api_error`` (5xx)
+      or ``invalid_request_error``.
+    - Mistral: ``{"object": "error", "message", "type", "param", "code"}``.
+    - Gemini: ``{"error": {"code": status, "message", "status"}}`` with
+      ``RESOURCE_EXHAUSTED``, ``INTERNAL``, ``UNAVAILABLE``...
+    - Cohere: ``{"id", "message"}``.
+    """
+    kinds = _ERROR_KINDS.get(status)
+    message = f"streamkit replay: HTTP {status} injected by Fault(http_error={status})"
+    openai_type = kinds[0] if kinds else "invalid_request_error"
+    body: dict[str, Any]
+    if transcript.api == "messages":
+        kind = kinds[1] if kinds else ("api_error" if status >= 500 else "invalid_request_error")
+        body = {"type": "error", "error": {"type": kind, "message": message}}
+    elif transcript.api == "streamGenerateContent":
+        google_status = kinds[2] if kinds else ("INTERNAL" if status >= 500 else "INVALID_ARGUMENT")
+        body = {"error": {"code": status, "message": message, "status": google_status}}
+    elif transcript.api == "v2/chat":
+        body = {"id": "streamkit-replay-error", "message": message}
+    elif transcript.provider == "mistral":
+        body = {
+            "object": "error",
+            "message": message,
+            "type": openai_type,
+            "param": None,
+            "code": str(status),
+        }
+    elif transcript.provider == "openrouter":
+        body = {"error": {"message": message, "code": status}}
+    else:
+        body = {
+            "error": {
+                "message": message,
+                "type": openai_type,
+                "param": None,
+                "code": openai_type if status == 429 else None,
+            }
+        }
+    return json.dumps(body).encode("utf-8")
 
 
 # -------------------------------------------------------------------- replies
@@ -382,6 +868,12 @@ class ReplayServer:
             :class:`Transcript` or a :class:`Reply`); without one such a request
             gets a 500 with a JSON error saying no reply was queued.
         pace: default seconds between events (a :class:`Reply` can override it).
+        keep_alive: ``False`` makes every response say ``Connection: close``, so a
+            client closes its connection once it has released the response,
+            rather than keeping it in its pool.  The server still waits for the
+            client to close, so :attr:`open_connections` then counts exactly the
+            responses a client has not released: ``0`` after a test proves that
+            nothing leaked.
 
     Use it as a context manager, or call :meth:`start` and :meth:`close`.
     :meth:`close` stops the listener, drops every connection, joins every
@@ -389,11 +881,14 @@ class ReplayServer:
     closes the sync SDK clients that :meth:`client` built.
     """
 
-    def __init__(self, default: ReplyLike | None = None, *, pace: float = 0.0) -> None:
+    def __init__(
+        self, default: ReplyLike | None = None, *, pace: float = 0.0, keep_alive: bool = True
+    ) -> None:
         if pace < 0:
             raise ValueError(f"pace must be >= 0, got {pace}")
         self.default: Reply | None = Reply.of(default) if default is not None else None
         self.pace = pace
+        self.keep_alive = keep_alive
         self.requests: list[RecordedRequest] = []
         self._queue: deque[Reply] = deque()
         self._lock = threading.Lock()
@@ -544,6 +1039,22 @@ class ReplayServer:
                     )
                 self._changed.wait(remaining)
 
+    def wait_until_idle(self, timeout: float = 5.0) -> bool:
+        """Block until the server holds no open connection; ``False`` after ``timeout``.
+
+        A request's record ends when its handler has sent the last byte, a moment
+        before the connection is closed: wait here before asserting that a client
+        released its connection (``open_connections == 0``).
+        """
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while self._connections:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._changed.wait(remaining)
+            return True
+
     # -------------------------------------------------------------- clients
     def client(self, provider: str, *, async_: bool = False, **kwargs: Any) -> Any:
         """Build an official SDK client pointed at this server.
@@ -614,8 +1125,9 @@ class ReplayServer:
             pass  # a client that vanished mid-request; nothing to report
         finally:
             httpd.shutdown_request(sock)
-            with self._lock:
+            with self._changed:
                 self._connections.discard(sock)
+                self._changed.notify_all()
 
     def _serve(self, handler: _Handler) -> None:
         body = _read_body(handler)
@@ -654,6 +1166,7 @@ class ReplayServer:
                 405,
                 "streamkit_replay_method_not_allowed",
                 f"the replay server answers POST only, got {handler.command}",
+                keep_alive=self.keep_alive,
             )
             return
         reply = self._next_reply()
@@ -664,6 +1177,7 @@ class ReplayServer:
                 500,
                 "streamkit_replay_no_reply",
                 "ReplayServer had no reply queued and no default reply",
+                keep_alive=self.keep_alive,
             )
             return
         transcript = reply.transcript
@@ -679,6 +1193,7 @@ class ReplayServer:
                 f"transcript {transcript.name!r} answers api {transcript.api!r} "
                 f"({expected}), but the request path was {urlsplit(handler.path).path!r}: "
                 f"is the client's base URL right?",
+                keep_alive=self.keep_alive,
             )
             return
         self._stream(handler, record, reply)
@@ -688,8 +1203,11 @@ class ReplayServer:
         sock = handler.connection
         fault = reply.fault or Fault()
         pace = self.pace if reply.pace is None else reply.pace
+        if fault.http_error is not None:
+            self._send_http_error(handler, record, transcript, fault)
+            return
         status = transcript.status if reply.status is None else reply.status
-        events = [e.encode("utf-8") for e in transcript.events]
+        events = [e.encode("utf-8") for e in fault.events_for(transcript)]
         chunked = transcript.is_stream
         record.status = status
         record.events_total = len(events)
@@ -699,6 +1217,7 @@ class ReplayServer:
             if name.lower() not in _HOP_BY_HOP:
                 head.append(f"{name}: {value}")
         head.append(f"x-streamkit-transcript: {transcript.name}")
+        head.extend(self._extra_headers(fault))
         if chunked:
             head.append("Transfer-Encoding: chunked")
         else:
@@ -715,6 +1234,8 @@ class ReplayServer:
                     record.disconnected_at_event = at
                 else:
                     record.error = "the server closed while streaming"
+
+            send_body = _BodyWriter(watch, fault.trickle, fault.trickle_bytes).send
 
             if not watch.send(head_bytes):
                 stop(watch.state, 0)
@@ -733,15 +1254,43 @@ class ReplayServer:
                 data = events[i]
                 if data:
                     frame = b"%x\r\n%s\r\n" % (len(data), data) if chunked else data
-                    if not (watch.still_there() and watch.send(frame)):
+                    if not (watch.still_there() and send_body(frame)):
                         stop(watch.state, i)
                         return
                 record.events_sent += 1
                 record.bytes_sent += len(data)
-            if chunked and not watch.send(b"0\r\n\r\n"):
+            if chunked and not send_body(b"0\r\n\r\n"):
                 # Every event went out; only the end of the body did not.
                 handler.close_connection = True
             record.completed = True
+
+    def _extra_headers(self, fault: Fault) -> list[str]:
+        lines = [f"{name}: {value}" for name, value in fault.header_items()]
+        if not self.keep_alive:
+            lines.append("Connection: close")
+        return lines
+
+    def _send_http_error(
+        self, handler: _Handler, record: RecordedRequest, transcript: Transcript, fault: Fault
+    ) -> None:
+        status = cast(int, fault.http_error)
+        payload = error_body(transcript, status)
+        head = [
+            f"HTTP/1.1 {status} {_reason(status)}",
+            "content-type: application/json",
+            f"Content-Length: {len(payload)}",
+            *self._extra_headers(fault),
+        ]
+        record.status = status
+        with _Watcher(handler.connection, self._closing) as watch:
+            if fault.stall_before > 0 and not watch.wait(fault.stall_before):
+                handler.close_connection = True
+                record.disconnected = watch.state == "gone"
+                return
+            if not watch.send(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + payload):
+                handler.close_connection = True
+                return
+        record.completed = True
 
 
 _HOP_BY_HOP = frozenset(
@@ -750,6 +1299,8 @@ _HOP_BY_HOP = frozenset(
 
 
 def _reason(status: int) -> str:
+    if status == 529:
+        return "Overloaded"  # Anthropic's, not in the IANA registry
     try:
         return http.HTTPStatus(status).phrase
     except ValueError:
@@ -805,6 +1356,17 @@ class _Watcher:
             if remaining <= 0:
                 return True
 
+    def send_trickle(self, data: bytes, delay: float) -> bool:
+        """Write ``data`` one byte at a time, ``delay`` seconds apart; ``False`` as
+        soon as the client is gone (a write to a closed peer fails within a byte or
+        two, so the wait is a plain sleep rather than a watch of the socket)."""
+        for index in range(len(data)):
+            if index and delay > 0:
+                time.sleep(delay)
+            if not self.send(data[index : index + 1]):
+                return False
+        return True
+
     def send(self, data: bytes) -> bool:
         """Write all of ``data``; ``False`` if the client is gone."""
         if self._closing.is_set():
@@ -816,6 +1378,28 @@ class _Watcher:
             self.state = "closing" if self._closing.is_set() else "gone"
             return False
         return True
+
+
+class _BodyWriter:
+    """Sends body frames, one byte at a time for the first ``budget`` bytes
+    (all of them when ``budget`` is ``None``) when a trickle ``delay`` is given."""
+
+    def __init__(self, watch: _Watcher, delay: float | None, budget: int | None) -> None:
+        self._watch = watch
+        self._delay = delay
+        self._left = budget
+
+    def send(self, data: bytes) -> bool:
+        """Write ``data``; ``False`` if the client is gone."""
+        if self._delay is None:
+            return self._watch.send(data)
+        if self._left is None:
+            return self._watch.send_trickle(data, self._delay)
+        slow, fast = data[: self._left], data[self._left :]
+        self._left -= len(slow)
+        if slow and not self._watch.send_trickle(slow, self._delay):
+            return False
+        return not fast or self._watch.send(fast)
 
 
 def _cut_connection(handler: _Handler, how: Literal["close", "reset"]) -> None:
@@ -855,15 +1439,22 @@ def _read_body(handler: _Handler) -> bytes:
 
 
 def _send_json_error(
-    handler: _Handler, record: RecordedRequest, status: int, kind: str, message: str
+    handler: _Handler,
+    record: RecordedRequest,
+    status: int,
+    kind: str,
+    message: str,
+    *,
+    keep_alive: bool = True,
 ) -> None:
     payload = json.dumps(
         {"error": {"type": kind, "message": message, "source": "streamkit.testing.ReplayServer"}}
     ).encode("utf-8")
+    close = "" if keep_alive else "Connection: close\r\n"
     head = (
         f"HTTP/1.1 {status} {_reason(status)}\r\n"
         "content-type: application/json\r\n"
-        f"Content-Length: {len(payload)}\r\n\r\n"
+        f"{close}Content-Length: {len(payload)}\r\n\r\n"
     ).encode("latin-1")
     record.status = status
     record.error = message

@@ -437,7 +437,18 @@ def test_fault_reset_after_events_sends_rst(server: ReplayServer) -> None:
     assert not terminated and len(chunks) <= 2
     record = server.wait_for_request_end()
     assert record.events_sent == 2 and not record.completed
+    assert server.wait_until_idle()
     assert server.open_connections == 0
+
+
+def test_wait_until_idle_times_out_while_a_connection_is_open(server: ReplayServer) -> None:
+    with socket.create_connection((server.host, server.port)):
+        deadline = time.monotonic() + 5
+        while server.open_connections != 1 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert server.open_connections == 1
+        assert server.wait_until_idle(timeout=0.05) is False
+    assert server.wait_until_idle()
 
 
 def test_fault_reset_through_httpx(server: ReplayServer) -> None:
