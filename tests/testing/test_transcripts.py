@@ -266,11 +266,16 @@ def test_make_synthetic_reproduces_the_bundled_files(tmp_path: Path) -> None:
         assert path.read_bytes() == (DATA_DIR / "synthetic" / path.name).read_bytes()
 
 
-def test_attribution_lists_the_synthetic_files() -> None:
+def test_attribution_has_a_row_for_every_bundled_transcript() -> None:
     text = (DATA_DIR / "ATTRIBUTION.md").read_text(encoding="utf-8")
     assert "## Synthetic transcripts" in text
+    rows = {line.split("|")[1].strip() for line in text.splitlines() if line.startswith("| ")}
+    bundled = {path.relative_to(DATA_DIR).as_posix() for path in DATA_DIR.rglob("*.json")}
+    assert bundled, "no transcripts bundled"
+    assert bundled - rows == set(), "transcripts without an attribution row"
+    assert {row for row in rows if row.endswith(".json")} - bundled == set(), "rows without a file"
     for name in MY_SYNTHETIC:
-        assert f"{name}.json" in text
+        assert f"{name}.json" in rows
 
 
 def test_importing_streamkit_testing_imports_no_sdk() -> None:
