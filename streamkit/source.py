@@ -107,12 +107,7 @@ class SyncPull:
         except Exception as error:
             if self.cancelled:
                 return  # the read error our own socket shutdown caused
-            replacement = _read_failure(adapter, decoder, error)
-            if replacement is None:
-                return
-            if replacement is error:
-                raise
-            raise replacement from error
+            _raise_read_failure(adapter, decoder, error)
         finally:
             adapter.close(sdk_stream)
 
@@ -147,23 +142,24 @@ class AsyncPull:
             if not decoder.complete:
                 raise adapter.incomplete(decoder)
         except Exception as error:
-            replacement = _read_failure(adapter, decoder, error)
-            if replacement is None:
-                return
-            if replacement is error:
-                raise
-            raise replacement from error
+            _raise_read_failure(adapter, decoder, error)
         finally:
             await adapter.close_async(sdk_stream)
 
 
-def _read_failure(adapter: ProviderAdapter, decoder: Decoder, error: Exception) -> Exception | None:
-    """The exception to raise for an error while reading, or ``None`` when the stream is
-    complete: its terminal event arrived and only the connection dropped after it (a
-    lost ``data: [DONE]`` or end of the chunked body costs no part of the response)."""
+def _raise_read_failure(adapter: ProviderAdapter, decoder: Decoder, error: Exception) -> None:
+    """Raise what an error while reading means, or return when the stream is complete:
+    its terminal event arrived and only the connection dropped after it (a lost
+    ``data: [DONE]`` or end of the chunked body costs no part of the response).
+
+    Called from the ``except`` block that caught ``error`` (sync and async alike).
+    """
     if decoder.complete and is_connection_cut(error):
-        return None
-    return adapter.read_error(decoder, error)
+        return
+    replacement = adapter.read_error(decoder, error)
+    if replacement is error:
+        raise error
+    raise replacement from error
 
 
 def sync_source(make_pull: Callable[[], SyncPull]) -> Observable[Chunk]:
