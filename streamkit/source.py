@@ -53,22 +53,40 @@ def default_sync_scheduler() -> abc.SchedulerBase:
 
 
 def shutdown_socket(http_response: Any) -> bool:
-    """Shut down the socket under an httpx (or httpx2) response; True if it was found.
+    """Shut down the socket under an HTTP response; True if it was found.
 
-    This wakes a reader blocked in ``recv`` on another thread at once. It relies on the
-    transport's ``network_stream`` extension (httpcore internals), so any failure falls
-    back to doing nothing: the caller still closes the response normally.
+    This wakes a reader blocked in ``recv`` on another thread at once. It knows an httpx
+    (or httpx2) response, through the transport's ``network_stream`` extension
+    (httpcore internals), and a ``requests`` response, through urllib3's connection
+    (the socket under ``response.raw``). Any failure falls back to doing nothing: the
+    caller still closes the response normally.
     """
-    try:
-        network_stream = http_response.extensions["network_stream"]
-        sock = network_stream.get_extra_info("socket")
-    except Exception:
-        return False
+    sock = _httpx_socket(http_response) or _requests_socket(http_response)
     if not isinstance(sock, socket.socket):
         return False
     with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
     return True
+
+
+def _httpx_socket(http_response: Any) -> Any:
+    try:
+        return http_response.extensions["network_stream"].get_extra_info("socket")
+    except Exception:
+        return None
+
+
+def _requests_socket(http_response: Any) -> Any:
+    # The socket the body is read from: urllib3's HTTPResponse wraps http.client's,
+    # whose buffered reader wraps a SocketIO. http.client may already have dropped the
+    # connection's own reference (a `Connection: close` response), but the reader
+    # keeps the socket's descriptor open until the body is closed, and shutting it
+    # down still wakes the reader.
+    raw: Any = getattr(http_response, "raw", None)
+    try:
+        return raw._fp.fp.raw._sock
+    except Exception:
+        return getattr(getattr(raw, "connection", None), "sock", None)
 
 
 class SyncPull:

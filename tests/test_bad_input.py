@@ -18,7 +18,7 @@ from reactivex import operators as rx
 import streamkit as sk
 from streamkit import ops
 from streamkit.testing import ReplayServer
-from tests.reliability._matrix import PROVIDER_CASES, ProviderCase
+from tests.reliability._matrix import PROVIDER_BY_NAME, PROVIDER_CASES, ProviderCase
 from tests.reliability._run import close_async_client
 
 PROVIDERS = [
@@ -113,7 +113,13 @@ def test_a_bad_role_names_the_roles_it_takes(server: ReplayServer) -> None:
 
 
 # -- unknown parameters ------------------------------------------------------------------
-@pytest.mark.parametrize("provider", PROVIDERS)
+# litellm takes any keyword: what is not an OpenAI parameter is a provider-specific one,
+# sent as it is (for its OpenAI-SDK routes in extra_body, see litellm.utils.
+# add_provider_specific_params_to_optional_params), for the provider to accept or refuse.
+PARAMETER_CHECKING = [param for param in PROVIDERS if param.values[0].name != "litellm"]
+
+
+@pytest.mark.parametrize("provider", PARAMETER_CHECKING)
 def test_an_unknown_parameter_fails_without_a_request(
     provider: ProviderCase, server: ReplayServer
 ) -> None:
@@ -127,6 +133,17 @@ def test_an_unknown_parameter_fails_without_a_request(
         return
     with pytest.raises(TypeError, match="not_a_parameter"):
         stream.pipe(ops.to_call_response()).run()
+
+
+@pytest.mark.skipif(
+    bool(PROVIDER_BY_NAME["litellm"].missing()), reason=str(PROVIDER_BY_NAME["litellm"].missing())
+)
+def test_litellm_sends_an_unknown_parameter_to_the_provider() -> None:
+    """The exception above: no error from litellm, the parameter goes out in the request."""
+    with ReplayServer("openai/chat-text-usage") as replay:
+        stream = sk.stream("litellm", "m", "hi", client=replay.client("litellm"), not_a_param=1)
+        stream.pipe(ops.to_call_response()).run()
+        assert replay.requests[0].json["not_a_param"] == 1
 
 
 # -- the client --------------------------------------------------------------------------

@@ -19,12 +19,14 @@ the update's JSON), the finish reason is an enum, ``refusal`` and ``reasoning_co
 exist only as JSON keys, and usage details are plain dicts. The SDK has no
 ``stream_options`` parameter; pass ``model_extras={"stream_options": {"include_usage":
 True}}`` to ask for a usage chunk (the stream is then complete only once it arrived).
-A chunk with a top-level ``error`` object, which the SDK passes on silently, raises
-``azure.core.exceptions.HttpResponseError``.
+A chunk with a top-level ``error`` object, which the SDK passes on silently when it also
+has choices or usage (as OpenRouter's does), raises
+``azure.core.exceptions.HttpResponseError``; the SDK drops a bare ``{"error": ...}``
+chunk, and the stream then ends without its finish reason (``IncompleteStreamError``).
 
-Cancelling a sync stream from another thread stops it at the next event: the SDK reads
-through ``requests``, whose socket :func:`streamkit.source.shutdown_socket` cannot reach.
-Async streams are cancelled at once.
+Cancelling a stream closes its connection at once, sync and async: the sync SDK reads
+through ``requests``, whose response the adapter hands to
+:func:`streamkit.source.shutdown_socket` (:meth:`AzureAdapter.http_response`).
 """
 
 from __future__ import annotations
@@ -37,11 +39,11 @@ import azure.ai.inference
 import azure.ai.inference.aio
 from azure.ai.inference.models import StreamingChatCompletionsUpdate
 from azure.core.credentials import AzureKeyCredential
-from azure.core.exceptions import HttpResponseError
+from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 
 from streamkit.messages import Message
 from streamkit.models import Chunk, ToolCallDelta, Usage
-from streamkit.providers._base import ProviderAdapter
+from streamkit.providers._base import ProviderAdapter, is_connection_cut, is_transient_error
 from streamkit.providers._chat import ChatChunkDecoder
 
 __all__ = ["AzureAdapter", "AzureChunk", "AzureChunkDecoder"]
@@ -184,6 +186,26 @@ class AzureAdapter(ProviderAdapter):
     async def open_async(self, client: Any, request: dict[str, Any]) -> Any:
         """Make the request; return the SDK's ``AsyncStreamingChatCompletions``."""
         return await client.complete(**request)
+
+    def http_response(self, sdk_stream: Any) -> Any:
+        """The ``requests`` response under a sync ``StreamingChatCompletions`` (for
+        shutting its socket down from another thread), or ``None``.
+
+        azure-core keeps it at ``_response.internal_response``: the SDK offers no public
+        way to it, and without it a cancelled read stays blocked until the next event.
+        """
+        return getattr(getattr(sdk_stream, "_response", None), "internal_response", None)
+
+    def is_transient(self, exc: BaseException) -> bool:
+        """azure-core's transport errors are transient too: ``ServiceRequestError`` (no
+        connection), ``ServiceResponseError`` (no response) and a connection dropped
+        before any event (``HttpResponseError`` over requests' ``ChunkedEncodingError``,
+        ``IncompleteReadError`` over aiohttp's ``ClientPayloadError``, with no status:
+        after an event it is an ``IncompleteStreamError``). Others as
+        :func:`~streamkit.providers.is_transient_error`."""
+        if isinstance(exc, ServiceRequestError | ServiceResponseError) or is_connection_cut(exc):
+            return True
+        return is_transient_error(exc)
 
     def new_decoder(self, request: dict[str, Any]) -> AzureChunkDecoder:
         """A decoder expecting usage when ``model_extras`` asked for it."""

@@ -23,8 +23,15 @@ What litellm does on its own, and streamkit cannot change:
 
 - it reports a stream cut before its finish reason as ``MidStreamFallbackError``;
   streamkit raises that as :class:`~streamkit.errors.IncompleteStreamError` (caused by
-  it). A stream cut *after* the finish reason is completed by litellm itself: it builds
-  the usage chunk from what it received, so that cut cannot be seen;
+  it). A body that ends cleanly *after* the finish reason is completed by litellm
+  itself: it builds the usage chunk from what it received, so that cut cannot be seen.
+  But litellm yields the usage chunk only once the body has ended: a connection dropped
+  before ``data: [DONE]`` makes it raise even when the usage chunk had arrived, and
+  streamkit, which never got that usage, raises ``IncompleteStreamError``;
+- it reports an event it cannot parse and a provider's mid-stream error event the same
+  way (``MidStreamFallbackError``, status 500): streamkit passes those on as litellm's
+  error, and classifies them as transient or not by the error litellm mapped (an
+  unparsable event is not, an overload or server error event is);
 - it logs every chunk on a thread pool of its own (``litellm-logging_N`` threads, up to
   ``LOGGING_EXECUTOR_MAX_THREADS``, 100 by default), which lives as long as the process:
   ``litellm.disable_streaming_logging = True`` turns the per-chunk part off;
@@ -45,13 +52,18 @@ from pydantic import ConfigDict
 
 from streamkit.messages import Message
 from streamkit.models import Chunk
-from streamkit.providers._base import Decoder, ProviderAdapter
+from streamkit.providers._base import (
+    Decoder,
+    ProviderAdapter,
+    is_connection_cut,
+    is_transient_error,
+)
 from streamkit.providers._chat import ChatChunkDecoder
 
 if TYPE_CHECKING:
     from litellm.types.utils import ModelResponseStream
 
-__all__ = ["LiteLLMAdapter", "LiteLLMChunk"]
+__all__ = ["LiteLLMAdapter", "LiteLLMChunk", "mapped_error"]
 
 
 class LiteLLMChunk(Chunk):
@@ -82,9 +94,9 @@ class LiteLLMAdapter(ProviderAdapter):
         """A completion function: async when it is a coroutine function (``acompletion``)."""
         if not callable(client):
             raise TypeError(
-                "the client of 'litellm' is a completion function (litellm.completion, "
-                "litellm.acompletion, a functools.partial of one, or a Router's method), "
-                f"got {client!r}"
+                "expected a completion function as the client of 'litellm' "
+                "(litellm.completion, litellm.acompletion, a functools.partial of one, or a "
+                f"Router's method), got {client!r}"
             )
         return inspect.iscoroutinefunction(client)
 
@@ -130,8 +142,12 @@ class LiteLLMAdapter(ProviderAdapter):
         over an ``APIConnectionError``) as :class:`~streamkit.errors.IncompleteStreamError`
         (raised from it); other errors unchanged.
 
-        litellm keeps the transport error in ``original_exception``, not in the
-        ``__cause__`` chain the base default reads, hence this override."""
+        litellm reports every error raised while a stream is read as such an
+        ``APIConnectionError``: a dropped connection, a body ended before the finish
+        reason, but also an event it could not parse and a provider's error event. Only
+        the first two are a cut: what litellm mapped is read from the
+        ``APIConnectionError``'s context (see :func:`mapped_error`), as litellm keeps it
+        neither in ``original_exception`` nor in ``__cause__``."""
         exceptions = importlib.import_module("litellm.exceptions")
         original = getattr(error, "original_exception", None)
         if (
@@ -139,6 +155,48 @@ class LiteLLMAdapter(ProviderAdapter):
             and not decoder.complete
             and isinstance(error, exceptions.MidStreamFallbackError)
             and isinstance(original, exceptions.APIConnectionError)
+            and _is_cut(mapped_error(error))
         ):
             return self.incomplete(decoder)
         return error
+
+    def is_transient(self, exc: BaseException) -> bool:
+        """A ``MidStreamFallbackError`` by the error litellm mapped into it (its own
+        status, 500 for any read error, says nothing: an unparsable event is not
+        transient, an error event is by its type); others as
+        :func:`~streamkit.providers.is_transient_error`."""
+        exceptions = importlib.import_module("litellm.exceptions")
+        if isinstance(exc, exceptions.MidStreamFallbackError):
+            mapped = mapped_error(exc)
+            if mapped is not None and not _is_cut(mapped):
+                return is_transient_error(mapped)
+        return is_transient_error(exc)
+
+
+def mapped_error(error: BaseException) -> BaseException | None:
+    """The exception litellm mapped into ``error`` (a ``MidStreamFallbackError`` or one
+    of its other exceptions): the first exception not of litellm's own in the
+    ``original_exception``, ``__cause__`` and ``__context__`` chain, or ``None``.
+
+    litellm raises its mapped exception inside the ``except`` block that caught the
+    provider SDK's error (or, for a body that ended before a finish reason, the
+    ``StopIteration`` of the SDK stream), so that error is its ``__context__``."""
+    current: BaseException | None = error
+    for _ in range(6):
+        if current is None:
+            return None
+        if not type(current).__module__.startswith("litellm"):
+            return current
+        current = (
+            getattr(current, "original_exception", None) or current.__cause__ or current.__context__
+        )
+    return None
+
+
+def _is_cut(mapped: BaseException | None) -> bool:
+    """Whether litellm's mapped error is a cut stream: the end of the body before a finish
+    reason (the SDK stream's ``StopIteration``), a dropped connection, or unknown (an
+    ``APIConnectionError`` says connection, so unknown counts as a cut)."""
+    if mapped is None or isinstance(mapped, StopIteration | StopAsyncIteration):
+        return True
+    return is_connection_cut(mapped)

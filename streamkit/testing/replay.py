@@ -95,6 +95,8 @@ PROVIDERS: tuple[str, ...] = (
     "mistral",
     "google",
     "cohere",
+    "litellm",
+    "azure",
 )
 
 _SECRET_HEADERS = frozenset(
@@ -1081,6 +1083,19 @@ class ReplayServer:
           switches off the SDK's implicit retry of aiohttp connection errors.
         - ``cohere``: ``cohere.ClientV2(base_url=url, max_retries=0)`` /
           ``cohere.AsyncClientV2``.
+        - ``litellm``: ``functools.partial(litellm.completion,
+          api_base=url + "/v1", api_key=..., max_retries=0,
+          custom_llm_provider="openai")`` / the same of ``litellm.acompletion``
+          (litellm has no client object: its completion function is the client
+          of ``sk.stream("litellm", ...)``).  ``custom_llm_provider`` sends any
+          model name over litellm's OpenAI route, which the recorded OpenAI
+          chat streams answer.  ``LITELLM_LOCAL_MODEL_COST_MAP`` is set to
+          ``True`` (unless set) before litellm is imported, so the import does
+          not fetch the model cost map from the network.  Nothing to close.
+        - ``azure``: ``azure.ai.inference.ChatCompletionsClient(endpoint=url,
+          credential=AzureKeyCredential(...), retry_total=0)`` /
+          ``azure.ai.inference.aio.ChatCompletionsClient``.  An ``api_key``
+          keyword is taken as the key of that credential.
 
         Sync clients (and the sync side of google's and mistral's) are closed
         when the server closes.  Async clients are not (closing needs their
@@ -1545,6 +1560,44 @@ def _cohere(url: str, async_: bool, kw: dict[str, Any]) -> tuple[Any, bool]:
     return cohere.ClientV2(**opts), True
 
 
+def _litellm(url: str, async_: bool, kw: dict[str, Any]) -> tuple[Any, bool]:
+    import functools
+    import os
+
+    # Before the import: litellm fetches its model cost map from GitHub unless told not
+    # to, and a client for a local replay server must not touch the network.
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    opts = _merged(
+        {
+            "api_base": url + "/v1",
+            "api_key": FAKE_API_KEY,
+            "max_retries": 0,
+            "custom_llm_provider": "openai",
+        },
+        kw,
+    )
+    function = litellm.acompletion if async_ else litellm.completion
+    # A completion function holds no connection of its own: nothing to close.
+    return functools.partial(function, **opts), False
+
+
+def _azure(url: str, async_: bool, kw: dict[str, Any]) -> tuple[Any, bool]:
+    import azure.ai.inference
+    import azure.ai.inference.aio
+    from azure.core.credentials import AzureKeyCredential
+
+    # The SDK takes a credential, not a key: ``api_key`` (as the other factories take)
+    # becomes the credential's key.
+    key = kw.pop("api_key", FAKE_API_KEY)
+    # retry_total=0: azure-core's RetryPolicy otherwise retries 429/5xx up to 10 times.
+    opts = _merged({"endpoint": url, "credential": AzureKeyCredential(key), "retry_total": 0}, kw)
+    if async_:
+        return azure.ai.inference.aio.ChatCompletionsClient(**opts), False
+    return azure.ai.inference.ChatCompletionsClient(**opts), True
+
+
 _CLIENT_FACTORIES: Mapping[str, _Factory] = {
     "openai": _openai,
     "azure_openai": _azure_openai,
@@ -1553,6 +1606,8 @@ _CLIENT_FACTORIES: Mapping[str, _Factory] = {
     "mistral": _mistral,
     "google": _google,
     "cohere": _cohere,
+    "litellm": _litellm,
+    "azure": _azure,
 }
 
 

@@ -13,7 +13,7 @@ from azure.ai.inference import ChatCompletionsClient
 from azure.ai.inference.aio import ChatCompletionsClient as AsyncChatCompletionsClient
 from azure.ai.inference.models import StreamingChatCompletionsUpdate
 from azure.core.credentials import AzureKeyCredential
-from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, ServiceRequestError
 
 import streamkit as sk
 from streamkit import ops
@@ -174,6 +174,39 @@ async def test_connection_cut_mid_stream_is_incomplete_async() -> None:
     assert isinstance(raised.value.__cause__, HttpResponseError)
 
 
+def test_a_connection_dropped_before_any_event_is_retried_sync() -> None:
+    # azure-core's error for it carries no status (HttpResponseError over requests'
+    # ChunkedEncodingError): classified as transient by what caused it.
+    with ReplayServer() as server, client_of(server) as client:
+        server.push(Reply(TEXT, fault=Fault(reset_after_events=0)), TEXT)
+        stream = sk.stream("azure", "gpt-4o", "hi", client=client)
+        response = stream.pipe(ops.retry_on_error(2, backoff=0.0), ops.to_call_response()).run()
+        assert len(server.requests) == 2
+    assert response.content == "4200 + 42 equals 4242."
+
+
+async def test_a_connection_dropped_before_any_event_is_retried_async() -> None:
+    # IncompleteReadError over aiohttp's ClientPayloadError, no status either.
+    with ReplayServer() as server:
+        server.push(Reply(TEXT, fault=Fault(close_after_events=0)), TEXT)
+        async with async_client_of(server) as client:
+            stream = sk.stream("azure", "gpt-4o", "hi", client=client)
+            response = await stream.pipe(ops.retry_on_error(2, backoff=0.0), ops.to_call_response())
+        assert len(server.requests) == 2
+    assert response.content == "4200 + 42 equals 4242."
+
+
+def test_no_connection_is_transient() -> None:
+    with ReplayServer() as server:
+        url = server.url
+    closed = ChatCompletionsClient(
+        endpoint=url, credential=AzureKeyCredential(FAKE_API_KEY), retry_total=0
+    )
+    with closed, pytest.raises(ServiceRequestError) as raised:
+        list(sk.stream("azure", "gpt-4o", "hi", client=closed))
+    assert ADAPTER.is_transient(raised.value)
+
+
 def test_take_closes_the_http_response_sync() -> None:
     with ReplayServer(TEXT, pace=0.02) as server, client_of(server) as client:
         assert_take_closes_sync(server, sk.stream("azure", "gpt-4o", "hi", client=client))
@@ -187,17 +220,19 @@ async def test_take_closes_the_http_response_async() -> None:
             )
 
 
-def test_dispose_from_another_thread_stops_at_the_next_event() -> None:
-    # requests' socket is out of reach: a blocked read ends when the next bytes arrive.
+def test_dispose_from_another_thread_wakes_a_blocked_read() -> None:
+    # The reader thread is blocked in recv during a long stall: disposing shuts the
+    # requests socket down, so the server sees the disconnect long before the stall ends.
     with ReplayServer() as server, client_of(server) as client:
-        server.push(Reply(TEXT, pace=0.02, fault=Fault(stall_after_events=(3, 0.5))))
+        server.push(Reply(TEXT, pace=0.02, fault=Fault(stall_after_events=(3, 10.0))))
         got: list[sk.Chunk] = []
         subscription = sk.stream("azure", "gpt-4o", "hi", client=client).subscribe(got.append)
         wait_until(lambda: len(got) == 3)
         subscription.dispose()
         record = server.wait_for_request_end(0, timeout=3)
+        assert server.wait_until_idle()
     assert len(got) == 3
-    assert record.disconnected and record.events_sent <= 5 < record.events_total
+    assert record.disconnected and record.events_sent == 3 < record.events_total
 
 
 def test_clients_decide_sync_or_async_and_defaults_need_the_environment(

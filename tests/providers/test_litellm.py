@@ -19,6 +19,7 @@ import threading
 from typing import Any
 
 import litellm
+import openai
 import pytest
 from litellm.exceptions import MidStreamFallbackError
 from litellm.types.utils import ModelResponseStream
@@ -26,7 +27,7 @@ from litellm.types.utils import ModelResponseStream
 import streamkit as sk
 from streamkit import ops
 from streamkit.providers import get_adapter
-from streamkit.providers.litellm import LiteLLMChunk
+from streamkit.providers.litellm import LiteLLMChunk, mapped_error
 from streamkit.source import THREAD_NAME_PREFIX
 from streamkit.testing import FAKE_API_KEY, Fault, ReplayServer, Reply, Transcript, load_transcript
 from tests.providers.chat_support import (
@@ -204,6 +205,29 @@ async def test_stream_cut_before_its_end_is_incomplete_async() -> None:
             stream = sk.stream("litellm", MODEL, "hi", client=completion(server, async_=True))
             with pytest.raises(sk.IncompleteStreamError):
                 await stream.pipe(ops.to_call_response())
+
+
+@pytest.mark.parametrize(
+    ("fault", "mapped", "transient"),
+    [
+        (Fault(malformed=(5, "broken_json")), json.JSONDecodeError, False),
+        (Fault(error_event_after=5), openai.APIError, True),  # type server_error
+    ],
+    ids=["broken-json", "error-event"],
+)
+def test_read_errors_that_are_not_cuts_stay_litellms(
+    fault: Fault, mapped: type[Exception], transient: bool
+) -> None:
+    # litellm reports these as it reports a cut (MidStreamFallbackError over an
+    # APIConnectionError, status 500): only what it mapped tells them apart.
+    with ReplayServer() as server:
+        server.push(Reply(TEXT, fault=fault))
+        stream = sk.stream("litellm", MODEL, "hi", client=completion(server))
+        with pytest.raises(MidStreamFallbackError) as raised:
+            list(stream)
+    assert stream.content == "4200 + "
+    assert isinstance(mapped_error(raised.value), mapped)
+    assert ADAPTER.is_transient(raised.value) is transient
 
 
 def test_a_cut_after_the_finish_reason_is_completed_by_litellm() -> None:

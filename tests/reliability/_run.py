@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import threading
 from typing import Any, TypeVar
@@ -65,7 +66,10 @@ async def run(observable: Observable[T], *, async_: bool) -> tuple[list[T], Exce
 
 
 async def close_async_client(client: Any) -> None:
-    """Close an async SDK client the way its SDK offers."""
+    """Close an async SDK client the way its SDK offers (litellm's client, a completion
+    function, holds no connection of its own: nothing to close)."""
+    if isinstance(client, functools.partial) or inspect.isfunction(client):
+        return
     aio = getattr(client, "aio", None)  # google-genai
     if aio is not None:
         await aio.aclose()

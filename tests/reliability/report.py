@@ -394,6 +394,9 @@ def sdk_versions() -> str:
         "groq",
         "google-genai",
         "cohere",
+        "litellm",
+        "azure-ai-inference",
+        "azure-core",
         "reactivex",
     ):
         try:

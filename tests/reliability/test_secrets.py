@@ -29,7 +29,13 @@ import streamkit as sk
 from streamkit import ops
 from streamkit.testing import Fault, ReplayServer, Reply
 from streamkit.testing.replay import REDACTED
-from tests.reliability._matrix import MODEL, PROVIDER_CASES, SHORT_TIMEOUT, ProviderCase
+from tests.reliability._matrix import (
+    KNOWN_GAPS,
+    MODEL,
+    PROVIDER_CASES,
+    SHORT_TIMEOUT,
+    ProviderCase,
+)
 from tests.reliability._run import close_async_client, run
 
 CANARY = "sk-streamkit-canary-0123456789"
@@ -101,6 +107,10 @@ async def test_the_key_appears_nowhere(
     finally:
         if async_:
             await close_async_client(client)
+        if KNOWN_GAPS.get(("stall_mid", provider.name, "async" if async_ else "sync")):
+            # The stall's reader thread stays blocked in recv (see KNOWN_GAPS): closing
+            # the server wakes it, so the leak checks see only what this test is about.
+            server.close()
     assert outcomes["success"] == "ok" and answer, outcomes
     # Each failure did fail (cohere's SDK skips a broken event, so that one may not).
     assert all(outcomes[name] != "ok" for name in ("http 429", "error event", "cut", "stall"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import json
 import socket
@@ -697,6 +698,25 @@ def _cohere(client: Any) -> str:
     return "".join(text)
 
 
+def _litellm(client: Any) -> str:
+    # litellm's client is a completion function (a partial bound to the server).
+    text = []
+    for chunk in client(model="m", messages=[{"role": "user", "content": "hi"}], stream=True):
+        if chunk.choices and chunk.choices[0].delta.content:
+            text.append(chunk.choices[0].delta.content)
+    return "".join(text)
+
+
+def _azure(client: Any) -> str:
+    text = []
+    for update in client.complete(
+        model="m", messages=[{"role": "user", "content": "hi"}], stream=True
+    ):
+        if update.choices and update.choices[0].delta.content:
+            text.append(update.choices[0].delta.content)
+    return "".join(text)
+
+
 SDK_CASES = [
     ("openai", "openai", "openai/chat-text-usage", _openai_like, "/v1/chat/completions"),
     (
@@ -711,6 +731,14 @@ SDK_CASES = [
     ("mistral", "mistralai", "mistral/chat-text-usage", _mistral, "/v1/chat/completions"),
     ("google", "google.genai", "google/gemini-text", _google, None),
     ("cohere", "cohere", "cohere/chat-v2-text-usage", _cohere, "/v2/chat"),
+    ("litellm", "litellm", "openai/chat-text-usage", _litellm, "/v1/chat/completions"),
+    (
+        "azure",
+        "azure.ai.inference",
+        "openai/chat-text-usage",
+        _azure,
+        "/chat/completions?api-version=2024-05-01-preview",
+    ),
 ]
 
 
@@ -740,7 +768,9 @@ def test_sdk_client_streams_its_transcript(
     assert server.open_connections == 0
 
 
-@pytest.mark.parametrize("provider", ["openai", "anthropic", "groq", "mistral", "google", "cohere"])
+@pytest.mark.parametrize(
+    "provider", ["openai", "anthropic", "groq", "mistral", "google", "cohere", "litellm", "azure"]
+)
 def test_sdk_clients_do_not_retry(provider: str) -> None:
     with ReplayServer() as server:  # nothing queued: every request gets a 500
         client = server.client(provider)
@@ -750,6 +780,45 @@ def test_sdk_clients_do_not_retry(provider: str) -> None:
         time.sleep(0.05)
         assert len(server.requests) == 1
         assert server.requests[0].status == 500
+
+
+async def test_async_clients_of_litellm_and_azure() -> None:
+    pytest.importorskip("litellm")
+    pytest.importorskip("azure.ai.inference")
+    messages = [{"role": "user", "content": "hi"}]
+    with ReplayServer() as server:
+        server.push("openai/chat-text-usage", "openai/chat-text-usage")
+        completion = server.client("litellm", async_=True)
+        assert inspect.iscoroutinefunction(completion)  # litellm.acompletion, bound
+        texts = [
+            chunk.choices[0].delta.content or ""
+            async for chunk in await completion(model="m", messages=messages, stream=True)
+            if chunk.choices
+        ]
+        async with server.client("azure", async_=True) as client:
+            texts += [
+                update.choices[0].delta.content or ""
+                async for update in await client.complete(model="m", messages=messages, stream=True)
+                if update.choices
+            ]
+        assert [record.path.split("?")[0] for record in server.requests] == [
+            "/v1/chat/completions",
+            "/chat/completions",
+        ]
+    assert "".join(texts) == "4200 + 42 equals 4242." * 2
+    assert server.open_connections == 0
+
+
+def test_azure_sync_client_is_closed_with_the_server() -> None:
+    pytest.importorskip("azure.ai.inference")
+    with ReplayServer("openai/chat-text-usage") as server:
+        client = server.client("azure", api_key="sk-other-fake", connection_timeout=3)
+        assert client._config.credential.key == "sk-other-fake"  # api_key: the credential's
+        assert _azure(client)
+        transport = client._client._pipeline._transport  # the SDK has no is_closed()
+        assert transport.session is not None
+        assert server.requests[0].headers["api-key"] == "<redacted>"
+    assert transport.session is None  # RequestsTransport.close() drops its session
 
 
 def test_synthetic_audio_through_openai_sdk() -> None:
