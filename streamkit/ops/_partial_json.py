@@ -215,7 +215,10 @@ def _fields_by_key(model: type[BaseModel]) -> Mapping[str, _Field]:
             else None
         )
         # Constraints (``Field(max_length=...)``) live in the metadata; keep them.
-        constrained = Annotated[(annotation, *info.metadata)] if info.metadata else annotation
+        # Any: pydantic types the annotation as a TypeForm, which Annotated[...] is not.
+        constrained: Any = (
+            Annotated[(annotation, *info.metadata)] if info.metadata else annotation
+        )
         spec = _Field(name, TypeAdapter(constrained), nested)
         alias = info.validation_alias if isinstance(info.validation_alias, str) else info.alias
         for key in (name, alias):
