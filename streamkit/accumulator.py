@@ -327,15 +327,19 @@ class ResponseSnapshot:
         self.usage = accumulator.usage
         self.finish_reasons = accumulator.finish_reasons
         self.chunks = accumulator.chunks
-        self._content_count = len(accumulator._content)
-        self._thinking_count = len(accumulator._thinking)
-        self._refusal_count = len(accumulator._refusal)
-        self._transcript_count = len(accumulator._transcript)
-        self._audio_count = len(accumulator._audio) if accumulator._has_audio else -1
-        self._tool_args = [
-            (builder, len(builder.arguments), builder.complete)
-            for builder in accumulator._tools.values()
-        ]
+        # One snapshot per chunk: the piece lists' lengths are read directly (not
+        # through _Pieces.__len__) and the comprehension runs only when there are tools.
+        self._content_count = len(accumulator._content._pieces)
+        self._thinking_count = len(accumulator._thinking._pieces)
+        self._refusal_count = len(accumulator._refusal._pieces)
+        self._transcript_count = len(accumulator._transcript._pieces)
+        self._audio_count = len(accumulator._audio._pieces) if accumulator._has_audio else -1
+        tools = accumulator._tools
+        self._tool_args = (
+            [(builder, len(builder.arguments), builder.complete) for builder in tools.values()]
+            if tools
+            else []
+        )
 
     @property
     def content(self) -> str:

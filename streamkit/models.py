@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import PydanticUndefined
 
 __all__ = [
     "CallResponse",
@@ -152,6 +153,81 @@ class Chunk(BaseModel):
     def output_tokens(self) -> int | None:
         """Output tokens reported by this event (running total), else ``None``."""
         return None if self.usage is None else self.usage.output_tokens
+
+
+ChunkT = TypeVar("ChunkT", bound=Chunk)
+
+_object_setattr = object.__setattr__
+
+# How construct_chunk builds an instance for one (class, keys in order):
+_FALLBACK = 0  # through model_construct
+_NO_PRIVATE = 1  # directly; the class has no private attributes (no post-init)
+_EMPTY_PRIVATE = 2  # directly; private attributes, none with a default: an empty dict
+_POST_INIT = 3  # directly, then the class's model_post_init, as model_construct does
+_CONSTRUCT_PLANS: dict[tuple[type[Chunk], tuple[str, ...]], int] = {}
+
+
+def _construct_plan(chunk_type: type[Chunk], names: tuple[str, ...]) -> int:
+    """How to build ``chunk_type`` from keyword values named ``names``, in this order.
+
+    Direct construction is the same as ``model_construct`` when its per-field loop would
+    just keep the values as the instance's ``__dict__``: no alias to look up, no default
+    to fill in (every field left out is required, so it stays unset), the keys in
+    declaration order, no extra values kept.
+    """
+    fields = chunk_type.__pydantic_fields__
+    if chunk_type.model_config.get("extra") == "allow" or chunk_type.__pydantic_root_model__:
+        return _FALLBACK
+    if any(f.alias is not None or f.validation_alias is not None for f in fields.values()):
+        return _FALLBACK
+    if tuple(name for name in fields if name in names) != names:  # unknown or out of order
+        return _FALLBACK
+    if not all(name in names or field.is_required() for name, field in fields.items()):
+        return _FALLBACK
+    if not chunk_type.__pydantic_post_init__:
+        return _NO_PRIVATE
+    # pydantic's own post-init for private attributes sets each default; with no
+    # default anywhere it sets an empty dict, which is cheaper to set here (~1.8 µs).
+    post_init = chunk_type.model_post_init
+    plain_post_init = (
+        getattr(post_init, "__module__", None) == "pydantic._internal._model_construction"
+        and getattr(post_init, "__qualname__", None) == "init_private_attributes"
+    )
+    no_defaults = all(
+        private.default is PydanticUndefined and private.default_factory is None
+        for private in chunk_type.__private_attributes__.values()
+    )
+    return _EMPTY_PRIVATE if plain_post_init and no_defaults else _POST_INIT
+
+
+def construct_chunk(chunk_type: type[ChunkT], **values: Any) -> ChunkT:
+    """``chunk_type.model_construct(**values)``, about twice as cheap on a decoder's hot
+    path.
+
+    pydantic's ``model_construct`` loops over every field of the class to look for
+    aliases and fill in defaults: ~3.7 µs for a :class:`Chunk`, once per chunk of every
+    stream. When ``values`` gives every field that has a default, in declaration order
+    (what each decoder does), that loop ends with ``values`` itself, so the instance is
+    built here directly (~2 µs): the same ``__dict__``, fields set, extra and private
+    state as ``model_construct`` gives. Any other call is passed to ``model_construct``.
+    """
+    key = (chunk_type, tuple(values))
+    plan = _CONSTRUCT_PLANS.get(key)
+    if plan is None:
+        plan = _CONSTRUCT_PLANS[key] = _construct_plan(chunk_type, key[1])
+    if plan == _FALLBACK:
+        return chunk_type.model_construct(**values)
+    chunk = chunk_type.__new__(chunk_type)
+    _object_setattr(chunk, "__dict__", values)  # a fresh dict: the call's own kwargs
+    _object_setattr(chunk, "__pydantic_fields_set__", set(values))
+    _object_setattr(chunk, "__pydantic_extra__", None)
+    if plan == _EMPTY_PRIVATE:
+        _object_setattr(chunk, "__pydantic_private__", {})
+    else:
+        _object_setattr(chunk, "__pydantic_private__", None)
+        if plan == _POST_INIT:
+            chunk.model_post_init(None)
+    return chunk
 
 
 class CallResponse(BaseModel):

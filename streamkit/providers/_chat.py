@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from streamkit.models import Chunk, ToolCallDelta, Usage
+from streamkit.models import Chunk, ToolCallDelta, Usage, construct_chunk
 from streamkit.providers._base import Decoder
 
 __all__ = ["ChatChunkDecoder", "chat_usage"]
@@ -127,7 +127,8 @@ class ChatChunkDecoder(Decoder):
             self._usage_seen = True
         self.complete = self._finished and (self._usage_seen or not self.expect_usage)
         return [
-            self.chunk_type.model_construct(
+            construct_chunk(
+                self.chunk_type,
                 provider=self.provider,
                 content=content,
                 thinking=thinking,

@@ -50,7 +50,7 @@ import anthropic
 from anthropic.types import RawMessageStreamEvent
 
 from streamkit.messages import Message
-from streamkit.models import Chunk, ToolCallDelta, Usage
+from streamkit.models import Chunk, ToolCallDelta, Usage, construct_chunk
 from streamkit.providers._base import (
     Decoder,
     MessageBuilder,
@@ -161,7 +161,8 @@ class AnthropicDecoder(Decoder):
         elif raw.type == "message_stop":
             self.complete = True
         return [
-            AnthropicChunk.model_construct(
+            construct_chunk(
+                AnthropicChunk,
                 provider=self.provider,
                 content=content,
                 thinking=thinking,

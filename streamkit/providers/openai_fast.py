@@ -47,7 +47,7 @@ from openai._streaming_cleanup import drain_response_async
 from openai.types.chat import ChatCompletionChunk
 from pydantic import PrivateAttr, SerializationInfo, SerializerFunctionWrapHandler, model_serializer
 
-from streamkit.models import Chunk, ToolCallDelta
+from streamkit.models import Chunk, ToolCallDelta, construct_chunk
 from streamkit.providers._chat import ChatChunkDecoder
 from streamkit.providers.openai import FastChatRequest, OpenAIChunk
 
@@ -232,7 +232,8 @@ class FastChatDecoder(ChatChunkDecoder):
         if finish_reasons:
             self._finished = True
         self.complete = self._finished and (self._usage_seen or not self.expect_usage)
-        chunk = LazyOpenAIChunk.model_construct(
+        chunk = construct_chunk(
+            LazyOpenAIChunk,
             provider=self.provider,
             content=content,
             thinking=thinking,

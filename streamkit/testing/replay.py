@@ -824,7 +824,10 @@ def _peek_gone(sock: socket.socket) -> bool | None:
 # ----------------------------------------------------------------- the server
 class _TCPServer(socketserver.TCPServer):
     allow_reuse_address = False
-    request_queue_size = 64
+    # Room for a thousand clients connecting at once (a concurrency test, the benchmark):
+    # past the listen backlog the kernel drops handshakes, and a client that believed
+    # itself connected fails later with a read error.
+    request_queue_size = 4096
 
     def __init__(self, owner: ReplayServer) -> None:
         self.owner = owner

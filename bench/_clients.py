@@ -1,0 +1,483 @@
+"""The clients measured: each ``make_<name>(url)`` sets one up (client objects, event
+loop) and returns a function that reads one whole stream and returns how many items it
+saw. Set-up is never measured; the returned function is, again and again.
+
+``tap``: every maker also takes ``tap=`` (a function called with each item a client
+sees, for the time-to-first-text measure). Without one, the loops are exactly the plain
+counting loops below: :func:`_tapped` hands back the SDK's own iterator, so the CPU
+figures carry no probe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from typing import Any
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network at import
+
+KEY = "sk-streamkit-test-key"
+MODEL = "gpt-4o"
+MESSAGES = [{"role": "user", "content": "Tell me a long story."}]
+NEVER = "this text never appears in the stream"
+
+Run = Callable[[], int]
+Tap = Callable[[Any], None] | None
+
+
+def _tapped(items: Iterable[Any], tap: Tap) -> Iterable[Any]:
+    """``items`` itself without a tap (nothing added to the measured loop)."""
+    if tap is None:
+        return items
+
+    def tapping() -> Iterator[Any]:
+        for item in items:
+            tap(item)
+            yield item
+
+    return tapping()
+
+
+def _atapped(items: AsyncIterable[Any], tap: Tap) -> AsyncIterable[Any]:
+    if tap is None:
+        return items
+
+    async def tapping() -> AsyncIterator[Any]:
+        async for item in items:
+            tap(item)
+            yield item
+
+    return tapping()
+
+
+def has_text(item: Any) -> bool:
+    """Whether an item of any client carries text: an SDK chunk or event, a streamkit
+    chunk or snapshot, a LangChain message chunk, a Mirascope text piece."""
+    if isinstance(item, str):
+        return bool(item)
+    if isinstance(item, tuple):  # streamkit's iteration: (chunk, tool call)
+        item = item[0]
+    choices = getattr(item, "choices", None)
+    if choices:  # openai / litellm chat chunk
+        delta = getattr(choices[0], "delta", None)
+        return bool(getattr(delta, "content", None))
+    if getattr(item, "type", None) == "content_block_delta":  # anthropic event
+        return bool(getattr(item.delta, "text", None))
+    content = getattr(item, "content", None)
+    return isinstance(content, str) and bool(content)
+
+
+def _openai(url: str, async_: bool = False) -> Any:
+    import openai
+
+    cls = openai.AsyncOpenAI if async_ else openai.OpenAI
+    return cls(base_url=url + "/v1", api_key=KEY, max_retries=0)
+
+
+def _anthropic(url: str, async_: bool = False) -> Any:
+    import anthropic
+
+    cls = anthropic.AsyncAnthropic if async_ else anthropic.Anthropic
+    return cls(base_url=url, api_key=KEY, max_retries=0)
+
+
+# -- raw SDKs ---------------------------------------------------------------------------
+def make_openai_sync(url: str, *, tap: Tap = None) -> Run:
+    client = _openai(url)
+
+    def run() -> int:
+        n = 0
+        stream = client.chat.completions.create(
+            model=MODEL,
+            messages=MESSAGES,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        for _chunk in _tapped(stream, tap):
+            n += 1
+        return n
+
+    return run
+
+
+def make_openai_async(url: str, *, tap: Tap = None) -> Run:
+    client = _openai(url, async_=True)
+    loop = asyncio.new_event_loop()
+
+    async def read() -> int:
+        n = 0
+        stream = await client.chat.completions.create(
+            model=MODEL,
+            messages=MESSAGES,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        async for _chunk in _atapped(stream, tap):
+            n += 1
+        return n
+
+    return lambda: loop.run_until_complete(read())
+
+
+def make_anthropic_sync(url: str, *, tap: Tap = None) -> Run:
+    client = _anthropic(url)
+
+    def run() -> int:
+        n = 0
+        stream = client.messages.create(
+            model="claude-sonnet-4-20250514", max_tokens=1024, messages=MESSAGES, stream=True
+        )
+        for _event in _tapped(stream, tap):
+            n += 1
+        return n
+
+    return run
+
+
+# -- streamkit --------------------------------------------------------------------------
+def _subscribe_and_wait(observable: Any, tap: Tap = None) -> int:
+    """Subscribe, count items, block until the stream ends (errors re-raised)."""
+    done = threading.Event()
+    count = 0
+    failure: list[Exception] = []
+
+    def on_next(_item: Any) -> None:
+        nonlocal count
+        count += 1
+
+    def on_next_tapped(item: Any) -> None:
+        nonlocal count
+        count += 1
+        tap(item)  # type: ignore[misc]
+
+    def on_error(error: Exception) -> None:
+        failure.append(error)
+        done.set()
+
+    observable.subscribe(on_next if tap is None else on_next_tapped, on_error, done.set)
+    done.wait()
+    if failure:
+        raise failure[0]
+    return count
+
+
+async def _subscribe_and_await(observable: Any, tap: Tap = None) -> int:
+    """The async form of :func:`_subscribe_and_wait` (on the running loop)."""
+    done = asyncio.Event()
+    count = 0
+    failure: list[Exception] = []
+
+    def on_next(item: Any) -> None:
+        nonlocal count
+        count += 1
+        if tap is not None:
+            tap(item)
+
+    def on_error(error: Exception) -> None:
+        failure.append(error)
+        done.set()
+
+    observable.subscribe(on_next, on_error, done.set)
+    await done.wait()
+    if failure:
+        raise failure[0]
+    return count
+
+
+def realistic(stream: Any) -> Any:
+    """``take_until_match`` (never matching) + ``accumulate`` + ``to_call_response``:
+    a UI's snapshots and the final response from one request (``publish`` selector)."""
+    import reactivex
+    from reactivex import operators as rx_ops
+
+    from streamkit import ops
+
+    return stream.pipe(
+        ops.take_until_match(NEVER),
+        rx_ops.publish(
+            lambda chunks: reactivex.merge(
+                chunks.pipe(ops.accumulate()),
+                chunks.pipe(ops.to_call_response()),
+            )
+        ),
+    )
+
+
+def flat(stream: Any) -> Any:
+    """A pipeline that accumulates nothing: ``take_until_match`` (never matching), then
+    each chunk's text (``ops.text``): what a UI printing deltas runs."""
+    from streamkit import ops
+
+    return stream.pipe(ops.take_until_match(NEVER), ops.text())
+
+
+def _sk_factory(
+    url: str, provider: str = "openai", async_: bool = False, **params: Any
+) -> Callable[[], Any]:
+    import streamkit as sk
+
+    client = _openai(url, async_) if provider == "openai" else _anthropic(url, async_)
+    if provider == "anthropic":
+        params.setdefault("max_tokens", 1024)
+    model = MODEL if provider == "openai" else "claude-sonnet-4-20250514"
+    return lambda: sk.stream(provider, model, MESSAGES, client=client, **params)
+
+
+def make_sk_source(url: str, *, tap: Tap = None, **params: Any) -> Run:
+    new_stream = _sk_factory(url, **params)
+    return lambda: _subscribe_and_wait(new_stream(), tap)
+
+
+def make_sk_iter(url: str, *, tap: Tap = None, **params: Any) -> Run:
+    new_stream = _sk_factory(url, **params)
+
+    def run() -> int:
+        n = 0
+        for _chunk, _tool in _tapped(new_stream(), tap):
+            n += 1
+        return n
+
+    return run
+
+
+def make_sk_pipeline(url: str, *, tap: Tap = None, **params: Any) -> Run:
+    new_stream = _sk_factory(url, **params)
+    return lambda: _subscribe_and_wait(realistic(new_stream()), tap)
+
+
+def make_sk_share(url: str, subscribers: int, *, tap: Tap = None, **params: Any) -> Run:
+    from streamkit import ops
+
+    new_stream = _sk_factory(url, **params)
+
+    def run() -> int:
+        shared = new_stream().pipe(ops.share_replay())
+        remaining = threading.Semaphore(0)
+        counts = [0] * subscribers
+
+        def subscriber(i: int) -> None:
+            def on_next(_chunk: Any) -> None:
+                counts[i] += 1
+
+            def on_next_tapped(chunk: Any) -> None:
+                counts[i] += 1
+                tap(chunk)  # type: ignore[misc]
+
+            def on_end(*_args: Any) -> None:
+                remaining.release()
+
+            tapped = tap is not None and i == 0
+            shared.subscribe(on_next_tapped if tapped else on_next, on_end, on_end)
+
+        for i in range(subscribers):
+            subscriber(i)
+        for _ in range(subscribers):
+            remaining.acquire()
+        return counts[0]
+
+    return run
+
+
+def make_sk_async(url: str, *, pipeline: bool = False, tap: Tap = None, **params: Any) -> Run:
+    """An async client's stream, subscribed on a running loop (the source alone, or
+    the realistic pipeline)."""
+    new_stream = _sk_factory(url, async_=True, **params)
+    loop = asyncio.new_event_loop()
+
+    async def read() -> int:
+        stream = new_stream()
+        return await _subscribe_and_await(realistic(stream) if pipeline else stream, tap)
+
+    return lambda: loop.run_until_complete(read())
+
+
+# -- peers ------------------------------------------------------------------------------
+def make_litellm(url: str, *, tap: Tap = None) -> Run:
+    import litellm
+
+    def run() -> int:
+        n = 0
+        response = litellm.completion(
+            model=f"openai/{MODEL}",
+            messages=MESSAGES,
+            stream=True,
+            api_base=url + "/v1",
+            api_key=KEY,
+            max_retries=0,
+            stream_options={"include_usage": True},
+        )
+        for _chunk in _tapped(response, tap):
+            n += 1
+        return n
+
+    return run
+
+
+def make_langchain(url: str, *, tap: Tap = None) -> Run:
+    from langchain_openai import ChatOpenAI
+
+    model = ChatOpenAI(
+        model=MODEL, base_url=url + "/v1", api_key=KEY, max_retries=0, stream_usage=True
+    )
+
+    def run() -> int:
+        n = 0
+        for _chunk in _tapped(model.stream(MESSAGES), tap):
+            n += 1
+        return n
+
+    return run
+
+
+def make_mirascope(url: str, *, tap: Tap = None) -> Run:
+    from mirascope import llm
+
+    # Mirascope looks the provider up in a global registry by model id at every call: a
+    # model id (and scope) of its own per server keeps each stream on its own URL.
+    model_id = f"openai/{MODEL}-bench-{url.rsplit(':', 1)[-1]}"
+    llm.register_provider("openai", scope=model_id, api_key=KEY, base_url=url + "/v1")
+    model = llm.Model(f"{model_id}:completions")  # the chat-completions endpoint
+
+    def run() -> int:
+        n = 0
+        response = model.stream(MESSAGES[0]["content"])
+        for _text in _tapped(response.text_stream(), tap):
+            n += 1
+        return n
+
+    return run
+
+
+def _client(make: Callable[..., Run], **fixed: Any) -> Callable[..., Run]:
+    return lambda url, tap=None: make(url, tap=tap, **fixed)
+
+
+CLIENTS: dict[str, Callable[..., Run]] = {
+    "openai-sync": make_openai_sync,
+    "openai-sync-control": make_openai_sync,  # the same again: the table's noise floor
+    "openai-async": make_openai_async,
+    "anthropic-sync": make_anthropic_sync,
+    "sk-source": make_sk_source,
+    "sk-iter": make_sk_iter,
+    "sk-pipeline": make_sk_pipeline,
+    "sk-async-source": _client(make_sk_async),
+    "sk-async-pipeline": _client(make_sk_async, pipeline=True),
+    "sk-fast-source": _client(make_sk_source, fast=True),
+    "sk-fast-iter": _client(make_sk_iter, fast=True),
+    "sk-fast-pipeline": _client(make_sk_pipeline, fast=True),
+    "sk-fast-async-source": _client(make_sk_async, fast=True),
+    "sk-fast-async-pipeline": _client(make_sk_async, pipeline=True, fast=True),
+    "sk-anthropic-source": _client(make_sk_source, provider="anthropic"),
+    "sk-anthropic-pipeline": _client(make_sk_pipeline, provider="anthropic"),
+    "sk-share-1": _client(make_sk_share, subscribers=1),
+    "sk-share-10": _client(make_sk_share, subscribers=10),
+    "sk-share-100": _client(make_sk_share, subscribers=100),
+    "litellm": make_litellm,
+    "langchain": make_langchain,
+    "mirascope": make_mirascope,
+}
+"""Every client by name: ``CLIENTS[name](url, tap=None)`` returns its run function."""
+
+
+# -- early termination ------------------------------------------------------------------
+def make_match(url: str, *, mode: str, async_: bool, pattern: str) -> Run:
+    """A stream cut at the first match of ``pattern`` (one event carries it):
+
+    - ``direct``: ``take_until_match`` on the stream;
+    - ``shared``: the stream behind ``share_replay``, two subscribers (a UI and a
+      logger) each with their own ``take_until_match``; the request ends when the
+      second one leaves;
+    - ``raw``: the raw openai SDK, ``break`` at the first text containing the
+      pattern, then ``close()`` (what a careful user of the bare SDK writes).
+
+    Returns the number of items the (first) subscriber received.
+    """
+    from streamkit import ops
+
+    if mode == "raw":
+        client = _openai(url, async_)
+        if not async_:
+
+            def run_raw() -> int:
+                n = 0
+                with client.chat.completions.create(
+                    model=MODEL, messages=MESSAGES, stream=True
+                ) as stream:
+                    for chunk in stream:
+                        n += 1
+                        if chunk.choices and pattern in (chunk.choices[0].delta.content or ""):
+                            break
+                return n
+
+            return run_raw
+        loop = asyncio.new_event_loop()
+
+        async def read_raw() -> int:
+            n = 0
+            stream = await client.chat.completions.create(
+                model=MODEL, messages=MESSAGES, stream=True
+            )
+            async with stream:
+                async for chunk in stream:
+                    n += 1
+                    if chunk.choices and pattern in (chunk.choices[0].delta.content or ""):
+                        break
+            return n
+
+        return lambda: loop.run_until_complete(read_raw())
+
+    new_stream = _sk_factory(url, async_=async_)
+
+    def observables() -> list[Any]:
+        stream = new_stream()
+        if mode == "direct":
+            return [stream.pipe(ops.take_until_match(pattern))]
+        shared = stream.pipe(ops.share_replay())
+        return [shared.pipe(ops.take_until_match(pattern)) for _ in range(2)]
+
+    if not async_:
+
+        def run() -> int:
+            # Every subscriber is in place before the first chunk can arrive (the
+            # source starts on its own thread), as in a UI wiring its views.
+            ended = threading.Semaphore(0)
+            counts: list[int] = []
+            for observable in observables():
+                counts.append(0)
+                index = len(counts) - 1
+
+                def on_next(_item: Any, index: int = index) -> None:
+                    counts[index] += 1
+
+                def on_end(*_args: Any) -> None:
+                    ended.release()
+
+                observable.subscribe(on_next, on_end, on_end)
+            for _ in counts:
+                ended.acquire()
+            return counts[0]
+
+        return run
+    loop = asyncio.new_event_loop()
+
+    async def read() -> int:
+        counts = await asyncio.gather(*(_subscribe_and_await(o) for o in observables()))
+        return counts[0]
+
+    return lambda: loop.run_until_complete(read())
+
+
+def _match_client(mode: str, async_: bool) -> Callable[..., Run]:
+    def make(url: str, tap: Tap = None) -> Run:
+        from _streams import MATCH_TEXT
+
+        return make_match(url, mode=mode, async_=async_, pattern=MATCH_TEXT)
+
+    return make
+
+
+for _mode in ("direct", "shared", "raw"):
+    for _async in (False, True):
+        CLIENTS[f"match-{_mode}-{'async' if _async else 'sync'}"] = _match_client(_mode, _async)

@@ -1,0 +1,147 @@
+"""Large synthetic provider streams for the benchmarks, built in memory.
+
+The events follow the recorded transcripts' shapes (``openai/chat-text-usage``,
+``anthropic/messages-text``): same keys, same kind of ids, one short text delta per
+event, a finish event, the usage event, then ``[DONE]`` / ``message_stop``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+from streamkit.testing import Transcript
+
+WORDS = ("The", " quick", " brown", " fox", " jumps", " over", " the", " lazy", " dog", ".")
+MATCH_TEXT = "MOONRISE"
+"""A word the early-termination streams carry once, at a known event."""
+
+
+def _openai_event(chat_id: str, delta: dict[str, object], finish: str | None) -> str:
+    payload = {
+        "id": chat_id,
+        "object": "chat.completion.chunk",
+        "created": 1766084435,
+        "model": "gpt-4o-2024-08-06",
+        "service_tier": "default",
+        "system_fingerprint": "fp_deacdd5f6f",
+        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        "usage": None,
+        "obfuscation": "Mi59qhDMTFqjyRp",
+    }
+    return "data: " + json.dumps(payload, separators=(",", ":")) + "\n\n"
+
+
+def openai_events(chunks: int, *, match_at: int | None = None) -> Iterator[str]:
+    """``chunks`` text events (the first carries the role), a finish event, the usage
+    event and ``[DONE]``; event ``match_at`` (if given) carries :data:`MATCH_TEXT`."""
+    chat_id = "chatcmpl-CoDWl5rS0pF10P0W0TDVgY3NA26dk"
+    yield _openai_event(chat_id, {"role": "assistant", "content": "", "refusal": None}, None)
+    for i in range(chunks):
+        word = f" {MATCH_TEXT}" if i == match_at else WORDS[i % len(WORDS)]
+        yield _openai_event(chat_id, {"content": word}, None)
+    yield _openai_event(chat_id, {}, "stop")
+    usage = {
+        "id": chat_id,
+        "object": "chat.completion.chunk",
+        "created": 1766084435,
+        "model": "gpt-4o-2024-08-06",
+        "service_tier": "default",
+        "system_fingerprint": "fp_deacdd5f6f",
+        "choices": [],
+        "usage": {
+            "prompt_tokens": 16,
+            "completion_tokens": chunks,
+            "total_tokens": 16 + chunks,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0},
+        },
+        "obfuscation": "177fY0rBeHpThLi",
+    }
+    yield "data: " + json.dumps(usage, separators=(",", ":")) + "\n\n"
+    yield "data: [DONE]\n\n"
+
+
+def openai_transcript(chunks: int, *, match_at: int | None = None) -> Transcript:
+    """An OpenAI chat-completions stream of ``chunks`` text deltas (+4 other events)."""
+    return Transcript.from_events(
+        "openai",
+        "chat.completions",
+        openai_events(chunks, match_at=match_at),
+        name=f"bench/openai-{chunks}",
+        content_type="text/event-stream; charset=utf-8",
+        description=f"{chunks} generated text deltas",
+    )
+
+
+def _anthropic_event(kind: str, payload: dict[str, object]) -> str:
+    return f"event: {kind}\ndata: " + json.dumps(payload, separators=(",", ":")) + "\n\n"
+
+
+def anthropic_events(chunks: int) -> Iterator[str]:
+    """An Anthropic Messages stream with ``chunks`` text deltas."""
+    yield _anthropic_event(
+        "message_start",
+        {
+            "type": "message_start",
+            "message": {
+                "model": "claude-sonnet-4-20250514",
+                "id": "msg_018bk6q16LtrDpGDm6TyXTgn",
+                "type": "message",
+                "role": "assistant",
+                "content": [],
+                "stop_reason": None,
+                "stop_sequence": None,
+                "usage": {"input_tokens": 17, "output_tokens": 1},
+            },
+        },
+    )
+    yield _anthropic_event(
+        "content_block_start",
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+    )
+    for i in range(chunks):
+        yield _anthropic_event(
+            "content_block_delta",
+            {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "text_delta", "text": WORDS[i % len(WORDS)]},
+            },
+        )
+    yield _anthropic_event("content_block_stop", {"type": "content_block_stop", "index": 0})
+    yield _anthropic_event(
+        "message_delta",
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+            "usage": {"output_tokens": chunks},
+        },
+    )
+    yield _anthropic_event("message_stop", {"type": "message_stop"})
+
+
+def anthropic_transcript(chunks: int) -> Transcript:
+    """An Anthropic Messages stream of ``chunks`` text deltas (+5 other events)."""
+    return Transcript.from_events(
+        "anthropic",
+        "messages",
+        anthropic_events(chunks),
+        name=f"bench/anthropic-{chunks}",
+        content_type="text/event-stream; charset=utf-8",
+        description=f"{chunks} generated text deltas",
+    )
+
+
+def build(spec: str) -> Transcript:
+    """A transcript from a spec ``"openai:20000"``, ``"anthropic:2000"`` or
+    ``"openai:200:match=50"`` (the match word at event 50)."""
+    provider, _, rest = spec.partition(":")
+    size, _, option = rest.partition(":")
+    chunks = int(size)
+    if provider == "openai":
+        match_at = int(option.removeprefix("match=")) if option else None
+        return openai_transcript(chunks, match_at=match_at)
+    if provider == "anthropic":
+        return anthropic_transcript(chunks)
+    raise ValueError(f"unknown stream spec {spec!r}")

@@ -1,0 +1,566 @@
+"""streamkit's benchmarks, in one run, written to ``docs/performance.md``.
+
+Run from the repository root, in the benchmark environment (``bench/requirements.txt``:
+streamkit with every SDK, orjson, pyinstrument and the peers)::
+
+    python3 -m venv .venv-bench && .venv-bench/bin/pip install -r bench/requirements.txt
+    .venv-bench/bin/python bench/run.py            # ~12 minutes
+    .venv-bench/bin/python bench/run.py --quick    # ~3 minutes, smaller streams
+
+Every figure is taken on streams served by streamkit's ReplayServer from a child
+process (so the server's CPU is never counted as the client's), on 127.0.0.1, and every
+client runs in a child process of its own. Each figure is set against the raw SDK
+measured in the same run, on the same stream.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib.metadata
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+import _scenarios  # noqa: E402
+from _measure import Runs, Worker, in_child  # noqa: E402
+from _server import ServerPool  # noqa: E402
+
+
+# -- what is measured -------------------------------------------------------------------
+@dataclass(frozen=True)
+class Plan:
+    """Sizes and repetitions of one run (``--quick`` scales everything down)."""
+
+    table_chunks: int  # burst table, and the short end of the flatness test
+    paced_chunks: int
+    pace: float  # seconds between events in paced mode
+    rounds: int  # reads per client per mode (one per round)
+    ttfc_chunks: int
+    ttfc_reads: int  # per round
+    long_chunks: int  # the long end of the flatness test
+    long_rounds: int
+    long_budget: float  # seconds of long reads per client (at least one read)
+    memory_chunks: int
+    memory_samples: int
+    match_chunks: int
+    match_at: int
+    match_pace: float
+    match_reads: int
+    concurrent_streams: int
+    concurrent_chunks: int
+    concurrent_pace: float
+    concurrent_stagger: float
+    concurrent_clients: tuple[str, ...]
+    profile_chunks: int
+
+
+FULL = Plan(
+    table_chunks=2_000,
+    paced_chunks=400,
+    pace=0.001,
+    rounds=5,
+    ttfc_chunks=30,
+    ttfc_reads=4,
+    long_chunks=60_000,
+    long_rounds=3,
+    long_budget=45.0,
+    memory_chunks=1_000_000,
+    memory_samples=20,
+    match_chunks=300,
+    match_at=50,
+    match_pace=0.01,
+    match_reads=5,
+    concurrent_streams=1_000,
+    concurrent_chunks=30,
+    concurrent_pace=0.5,
+    concurrent_stagger=4.0,
+    concurrent_clients=(
+        "openai-async",
+        "sk-async-source",
+        "sk-async-pipeline",
+        "sk-fast-async-pipeline",
+    ),
+    profile_chunks=10_000,
+)
+QUICK = Plan(
+    table_chunks=1_000,
+    paced_chunks=150,
+    pace=0.001,
+    rounds=3,
+    ttfc_chunks=30,
+    ttfc_reads=3,
+    long_chunks=10_000,
+    long_rounds=1,
+    long_budget=10.0,
+    memory_chunks=100_000,
+    memory_samples=10,
+    match_chunks=120,
+    match_at=30,
+    match_pace=0.01,
+    match_reads=2,
+    concurrent_streams=200,
+    concurrent_chunks=10,
+    concurrent_pace=0.5,
+    concurrent_stagger=1.0,
+    concurrent_clients=("openai-async", "sk-async-pipeline"),
+    profile_chunks=3_000,
+)
+
+
+@dataclass(frozen=True)
+class Client:
+    """One row of the tables: a client of ``_clients.CLIENTS`` and what it is compared to."""
+
+    name: str
+    label: str
+    baseline: str | None  # the raw SDK row it is a ratio to (None: it is one)
+    provider: str = "openai"
+    kind: str = "streamkit"  # "raw", "streamkit", "fast", "share", "peer"
+
+
+TABLE = (
+    Client(
+        "openai-sync",
+        "openai SDK, sync: `for chunk in client.chat.completions.create(stream=True)`",
+        None,
+        kind="raw",
+    ),
+    Client(
+        "openai-sync-control",
+        "the same raw openai loop again, in another process (the noise floor)",
+        "openai-sync",
+        kind="raw",
+    ),
+    Client(
+        "openai-async",
+        "openai SDK, async: `async for chunk in await client.chat.completions.create(...)`",
+        None,
+        kind="raw",
+    ),
+    Client(
+        "anthropic-sync",
+        "anthropic SDK, sync: `for event in client.messages.create(stream=True)`",
+        None,
+        "anthropic",
+        kind="raw",
+    ),
+    Client("sk-source", "streamkit source alone: `sk.stream(...).subscribe(...)`", "openai-sync"),
+    Client(
+        "sk-iter",
+        "streamkit iteration: `for chunk, tool in sk.stream(...)` (folds the totals)",
+        "openai-sync",
+    ),
+    Client(
+        "sk-pipeline",
+        "streamkit realistic pipeline: `take_until_match` (never matching) + `accumulate` "
+        "+ `to_call_response`",
+        "openai-sync",
+    ),
+    Client("sk-async-source", "streamkit source alone, async client", "openai-async"),
+    Client("sk-async-pipeline", "streamkit realistic pipeline, async client", "openai-async"),
+    Client(
+        "sk-anthropic-source", "streamkit source alone, anthropic", "anthropic-sync", "anthropic"
+    ),
+    Client(
+        "sk-anthropic-pipeline",
+        "streamkit realistic pipeline, anthropic",
+        "anthropic-sync",
+        "anthropic",
+    ),
+    Client("sk-fast-source", "streamkit `fast=True` source alone", "openai-sync", kind="fast"),
+    Client(
+        "sk-fast-pipeline", "streamkit `fast=True` realistic pipeline", "openai-sync", kind="fast"
+    ),
+    Client(
+        "sk-fast-async-source",
+        "streamkit `fast=True` source alone, async client",
+        "openai-async",
+        kind="fast",
+    ),
+    Client("sk-share-1", "streamkit `share_replay`, 1 subscriber", "openai-sync", kind="share"),
+    Client("sk-share-10", "streamkit `share_replay`, 10 subscribers", "openai-sync", kind="share"),
+    Client(
+        "sk-share-100", "streamkit `share_replay`, 100 subscribers", "openai-sync", kind="share"
+    ),
+    Client("litellm", "LiteLLM `completion(stream=True)`", "openai-sync", kind="peer"),
+    Client("langchain", "LangChain `ChatOpenAI.stream`", "openai-sync", kind="peer"),
+    Client(
+        "mirascope", "Mirascope v2 `model.stream(...).text_stream()`", "openai-sync", kind="peer"
+    ),
+)
+BY_NAME = {client.name: client for client in TABLE}
+PEERS = tuple(c.name for c in TABLE if c.kind == "peer")
+LONG = ("openai-sync", "sk-source", "sk-pipeline", "sk-fast-pipeline", *PEERS)
+TTFC = (
+    "openai-sync",
+    "openai-async",
+    "anthropic-sync",
+    "sk-source",
+    "sk-pipeline",
+    "sk-async-source",
+    "sk-async-pipeline",
+    "sk-anthropic-pipeline",
+    "sk-fast-source",
+    "sk-fast-pipeline",
+    "sk-share-10",
+    *PEERS,
+)
+MATCH_CLIENTS = (
+    ("match-direct-sync", "`take_until_match`, sync client"),
+    ("match-direct-async", "`take_until_match`, async client"),
+    ("match-shared-sync", "`share_replay` + 2 \u00d7 `take_until_match`, sync client"),
+    ("match-shared-async", "`share_replay` + 2 \u00d7 `take_until_match`, async client"),
+    ("match-raw-sync", "raw openai SDK, `break` + `close()` (reference), sync"),
+    ("match-raw-async", "raw openai SDK, `break` + `close()` (reference), async"),
+)
+
+
+# -- running ----------------------------------------------------------------------------
+def log(message: str) -> None:
+    """Progress on stderr, with the seconds since the start."""
+    print(f"[{time.perf_counter() - START:7.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+START = time.perf_counter()
+
+
+@dataclass
+class Results:
+    """Everything one run measured, for the report."""
+
+    plan: Plan
+    table: dict[tuple[str, str], Runs] = field(default_factory=dict)  # (client, mode)
+    ttfc: dict[str, list[float] | str] = field(default_factory=dict)
+    long: dict[str, Runs] = field(default_factory=dict)
+    memory: dict[str, dict[str, Any] | str] = field(default_factory=dict)
+    match: dict[str, list[dict[str, Any]] | str] = field(default_factory=dict)
+    concurrent: dict[str, dict[str, Any] | str] = field(default_factory=dict)
+    profiles: dict[str, dict[str, Any] | str] = field(default_factory=dict)
+    load: list[tuple[float, float, float]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _record(runs: Runs, outcome: tuple[int, list[float], list[float]] | str) -> None:
+    if isinstance(outcome, str):
+        runs.error = runs.error or outcome
+        return
+    items, cpu, wall = outcome
+    runs.items = items
+    runs.cpu.extend(cpu)
+    runs.wall.extend(wall)
+
+
+def start_workers(
+    names: Iterable[str], urls_of: Callable[[str], dict[str, str]]
+) -> dict[str, Worker]:
+    """One worker per client, started two at a time (imports take a second or two)."""
+    names = list(names)
+    with ThreadPoolExecutor(2) as pool:
+        workers = list(pool.map(lambda name: Worker(name, urls_of(name)), names))
+    for worker in workers:
+        if worker.error:
+            log(f"{worker.client}: cannot run: {worker.error}")
+    return {worker.client: worker for worker in workers}
+
+
+def run_tables(plan: Plan, urls: dict[str, str], results: Results) -> None:
+    """Burst and paced tables, time to first text and the flatness test: every client's
+    worker is set up once, then the reads go round the workers."""
+
+    def urls_of(name: str) -> dict[str, str]:
+        provider = BY_NAME[name].provider
+        mine = {
+            "burst": urls[f"burst-{provider}"],
+            "paced": urls[f"paced-{provider}"],
+            "ttfc": urls[f"ttfc-{provider}"],
+        }
+        if name in LONG:
+            mine["long"] = urls["long-openai"]
+        return mine
+
+    log(f"starting {len(TABLE)} client workers")
+    workers = start_workers((c.name for c in TABLE), urls_of)
+    try:
+        for name, worker in workers.items():  # one warm read of each stream
+            for mode in ("burst", "paced"):
+                results.table[(name, mode)] = Runs(name, mode)
+                if worker.error:
+                    results.table[(name, mode)].error = worker.error
+                    continue
+                outcome = worker.read(mode, 1)
+                if isinstance(outcome, str):
+                    results.table[(name, mode)].error = outcome
+        log("warm; CPU tables")
+        order = list(workers)
+        for round_ in range(plan.rounds):
+            # Rotate the order so that no client always runs right after the same one.
+            rotated = order[round_ % len(order) :] + order[: round_ % len(order)]
+            for mode in ("burst", "paced"):
+                for name in rotated:
+                    runs = results.table[(name, mode)]
+                    if runs.error is None:
+                        _record(runs, workers[name].read(mode, 1))
+            results.load.append(os.getloadavg())
+            log(f"round {round_ + 1}/{plan.rounds} done (load {os.getloadavg()[0]:.1f})")
+
+        log("time to first text")
+        for name in TTFC:
+            results.ttfc[name] = []
+        for _round in range(3):
+            for name in TTFC:
+                got = results.ttfc[name]
+                if isinstance(got, str):
+                    continue
+                outcome = workers[name].ttfc("ttfc", plan.ttfc_reads)
+                if isinstance(outcome, str):
+                    results.ttfc[name] = outcome
+                else:
+                    got.extend(outcome)
+
+        log(f"flatness: {plan.long_chunks} chunks")
+        spent = dict.fromkeys(LONG, 0.0)
+        for name in LONG:
+            results.long[name] = Runs(name, "long")
+            if workers[name].error:
+                results.long[name].error = workers[name].error
+        for round_ in range(plan.long_rounds):
+            for name in LONG:
+                runs = results.long[name]
+                if runs.error is not None or (round_ > 0 and spent[name] >= plan.long_budget):
+                    continue
+                t0 = time.perf_counter()
+                _record(runs, workers[name].read("long", 1))
+                spent[name] += time.perf_counter() - t0
+            log(f"flatness round {round_ + 1}/{plan.long_rounds} done")
+    finally:
+        for worker in workers.values():
+            worker.close()
+
+
+def run_memory(plan: Plan, urls: dict[str, str], results: Results) -> None:
+    """The flat and the reducing pipeline over the same very long stream, in two
+    children at once (their CPU is not the figure here, their memory is)."""
+    log(f"memory: {plan.memory_chunks} chunks, flat and reducer; iteration")
+
+    def one(pipeline: str) -> dict[str, Any] | str:
+        # Stream iteration keeps every chunk (kilobytes each): the long stream is enough.
+        url, chunks = (
+            (urls["long-openai"], plan.long_chunks)
+            if pipeline == "iteration"
+            else (urls["memory"], plan.memory_chunks)
+        )
+        try:
+            result: dict[str, Any] = in_child(
+                _scenarios.memory,
+                url,
+                urls["burst-openai"],
+                pipeline,
+                chunks,
+                plan.memory_samples,
+                timeout=1800,
+            )
+            return result
+        except Exception as error:
+            return f"{type(error).__name__}: {error}"
+
+    pipelines = ("flat", "reducer", "iteration")
+    with ThreadPoolExecutor(2) as pool:
+        for pipeline, result in zip(pipelines, pool.map(one, pipelines), strict=True):
+            results.memory[pipeline] = result
+
+
+def run_match(plan: Plan, pool: ServerPool, urls: dict[str, str], results: Results) -> None:
+    """Early termination: how many events the paced server sent after the match."""
+    log("early termination")
+    workers = start_workers(
+        (name for name, _ in MATCH_CLIENTS), lambda _name: {"match": urls["match"]}
+    )
+    try:
+        for name, worker in workers.items():
+            if worker.error:
+                results.match[name] = worker.error
+                continue
+            records: list[dict[str, Any]] = []
+            for _ in range(plan.match_reads):
+                outcome = worker.read("match", 1)
+                if isinstance(outcome, str):
+                    results.match[name] = outcome
+                    break
+                record = pool.last_request("match", timeout=60)
+                record["items"] = outcome[0]
+                records.append(record)
+            else:
+                results.match[name] = records
+    finally:
+        for worker in workers.values():
+            worker.close()
+
+
+def run_concurrent(plan: Plan, urls: dict[str, str], results: Results) -> None:
+    """Many async streams on one event loop, one client kind after the other."""
+    for client in plan.concurrent_clients:
+        log(f"{plan.concurrent_streams} concurrent streams: {client}")
+        try:
+            results.concurrent[client] = in_child(
+                _scenarios.concurrent,
+                urls["concurrent"],
+                client,
+                plan.concurrent_streams,
+                plan.concurrent_chunks,
+                plan.concurrent_stagger,
+                timeout=600,
+            )
+        except Exception as error:
+            results.concurrent[client] = f"{type(error).__name__}: {error}"
+
+
+def run_profile(urls: dict[str, str], results: Results) -> None:
+    """pyinstrument over the realistic pipeline, the SDK path and the fast path."""
+    for fast in (False, True):
+        key = "fast" if fast else "sdk"
+        log(f"profile: realistic pipeline, {key} path")
+        try:
+            results.profiles[key] = in_child(_scenarios.profile, urls["profile"], fast, timeout=600)
+        except Exception as error:
+            results.profiles[key] = f"{type(error).__name__}: {error}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="smaller streams, fewer reads (~3 min)"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "docs" / "performance.md",
+        help="where to write the report (default: docs/performance.md)",
+    )
+    args = parser.parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    results = Results(plan)
+    results.load.append(os.getloadavg())
+    configs = [
+        ("burst-openai", f"openai:{plan.table_chunks}", 0.0),
+        ("burst-anthropic", f"anthropic:{plan.table_chunks}", 0.0),
+        ("paced-openai", f"openai:{plan.paced_chunks}", plan.pace),
+        ("paced-anthropic", f"anthropic:{plan.paced_chunks}", plan.pace),
+        ("ttfc-openai", f"openai:{plan.ttfc_chunks}", 0.0),
+        ("ttfc-anthropic", f"anthropic:{plan.ttfc_chunks}", 0.0),
+        ("long-openai", f"openai:{plan.long_chunks}", 0.0),
+        ("match", f"openai:{plan.match_chunks}:match={plan.match_at}", plan.match_pace),
+        ("concurrent", f"openai:{plan.concurrent_chunks}", plan.concurrent_pace),
+        ("profile", f"openai:{plan.profile_chunks}", 0.0),
+        ("memory", f"openai:{plan.memory_chunks}", 0.0),
+    ]
+    with ServerPool() as pool:
+        log("building the streams and starting the servers")
+        urls = pool.start(configs)
+        run_tables(plan, urls, results)
+        run_match(plan, pool, urls, results)
+        run_concurrent(plan, urls, results)
+        run_profile(urls, results)
+        run_memory(plan, urls, results)
+    results.load.append(os.getloadavg())
+    results.seconds = time.perf_counter() - START
+    import _report
+
+    text = _report.render(results, command=_command(args), environment=environment())
+    args.out.write_text(text)
+    log(f"wrote {args.out} ({results.seconds / 60:.1f} min)")
+    print(_report.summary(results))
+    return 0
+
+
+def _command(args: argparse.Namespace) -> str:
+    python = sys.executable
+    relative = os.path.relpath(python, Path.cwd())
+    if not relative.startswith(".."):  # a venv in the checkout: .venv-bench/bin/python
+        python = relative
+    script = os.path.relpath(__file__, Path.cwd())
+    return shlex.join([python, script, *sys.argv[1:]])
+
+
+def environment() -> dict[str, Any]:
+    """Where and with what this run was made."""
+    versions = {}
+    for package in (
+        "streamkit",
+        "openai",
+        "anthropic",
+        "litellm",
+        "langchain-openai",
+        "langchain-core",
+        "mirascope",
+        "orjson",
+        "pydantic",
+        "pydantic-core",
+        "reactivex",
+        "httpx2",
+        "httpx",
+        "pyinstrument",
+    ):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = ""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                memory = f"{int(line.split()[1]) / 1024 / 1024:.0f} GiB"
+    except OSError:
+        pass
+    commit = ""
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        if dirty:
+            commit += " + uncommitted changes"
+    except OSError:
+        pass
+    return {
+        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory": memory,
+        "versions": versions,
+        "commit": commit,
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())
