@@ -216,9 +216,7 @@ def _fields_by_key(model: type[BaseModel]) -> Mapping[str, _Field]:
         )
         # Constraints (``Field(max_length=...)``) live in the metadata; keep them.
         # Any: pydantic types the annotation as a TypeForm, which Annotated[...] is not.
-        constrained: Any = (
-            Annotated[(annotation, *info.metadata)] if info.metadata else annotation
-        )
+        constrained: Any = Annotated[(annotation, *info.metadata)] if info.metadata else annotation
         spec = _Field(name, TypeAdapter(constrained), nested)
         alias = info.validation_alias if isinstance(info.validation_alias, str) else info.alias
         for key in (name, alias):
