@@ -150,6 +150,8 @@ class Accumulator:
         self.finish_reasons: list[str] | None = None
         self.usage: Usage | None = None
         self.chunks = 0
+        # Bumped by every change, so a snapshot can tell whether it is still current.
+        self.version = 0
         self._content: _Pieces[str] = _Pieces("")
         self._thinking: _Pieces[str] = _Pieces("")
         self._refusal: _Pieces[str] = _Pieces("")
@@ -164,6 +166,7 @@ class Accumulator:
     def add(self, chunk: Chunk) -> list[ToolCall]:
         """Fold one chunk; return the tool calls it completed."""
         self.chunks += 1
+        self.version += 1
         if self.provider is None:
             self.provider = chunk.provider
             self._message_builder = message_builder(chunk.provider)
@@ -202,6 +205,8 @@ class Accumulator:
         """Complete every tool call still open (the stream ended)."""
         completed: list[ToolCall] = []
         self._complete(self._completion.finish(), completed)
+        if completed:
+            self.version += 1
         return completed
 
     def _complete(self, indices: list[int], completed: list[ToolCall]) -> None:
@@ -311,6 +316,7 @@ class ResponseSnapshot:
         "_thinking_count",
         "_tool_args",
         "_transcript_count",
+        "_version",
         "chunks",
         "finish_reasons",
         "id",
@@ -327,6 +333,7 @@ class ResponseSnapshot:
         self.usage = accumulator.usage
         self.finish_reasons = accumulator.finish_reasons
         self.chunks = accumulator.chunks
+        self._version = accumulator.version
         # One snapshot per chunk: the piece lists' lengths are read directly (not
         # through _Pieces.__len__) and the comprehension runs only when there are tools.
         self._content_count = len(accumulator._content._pieces)
@@ -407,8 +414,21 @@ class ResponseSnapshot:
         """Output tokens reported so far."""
         return None if self.usage is None else self.usage.output_tokens
 
+    @property
+    def is_current(self) -> bool:
+        """Whether nothing was folded since this snapshot (it is the latest one)."""
+        return self._version == self._accumulator.version
+
     def to_call_response(self) -> CallResponse:
-        """This snapshot as a :class:`CallResponse` (``message_param`` left empty)."""
+        """This snapshot as a :class:`CallResponse`.
+
+        The latest snapshot (:attr:`is_current`, as the last one of a stream is) gives
+        the whole response, ``message_param`` included; an earlier one leaves
+        ``message_param`` empty, since the next turn's message is built from the whole
+        stream.
+        """
+        if self.is_current:
+            return self._accumulator.response()
         return CallResponse(
             provider=self.provider,
             model=self.model,

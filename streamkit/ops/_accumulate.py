@@ -27,8 +27,9 @@ def accumulate() -> Callable[[Observable[Chunk]], Observable[ResponseSnapshot]]:
     One snapshot per chunk, in order. When the stream completes with tool calls still
     open (a stream cut short by ``take_until_match``, or a provider that never marks
     the end of a call), one more snapshot is emitted with them completed, so the last
-    snapshot always holds what ``to_call_response()`` would return (except
-    ``message_param``, which only ``to_call_response()`` builds). An error upstream is
+    snapshot always holds what ``to_call_response()`` would return, and
+    ``ops.to_call_response()`` after ``accumulate()`` gives the response from it
+    without folding the stream a second time. An error upstream is
     passed on as is.
 
     Each subscription folds its own accumulator: two subscribers never share state.

@@ -6,37 +6,56 @@ from collections.abc import Callable
 
 from reactivex import Observable, abc
 
-from streamkit.accumulator import Accumulator
+from streamkit.accumulator import Accumulator, ResponseSnapshot
 from streamkit.models import CallResponse, Chunk
 
 __all__ = ["to_call_response"]
 
 
-def to_call_response() -> Callable[[Observable[Chunk]], Observable[CallResponse]]:
+def to_call_response() -> Callable[
+    [Observable[Chunk | ResponseSnapshot]], Observable[CallResponse]
+]:
     """Reduce a chunk stream to one :class:`CallResponse`, emitted when it completes.
 
     Incremental: each chunk is folded in O(its own size); nothing seen is re-joined or
     re-parsed. An error upstream is passed on without a response (a cut-off stream is
     never reported as complete).
 
+    It also ends a pipeline of snapshots (after :func:`~streamkit.ops.accumulate`):
+    then nothing is folded twice, and the response is the last snapshot's, which is
+    the whole response when that snapshot is the latest (``message_param`` included;
+    see :meth:`~streamkit.ResponseSnapshot.to_call_response`).
+
     Example:
         >>> response = stream.pipe(ops.to_call_response()).run()  # doctest: +SKIP
+        >>> response = stream.pipe(  # doctest: +SKIP
+        ...     ops.accumulate(), rx.do_action(render), ops.to_call_response()
+        ... ).run()
     """
 
-    def to_call_response_(source: Observable[Chunk]) -> Observable[CallResponse]:
+    def to_call_response_(
+        source: Observable[Chunk | ResponseSnapshot],
+    ) -> Observable[CallResponse]:
         def subscribe(
             observer: abc.ObserverBase[CallResponse],
             scheduler: abc.SchedulerBase | None = None,
         ) -> abc.DisposableBase:
             accumulator = Accumulator()
+            last_snapshot: list[ResponseSnapshot] = []
 
-            def on_next(chunk: Chunk) -> None:
-                accumulator.add(chunk)
+            def on_next(item: Chunk | ResponseSnapshot) -> None:
+                if isinstance(item, ResponseSnapshot):
+                    last_snapshot[:] = [item]
+                else:
+                    accumulator.add(item)
 
             def on_completed() -> None:
-                accumulator.finish()
                 try:
-                    response = accumulator.response()
+                    if last_snapshot:
+                        response = last_snapshot[0].to_call_response()
+                    else:
+                        accumulator.finish()
+                        response = accumulator.response()
                 except Exception as error:
                     observer.on_error(error)
                     return

@@ -31,15 +31,15 @@ from ._pipelines import (
 
 
 def without_message_param(response: sk.CallResponse) -> sk.CallResponse:
-    """``to_call_response()``'s result as a snapshot can hold it (snapshots build no
-    message param)."""
+    """``to_call_response()``'s result as an earlier snapshot holds it (only the latest
+    snapshot builds the next turn's message)."""
     return response.model_copy(update={"message_param": {}})
 
 
 def final_response(chunks: list[sk.Chunk]) -> sk.CallResponse:
     responses: list[sk.CallResponse] = []
     reactivex.from_iterable(chunks).pipe(ops.to_call_response()).subscribe(responses.append)
-    return without_message_param(responses[0])
+    return responses[0]
 
 
 # -- reactivex.testing examples --------------------------------------------------------
@@ -190,11 +190,30 @@ def test_last_snapshot_is_the_call_response(stream: sks.ChunkStream) -> None:
     reactivex.from_iterable(stream.chunks).pipe(ops.accumulate()).subscribe(snapshots.append)
 
     assert len(snapshots) == len(stream.chunks)
+    assert snapshots[-1].is_current
     assert snapshots[-1].to_call_response() == final_response(stream.chunks)
     text = ""
     for chunk, snapshot in zip(stream.chunks, snapshots, strict=True):
         text += chunk.content
         assert snapshot.content == text
+    for snapshot in snapshots[:-1]:  # earlier ones: all but the next turn's message
+        assert not snapshot.is_current
+        assert snapshot.to_call_response().message_param == {}
+
+
+@given(sks.chunk_streams(), sks.chunk_streams())
+def test_to_call_response_after_accumulate_is_to_call_response(
+    stream: sks.ChunkStream, cut_stream: sks.ChunkStream
+) -> None:
+    """Ending a pipeline of snapshots gives the same response, message_param included,
+    whether the stream finished or was cut with calls still open."""
+    for chunks in (stream.chunks, cut_stream.chunks[:-1]):
+        responses: list[sk.CallResponse] = []
+        reactivex.from_iterable(chunks).pipe(ops.accumulate(), ops.to_call_response()).subscribe(
+            responses.append
+        )
+        if chunks:
+            assert responses == [final_response(chunks)]
 
 
 @given(sks.chunk_streams())
@@ -230,7 +249,12 @@ async def test_last_snapshot_equals_to_call_response(
         async with replay_stream(server, provider, async_=async_) as stream:
             snapshots = await run_either(stream.pipe(ops.accumulate()), async_=async_)
             [response] = await run_either(stream.pipe(ops.to_call_response()), async_=async_)
-    assert snapshots[-1].to_call_response() == without_message_param(response)
+            [from_snapshots] = await run_either(
+                stream.pipe(ops.accumulate(), ops.to_call_response()), async_=async_
+            )
+    assert snapshots[-1].to_call_response() == response
+    assert from_snapshots == response and response.message_param
+    assert snapshots[0].to_call_response().message_param == {}
     assert [s.chunks for s in snapshots] == list(range(1, len(snapshots) + 1))
     assert response.usage is not None and snapshots[-1].usage == response.usage
     wait_for_no_leftover_threads()
