@@ -186,22 +186,23 @@ async def _subscribe_and_await(observable: Any, tap: Tap = None) -> int:
     return count
 
 
+def _render(_snapshot: Any) -> None:
+    """What a UI does with each snapshot (nothing here: only the pipeline is measured)."""
+
+
 def realistic(stream: Any) -> Any:
     """``take_until_match`` (never matching) + ``accumulate`` + ``to_call_response``:
-    a UI's snapshots and the final response from one request (``publish`` selector)."""
-    import reactivex
+    a UI's snapshots (``do_action``) and the final response from one request, folded
+    once (``to_call_response`` ends a pipeline of snapshots with the last one's)."""
     from reactivex import operators as rx_ops
 
     from streamkit import ops
 
     return stream.pipe(
         ops.take_until_match(NEVER),
-        rx_ops.publish(
-            lambda chunks: reactivex.merge(
-                chunks.pipe(ops.accumulate()),
-                chunks.pipe(ops.to_call_response()),
-            )
-        ),
+        ops.accumulate(),
+        rx_ops.do_action(_render),
+        ops.to_call_response(),
     )
 
 

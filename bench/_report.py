@@ -672,10 +672,13 @@ def findings(rep: Report, sdk: dict[str, Any], fast: Any) -> list[str]:
     if not math.isnan(per_chunk_extra):
         items.append(
             f"What the realistic pipeline adds to the source (burst): {per_chunk_extra * 1e6:.1f} "
-            "µs a chunk. Its operators' own code is a few µs; the rest is reactivex: "
-            "every `pipe` stage and every subscriber of `publish` wraps its observer in an "
-            "`AutoDetachObserver`, and one chunk passes nine of them in this pipeline, plus "
-            "the `publish` subject's lock."
+            "µs a chunk: the accumulator's fold and a snapshot per chunk, the match "
+            "window, and reactivex's plumbing (every `pipe` stage wraps its observer in "
+            "an `AutoDetachObserver`, five of them in this pipeline). The stream is folded "
+            "once: `to_call_response` after `accumulate` takes the last snapshot's "
+            "response (an earlier form of this pipeline fanned the chunks out with "
+            "`publish` to `accumulate` and `to_call_response` and folded them twice, which "
+            "cost about twice as much on top of the source)."
         )
     anthropic_raw = per_chunk(rep.runs("anthropic-sync", "burst"), rep.plan.table_chunks)
     if not math.isnan(anthropic_raw):

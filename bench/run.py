@@ -166,7 +166,7 @@ TABLE = (
     Client(
         "sk-pipeline",
         "streamkit realistic pipeline: `take_until_match` (never matching) + `accumulate` "
-        "+ `to_call_response`",
+        "+ `do_action(render)` + `to_call_response`",
         "openai-sync",
     ),
     Client("sk-async-source", "streamkit source alone, async client", "openai-async"),
