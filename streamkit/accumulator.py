@@ -152,6 +152,8 @@ class Accumulator:
         self.chunks = 0
         # Bumped by every change, so a snapshot can tell whether it is still current.
         self.version = 0
+        # Set by finish(): the stream ended, nothing more is folded.
+        self.finished = False
         self._content: _Pieces[str] = _Pieces("")
         self._thinking: _Pieces[str] = _Pieces("")
         self._refusal: _Pieces[str] = _Pieces("")
@@ -207,6 +209,7 @@ class Accumulator:
         self._complete(self._completion.finish(), completed)
         if completed:
             self.version += 1
+        self.finished = True
         return completed
 
     def _complete(self, indices: list[int], completed: list[ToolCall]) -> None:
@@ -388,10 +391,13 @@ class ResponseSnapshot:
     @property
     def tool_calls(self) -> list[ToolCall]:
         """Tool calls up to this snapshot; unfinished ones carry partial arguments."""
+        return self._tool_calls(all_complete=False)
+
+    def _tool_calls(self, *, all_complete: bool) -> list[ToolCall]:
         calls = []
         for builder, count, complete in self._tool_args:
             arguments = builder.arguments.join(count)
-            if complete:
+            if complete or all_complete:
                 calls.append(ToolCall.from_arguments(builder.id, builder.name or "", arguments))
             else:
                 calls.append(ToolCall(id=builder.id, name=builder.name or "", arguments=arguments))
@@ -415,20 +421,35 @@ class ResponseSnapshot:
         return None if self.usage is None else self.usage.output_tokens
 
     @property
-    def is_current(self) -> bool:
-        """Whether nothing was folded since this snapshot (it is the latest one)."""
-        return self._version == self._accumulator.version
+    def is_final(self) -> bool:
+        """Whether this is the stream's final state: the stream ended (its accumulator
+        finished) and nothing was folded after this snapshot."""
+        accumulator = self._accumulator
+        return accumulator.finished and self._version == accumulator.version
 
     def to_call_response(self) -> CallResponse:
-        """This snapshot as a :class:`CallResponse`.
+        """This snapshot as a :class:`CallResponse`: what it holds, frozen at its chunk.
 
-        The latest snapshot (:attr:`is_current`, as the last one of a stream is) gives
-        the whole response, ``message_param`` included; an earlier one leaves
-        ``message_param`` empty, since the next turn's message is built from the whole
-        stream.
+        The final snapshot (:attr:`is_final`, the last one ``ops.accumulate()`` emits for
+        a stream that completed) gives the whole response, ``message_param`` (the next
+        turn's message) included; any other leaves ``message_param`` empty, since that
+        message is built from the whole stream. Reading is safe from any thread: a
+        finished accumulator no longer changes, and an earlier snapshot reads only the
+        append-only pieces up to its own counts.
         """
-        if self.is_current:
+        if self.is_final:
             return self._accumulator.response()
+        return self._view(self.tool_calls)
+
+    def ended_response(self) -> CallResponse:
+        """The response of a stream that ended at this snapshot (as ``ops.to_call_response``
+        ends a pipeline of snapshots): :meth:`to_call_response`, with the tool calls still
+        open completed, as the end of a stream completes them."""
+        if self.is_final:
+            return self._accumulator.response()
+        return self._view(self._tool_calls(all_complete=True))
+
+    def _view(self, tool_calls: list[ToolCall]) -> CallResponse:
         return CallResponse(
             provider=self.provider,
             model=self.model,
@@ -439,7 +460,7 @@ class ResponseSnapshot:
             finish_reasons=self.finish_reasons,
             finish_reason=self.finish_reason,
             usage=self.usage,
-            tool_calls=self.tool_calls,
+            tool_calls=tool_calls,
             audio=self.audio,
             audio_transcript=self.audio_transcript,
         )

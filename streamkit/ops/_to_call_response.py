@@ -21,10 +21,14 @@ def to_call_response() -> Callable[
     re-parsed. An error upstream is passed on without a response (a cut-off stream is
     never reported as complete).
 
-    It also ends a pipeline of snapshots (after :func:`~streamkit.ops.accumulate`):
-    then nothing is folded twice, and the response is the last snapshot's, which is
-    the whole response when that snapshot is the latest (``message_param`` included;
-    see :meth:`~streamkit.ResponseSnapshot.to_call_response`).
+    It also ends a pipeline of snapshots (after :func:`~streamkit.ops.accumulate`),
+    without folding the stream a second time: the response is the last snapshot's
+    (:meth:`~streamkit.ResponseSnapshot.ended_response`). When ``accumulate`` saw the
+    stream complete and its final snapshot arrives, that is the whole response,
+    ``message_param`` included. When the snapshots were cut short after ``accumulate``
+    (``take``, or ``take_until_match`` placed after it) or filtered, the last one that
+    arrived is the response, its open tool calls completed and ``message_param`` left
+    empty: put ``take_until_match`` before ``accumulate`` to keep it.
 
     Example:
         >>> response = stream.pipe(ops.to_call_response()).run()  # doctest: +SKIP
@@ -52,7 +56,7 @@ def to_call_response() -> Callable[
             def on_completed() -> None:
                 try:
                     if last_snapshot:
-                        response = last_snapshot[0].to_call_response()
+                        response = last_snapshot[0].ended_response()
                     else:
                         accumulator.finish()
                         response = accumulator.response()

@@ -7,6 +7,8 @@ from typing import Any
 import pytest
 import reactivex
 from hypothesis import given
+from hypothesis import strategies as st
+from reactivex import operators as rx
 from reactivex.testing import TestScheduler
 
 import streamkit as sk
@@ -190,14 +192,14 @@ def test_last_snapshot_is_the_call_response(stream: sks.ChunkStream) -> None:
     reactivex.from_iterable(stream.chunks).pipe(ops.accumulate()).subscribe(snapshots.append)
 
     assert len(snapshots) == len(stream.chunks)
-    assert snapshots[-1].is_current
+    assert snapshots[-1].is_final
     assert snapshots[-1].to_call_response() == final_response(stream.chunks)
     text = ""
     for chunk, snapshot in zip(stream.chunks, snapshots, strict=True):
         text += chunk.content
         assert snapshot.content == text
     for snapshot in snapshots[:-1]:  # earlier ones: all but the next turn's message
-        assert not snapshot.is_current
+        assert not snapshot.is_final
         assert snapshot.to_call_response().message_param == {}
 
 
@@ -230,6 +232,24 @@ def test_last_snapshot_is_the_call_response_of_a_stream_cut_short(
     assert len(snapshots) == len(cut) + extra
     if snapshots:
         assert snapshots[-1].to_call_response() == final_response(cut)
+
+
+@given(sks.chunk_streams(), st.integers(min_value=1, max_value=40))
+def test_snapshots_cut_after_accumulate_end_like_chunks_cut(
+    stream: sks.ChunkStream, k: int
+) -> None:
+    """``take(k)`` after ``accumulate`` stops it before it sees the end: the response is
+    that of the first k chunks, open tool calls completed as the end of a stream
+    completes them; only the next turn's message is left out (it needs the end)."""
+    from_snapshots: list[sk.CallResponse] = []
+    reactivex.from_iterable(stream.chunks).pipe(
+        ops.accumulate(), rx.take(k), ops.to_call_response()
+    ).subscribe(from_snapshots.append)
+    expected = final_response(stream.chunks[:k])
+    if k > len(stream.chunks):  # take(k) never fired: accumulate saw the end
+        assert from_snapshots == [expected]
+    else:
+        assert from_snapshots == [without_message_param(expected)]
 
 
 # -- end to end: the real SDK against the replay server ---------------------------------
