@@ -8,6 +8,7 @@ request went out), more kinds of bad value, and what the messages say.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -17,7 +18,7 @@ from reactivex import operators as rx
 
 import streamkit as sk
 from streamkit import ops
-from streamkit.testing import ReplayServer
+from streamkit.testing import FAKE_API_KEY, ReplayServer
 from tests.reliability._matrix import PROVIDER_BY_NAME, PROVIDER_CASES, ProviderCase
 from tests.reliability._run import close_async_client
 
@@ -154,6 +155,30 @@ def test_a_client_of_another_provider(provider: ProviderCase, server: ReplayServ
     assert provider.sdk_module.split(".")[-1] in str(info.value).lower().replace(
         "genai", "google.genai"
     )
+
+
+# litellm takes any callable as its client (a completion function).
+NOT_LITELLM = [param for param in PROVIDERS if param.id != "litellm"]
+
+
+@pytest.mark.parametrize("provider", NOT_LITELLM)
+def test_a_wrong_client_holding_a_key_is_named_without_it(
+    provider: ProviderCase, server: ReplayServer
+) -> None:
+    """A litellm client is a partial whose repr shows its api_key: the error names the
+    client by its type, never by its repr."""
+    holding_a_key = functools.partial(lambda **_: None, api_key=FAKE_API_KEY)
+    assert FAKE_API_KEY in repr(holding_a_key)  # the canary is where a repr would show it
+    with pytest.raises(TypeError, match="expected") as info:
+        sk.stream(provider.name, "m", "hi", client=holding_a_key)
+    assert "functools.partial" in str(info.value)
+    assert FAKE_API_KEY not in str(info.value) and FAKE_API_KEY not in repr(info.value)
+
+
+def test_a_litellm_client_given_to_another_provider_hides_its_key(server: ReplayServer) -> None:
+    with pytest.raises(TypeError) as info:
+        sk.stream("openai", "m", "hi", client=server.client("litellm"))
+    assert "litellm" in str(info.value) and FAKE_API_KEY not in str(info.value)
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)

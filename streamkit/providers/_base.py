@@ -9,6 +9,7 @@ cancellation belong to :mod:`streamkit.source`.
 
 from __future__ import annotations
 
+import functools
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -27,6 +28,7 @@ __all__ = [
     "ProviderAdapter",
     "assistant_prefill",
     "cut_stream_error",
+    "describe_client",
     "function_tool_calls",
     "is_connection_cut",
     "is_transient_error",
@@ -75,6 +77,19 @@ def function_tool_calls(calls: list[ToolCall]) -> list[dict[str, Any]]:
         }
         for call in calls
     ]
+
+
+def describe_client(client: Any) -> str:
+    """A client named for an error message by its type only, never its repr: a
+    ``functools.partial`` of ``litellm.completion`` shows its ``api_key=`` in its repr,
+    and some SDK clients show their options."""
+    kind = type(client)
+    name = f"{kind.__module__}.{kind.__qualname__}"
+    func = getattr(client, "func", None)  # functools.partial: name what it wraps
+    if isinstance(client, functools.partial) and func is not None:
+        inner = f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', '?')}"
+        return f"a functools.partial of {inner}"
+    return f"a {name}"
 
 
 @cache

@@ -56,6 +56,7 @@ from streamkit.providers._base import (
     MessageBuilder,
     ProviderAdapter,
     assistant_prefill,
+    describe_client,
 )
 
 __all__ = [
@@ -291,7 +292,8 @@ class AnthropicAdapter(ProviderAdapter):
         if isinstance(client, _SYNC_CLIENTS):
             return False
         raise TypeError(
-            f"expected an anthropic.Anthropic or anthropic.AsyncAnthropic client, got {client!r}"
+            "expected an anthropic.Anthropic or anthropic.AsyncAnthropic client, "
+            f"got {describe_client(client)}"
         )
 
     def default_client(self, async_: bool) -> Any:

@@ -43,7 +43,12 @@ from azure.core.exceptions import HttpResponseError, ServiceRequestError, Servic
 
 from streamkit.messages import Message
 from streamkit.models import Chunk, ToolCallDelta, Usage
-from streamkit.providers._base import ProviderAdapter, is_connection_cut, is_transient_error
+from streamkit.providers._base import (
+    ProviderAdapter,
+    describe_client,
+    is_connection_cut,
+    is_transient_error,
+)
 from streamkit.providers._chat import ChatChunkDecoder
 
 __all__ = ["AzureAdapter", "AzureChunk", "AzureChunkDecoder"]
@@ -155,7 +160,7 @@ class AzureAdapter(ProviderAdapter):
             return False
         raise TypeError(
             "expected an azure.ai.inference.ChatCompletionsClient or "
-            f"azure.ai.inference.aio.ChatCompletionsClient, got {client!r}"
+            f"azure.ai.inference.aio.ChatCompletionsClient, got {describe_client(client)}"
         )
 
     def default_client(self, async_: bool) -> Any:

@@ -57,6 +57,7 @@ from streamkit.providers._base import (
     Decoder,
     MessageBuilder,
     ProviderAdapter,
+    describe_client,
     function_tool_calls,
 )
 
@@ -219,7 +220,8 @@ class CohereAdapter(ProviderAdapter):
         if isinstance(client, cohere.ClientV2):
             return False
         raise TypeError(
-            f"expected a cohere.ClientV2 or cohere.AsyncClientV2 client, got {client!r}"
+            "expected a cohere.ClientV2 or cohere.AsyncClientV2 client, "
+            f"got {describe_client(client)}"
         )
 
     def default_client(self, async_: bool) -> Any:

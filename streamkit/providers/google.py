@@ -79,7 +79,7 @@ from google.genai.client import AsyncClient
 
 from streamkit.messages import Message, is_neutral
 from streamkit.models import Chunk, ToolCallDelta, Usage
-from streamkit.providers._base import Decoder, MessageBuilder, ProviderAdapter
+from streamkit.providers._base import Decoder, MessageBuilder, ProviderAdapter, describe_client
 
 __all__ = [
     "PARAM_ALIASES",
@@ -335,7 +335,8 @@ class GoogleAdapter(ProviderAdapter):
         if isinstance(client, genai.Client):
             return None
         raise TypeError(
-            f"expected a google.genai.Client (or its .aio async client), got {client!r}"
+            "expected a google.genai.Client (or its .aio async client), "
+            f"got {describe_client(client)}"
         )
 
     def default_client(self, async_: bool) -> Any:

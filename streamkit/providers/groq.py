@@ -18,7 +18,7 @@ from groq.types.chat import ChatCompletionChunk
 
 from streamkit.messages import Message
 from streamkit.models import Chunk, Usage
-from streamkit.providers._base import ProviderAdapter
+from streamkit.providers._base import ProviderAdapter, describe_client
 from streamkit.providers._chat import ChatChunkDecoder, chat_usage
 
 __all__ = ["GroqAdapter", "GroqChunk", "GroqChunkDecoder"]
@@ -57,7 +57,9 @@ class GroqAdapter(ProviderAdapter):
             return True
         if isinstance(client, groq.Groq):
             return False
-        raise TypeError(f"expected a groq.Groq or groq.AsyncGroq client, got {client!r}")
+        raise TypeError(
+            f"expected a groq.Groq or groq.AsyncGroq client, got {describe_client(client)}"
+        )
 
     def default_client(self, async_: bool) -> Any:
         """``Groq()`` / ``AsyncGroq()`` from ``GROQ_API_KEY`` and ``GROQ_BASE_URL``."""

@@ -55,6 +55,7 @@ from streamkit.models import Chunk
 from streamkit.providers._base import (
     Decoder,
     ProviderAdapter,
+    describe_client,
     is_connection_cut,
     is_transient_error,
 )
@@ -96,7 +97,7 @@ class LiteLLMAdapter(ProviderAdapter):
             raise TypeError(
                 "expected a completion function as the client of 'litellm' "
                 "(litellm.completion, litellm.acompletion, a functools.partial of one, or a "
-                f"Router's method), got {client!r}"
+                f"Router's method), got {describe_client(client)}"
             )
         return inspect.iscoroutinefunction(client)
 

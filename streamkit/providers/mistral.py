@@ -26,7 +26,7 @@ from mistralai.client.models import CompletionChunk
 
 from streamkit.messages import Message
 from streamkit.models import Chunk, ToolCallDelta
-from streamkit.providers._base import ProviderAdapter, is_transient_error
+from streamkit.providers._base import ProviderAdapter, describe_client, is_transient_error
 from streamkit.providers._chat import ChatChunkDecoder
 
 __all__ = ["MistralAdapter", "MistralChunk", "MistralChunkDecoder"]
@@ -87,7 +87,9 @@ class MistralAdapter(ProviderAdapter):
     def is_async_client(self, client: Any) -> None:
         """``None``: one ``Mistral`` client serves both ways (``async_`` decides)."""
         if not isinstance(client, Mistral):
-            raise TypeError(f"expected a mistralai.client.Mistral client, got {client!r}")
+            raise TypeError(
+                f"expected a mistralai.client.Mistral client, got {describe_client(client)}"
+            )
         return None
 
     def default_client(self, async_: bool) -> Any:

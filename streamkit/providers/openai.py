@@ -15,7 +15,7 @@ from streamkit.errors import IncompleteStreamError
 from streamkit.messages import Message
 from streamkit.models import Chunk
 from streamkit.providers import openai_responses as responses
-from streamkit.providers._base import Decoder, ProviderAdapter
+from streamkit.providers._base import Decoder, ProviderAdapter, describe_client
 from streamkit.providers._chat import ChatChunkDecoder
 
 __all__ = ["FastChatRequest", "OpenAIAdapter", "OpenAIChunk"]
@@ -62,7 +62,9 @@ class OpenAIAdapter(ProviderAdapter):
             return True
         if isinstance(client, openai.OpenAI):
             return False
-        raise TypeError(f"expected an openai.OpenAI or openai.AsyncOpenAI client, got {client!r}")
+        raise TypeError(
+            f"expected an openai.OpenAI or openai.AsyncOpenAI client, got {describe_client(client)}"
+        )
 
     def default_client(self, async_: bool) -> Any:
         """``OpenAI()`` / ``AsyncOpenAI()`` from ``OPENAI_API_KEY`` and ``OPENAI_BASE_URL``."""

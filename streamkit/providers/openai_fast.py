@@ -42,8 +42,6 @@ from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import openai
-from openai._httpx2 import request_exceptions, timeout_exceptions
-from openai._streaming_cleanup import drain_response_async
 from openai.types.chat import ChatCompletionChunk
 from pydantic import PrivateAttr, SerializationInfo, SerializerFunctionWrapHandler, model_serializer
 
@@ -55,6 +53,16 @@ try:
     import orjson
 except ImportError:  # the ``fast`` extra is not installed: fast=True explains that
     orjson = None  # type: ignore[assignment]
+
+# The SDK's own transport-error mapping and async drain, so errors and connection reuse
+# are exactly the SDK path's. They are internals of recent openai releases (3.x): with
+# an older one, fast=True says so before any request.
+_missing_sdk_internals: ImportError | None = None
+try:
+    from openai._httpx2 import request_exceptions, timeout_exceptions
+    from openai._streaming_cleanup import drain_response_async
+except ImportError as error:
+    _missing_sdk_internals = error
 
 __all__ = [
     "AsyncFastChatStream",
@@ -70,12 +78,19 @@ __all__ = [
 
 
 def require_orjson() -> None:
-    """Raise ``ImportError`` (before any request) when orjson is not installed."""
+    """Raise ``ImportError`` (before any request) when the fast path cannot run here:
+    orjson is not installed, or the installed openai SDK lacks the internals it uses."""
     if orjson is None:
         raise ImportError(
             "fast=True decodes with orjson, which is not installed: "
             "pip install 'streamkit[fast]' (or pip install orjson)"
         )
+    if _missing_sdk_internals is not None:
+        raise ImportError(
+            f"fast=True needs a recent openai SDK (3.57 or newer); openai "
+            f"{openai.__version__} lacks {_missing_sdk_internals.name}: "
+            "pip install -U 'streamkit[fast]'"
+        ) from _missing_sdk_internals
 
 
 class SDKChunkBuilder:
@@ -96,6 +111,10 @@ class SDKChunkBuilder:
             data=data, cast_to=ChatCompletionChunk, response=self.response
         )
         return built
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> SDKChunkBuilder:
+        # A factory over the client and its response (locks, sockets): shared by copies.
+        return self
 
 
 RawChatEvent = tuple[Any, SDKChunkBuilder]
@@ -131,7 +150,15 @@ class LazyOpenAIChunk(OpenAIChunk):
             data, build = self._event
             built = build(data)
             self.__dict__["chunk"] = built  # later reads find it without this hook
+            self.__pydantic_fields_set__.add("chunk")  # as on the SDK path: it is set
             return built
+
+        def __getstate__(self) -> dict[Any, Any]:
+            # Pickled with the SDK object built; the builder (client, response) stays.
+            self.chunk  # noqa: B018 - build it
+            state = super().__getstate__()
+            state["__pydantic_private__"] = {"_event": (self._event[0], None)}
+            return state
 
     @model_serializer(mode="wrap")
     def _serialize_built(
