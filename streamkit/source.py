@@ -127,16 +127,19 @@ class SyncPull:
                 return  # the read error our own socket shutdown caused
             _raise_read_failure(adapter, decoder, error)
         finally:
+            # Forget the stream before closing it: once closed, its connection may go
+            # back to the pool and serve another request, whose socket a late cancel()
+            # must not shut down (cancel shuts down under the same lock).
+            with self._lock:
+                self._sdk_stream = None
             adapter.close(sdk_stream)
 
     def cancel(self) -> None:
         """Stop the pull; from another thread, wake a blocked read by shutting the socket."""
         with self._lock:
             self.cancelled = True
-            sdk_stream = self._sdk_stream
-            reader = self._reader
-        if sdk_stream is not None and reader is not threading.current_thread():
-            shutdown_socket(self.adapter.http_response(sdk_stream))
+            if self._sdk_stream is not None and self._reader is not threading.current_thread():
+                shutdown_socket(self.adapter.http_response(self._sdk_stream))
 
 
 class AsyncPull:
