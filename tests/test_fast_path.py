@@ -10,8 +10,10 @@ response as the SDK path does.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
+import pickle
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -322,6 +324,22 @@ def test_the_sdk_chunk_is_built_only_when_read() -> None:
     assert isinstance(built, ChatCompletionChunk) and first.chunk is built
     assert "chunk" in first.__dict__
     assert "chunk" not in lazy[1].__dict__
+
+
+def test_a_lazy_chunk_copies_pickles_and_dumps_as_an_sdk_path_chunk() -> None:
+    with ReplayServer() as server:
+        server.push("openai/chat-text-usage", "openai/chat-text-usage")
+        client = server.client("openai")
+        [*fast] = run_sync(sk.stream("openai", "gpt-4o", "hi", client=client, fast=True))
+        [*sdk] = run_sync(sk.stream("openai", "gpt-4o", "hi", client=client))
+    lazy, eager = fast[2], sdk[2]
+    assert isinstance(lazy, LazyOpenAIChunk)
+    copied = copy.deepcopy(lazy)  # shares the builder (a client holds locks)
+    assert copied.chunk == eager.chunk and copied.content == eager.content
+    restored = pickle.loads(pickle.dumps(lazy))  # pickled with the SDK object built
+    assert restored.chunk == eager.chunk and restored.raw_json == lazy.raw_json
+    assert lazy.model_fields_set == eager.model_fields_set  # "chunk" set once built
+    assert lazy.model_dump(exclude_unset=True) == eager.model_dump(exclude_unset=True)
 
 
 def test_a_strict_client_gets_every_sdk_chunk_at_once() -> None:
