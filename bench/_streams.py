@@ -17,7 +17,8 @@ MATCH_TEXT = "MOONRISE"
 """A word the early-termination streams carry once, at a known event."""
 
 
-def _openai_event(chat_id: str, delta: dict[str, object], finish: str | None) -> str:
+def _openai_chunk(chat_id: str, **fields: object) -> str:
+    """One chat.completion.chunk event: the recorded stream's identity, then ``fields``."""
     payload = {
         "id": chat_id,
         "object": "chat.completion.chunk",
@@ -25,11 +26,18 @@ def _openai_event(chat_id: str, delta: dict[str, object], finish: str | None) ->
         "model": "gpt-4o-2024-08-06",
         "service_tier": "default",
         "system_fingerprint": "fp_deacdd5f6f",
-        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-        "usage": None,
-        "obfuscation": "Mi59qhDMTFqjyRp",
+        **fields,
     }
     return "data: " + json.dumps(payload, separators=(",", ":")) + "\n\n"
+
+
+def _openai_event(chat_id: str, delta: dict[str, object], finish: str | None) -> str:
+    return _openai_chunk(
+        chat_id,
+        choices=[{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        usage=None,
+        obfuscation="Mi59qhDMTFqjyRp",
+    )
 
 
 def openai_events(chunks: int, *, match_at: int | None = None) -> Iterator[str]:
@@ -41,24 +49,18 @@ def openai_events(chunks: int, *, match_at: int | None = None) -> Iterator[str]:
         word = f" {MATCH_TEXT}" if i == match_at else WORDS[i % len(WORDS)]
         yield _openai_event(chat_id, {"content": word}, None)
     yield _openai_event(chat_id, {}, "stop")
-    usage = {
-        "id": chat_id,
-        "object": "chat.completion.chunk",
-        "created": 1766084435,
-        "model": "gpt-4o-2024-08-06",
-        "service_tier": "default",
-        "system_fingerprint": "fp_deacdd5f6f",
-        "choices": [],
-        "usage": {
+    yield _openai_chunk(
+        chat_id,
+        choices=[],
+        usage={
             "prompt_tokens": 16,
             "completion_tokens": chunks,
             "total_tokens": 16 + chunks,
             "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
             "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0},
         },
-        "obfuscation": "177fY0rBeHpThLi",
-    }
-    yield "data: " + json.dumps(usage, separators=(",", ":")) + "\n\n"
+        obfuscation="177fY0rBeHpThLi",
+    )
     yield "data: [DONE]\n\n"
 
 

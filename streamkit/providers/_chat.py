@@ -86,9 +86,19 @@ class ChatChunkDecoder(Decoder):
             arguments=getattr(function, "arguments", None) or "",
         )
 
+    def advance(self, finish_reasons: list[str] | None, usage: Usage | None) -> None:
+        """Count one event and update :attr:`complete`: every started choice finished
+        and, when usage was asked for, the usage chunk arrived (the one rule, shared by
+        the fast path's decoder)."""
+        self.events += 1
+        if finish_reasons:
+            self._finished = True
+        if usage is not None:
+            self._usage_seen = True
+        self.complete = self._finished and (self._usage_seen or not self.expect_usage)
+
     def decode(self, event: Any) -> list[Chunk]:
         """One chat chunk in, one normalized chunk out."""
-        self.events += 1
         content = ""
         thinking = ""
         refusal = ""
@@ -121,11 +131,8 @@ class ChatChunkDecoder(Decoder):
                 # An SDK's str enum (azure-ai-inference) reads as its value, not "Cls.MEMBER".
                 native = getattr(choice.finish_reason, "value", choice.finish_reason)
                 finish_reasons = [*(finish_reasons or ()), str(native)]
-                self._finished = True
         usage = self.usage_of(event)
-        if usage is not None:
-            self._usage_seen = True
-        self.complete = self._finished and (self._usage_seen or not self.expect_usage)
+        self.advance(finish_reasons, usage)
         return [
             construct_chunk(
                 self.chunk_type,

@@ -255,10 +255,7 @@ class FastChatDecoder(ChatChunkDecoder):
                 if type(finish_reason) is not str:
                     return None
                 finish_reasons = [*(finish_reasons or ()), finish_reason]
-        self.events += 1
-        if finish_reasons:
-            self._finished = True
-        self.complete = self._finished and (self._usage_seen or not self.expect_usage)
+        self.advance(finish_reasons, None)  # events with usage go through the SDK object
         chunk = construct_chunk(
             LazyOpenAIChunk,
             provider=self.provider,

@@ -133,9 +133,12 @@ async def request_end(server: ReplayServer) -> RecordedRequest:
     return await asyncio.to_thread(server.wait_for_request_end, -1, 5.0)
 
 
-def run_sync(observable: Observable[T], timeout: float = 10.0) -> list[T]:
-    """Every item of ``observable``, blocking (without a subscribe scheduler, so a sync
-    source runs on its own ``streamkit-source-N`` thread); raises its error."""
+def collect_sync(
+    observable: Observable[T], timeout: float = 10.0
+) -> tuple[list[T], Exception | None]:
+    """Every item of ``observable`` and the error it ended with (``None``: it completed),
+    blocking (without a subscribe scheduler, so a sync source runs on its own
+    ``streamkit-source-N`` thread); fails if it has not ended within ``timeout``."""
     finished = threading.Event()
     items: list[T] = []
     errors: list[Exception] = []
@@ -146,11 +149,17 @@ def run_sync(observable: Observable[T], timeout: float = 10.0) -> list[T]:
 
     disposable = observable.subscribe(items.append, fail, finished.set)
     try:
-        assert finished.wait(timeout), f"no end within {timeout} s"
+        assert finished.wait(timeout), f"no end within {timeout} s: it hangs"
     finally:
         disposable.dispose()
-    if errors:
-        raise errors[0]
+    return items, errors[0] if errors else None
+
+
+def run_sync(observable: Observable[T], timeout: float = 10.0) -> list[T]:
+    """Every item of ``observable`` (see :func:`collect_sync`); raises its error."""
+    items, error = collect_sync(observable, timeout)
+    if error is not None:
+        raise error
     return items
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-import threading
 from typing import Any, TypeVar
 
 from reactivex import Observable
+
+from tests.ops._pipelines import collect_sync
 
 T = TypeVar("T")
 
@@ -18,20 +19,7 @@ LIMIT = 15.0
 
 def run_sync(observable: Observable[T]) -> tuple[list[T], Exception | None]:
     """Subscribe (a sync source runs on its own thread) and block until it ends."""
-    ended = threading.Event()
-    items: list[T] = []
-    errors: list[Exception] = []
-
-    def fail(error: Exception) -> None:
-        errors.append(error)
-        ended.set()
-
-    subscription = observable.subscribe(items.append, fail, ended.set)
-    try:
-        assert ended.wait(LIMIT), f"no end within {LIMIT} s: it hangs"
-    finally:
-        subscription.dispose()
-    return items, errors[0] if errors else None
+    return collect_sync(observable, LIMIT)
 
 
 async def run_async(observable: Observable[T]) -> tuple[list[T], Exception | None]:
