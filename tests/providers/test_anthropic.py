@@ -462,8 +462,10 @@ async def test_a_stream_ended_before_message_stop_is_incomplete_async() -> None:
 
 def test_a_connection_closed_mid_body_is_incomplete_sync() -> None:
     # Fault(close_after_events) drops the connection inside the chunked body: the SDK
-    # lets httpx's RemoteProtocolError through, which the adapter reports as the cut
-    # stream it is (the transport error kept as the cause).
+    # raises its transport error (older releases let httpx's RemoteProtocolError
+    # through, anthropic 2.17 wraps it in APIConnectionError), which the adapter reports
+    # as the cut stream it is, the SDK's error kept as the cause. Only the public
+    # contract is asserted: the cause is a transport error, and transient.
     with ReplayServer() as server:
         cut = Reply("anthropic/messages-thinking", fault=Fault(close_after_events=5))
         server.push(cut, cut)
@@ -472,7 +474,7 @@ def test_a_connection_closed_mid_body_is_incomplete_sync() -> None:
         with pytest.raises(sk.IncompleteStreamError) as raised:
             reduce_by_iteration(stream)
         outcome = outcome_of(new_stream(client).pipe(ops.to_call_response()))
-    assert isinstance(raised.value.__cause__, httpx2.RemoteProtocolError)
+    assert_transport_error(raised.value.__cause__)
     assert raised.value.events == 4  # the ping among the five events sent is dropped
     assert stream.thinking == "This is a straightforward question about"
     assert isinstance(outcome.error, sk.IncompleteStreamError) and not outcome.completed
@@ -485,14 +487,26 @@ async def test_a_connection_closed_mid_body_is_incomplete_async() -> None:
         async with server.client("anthropic", async_=True) as client:
             with pytest.raises(sk.IncompleteStreamError) as raised:
                 await areduce_by_iteration(new_stream(client))
-    assert isinstance(raised.value.__cause__, httpx2.RemoteProtocolError)
+    assert_transport_error(raised.value.__cause__)
 
 
 def test_a_connection_closed_before_any_event_keeps_the_transport_error() -> None:
     reply = Reply("anthropic/messages-text", fault=Fault(close_after_events=0))
-    with ReplayServer(reply) as server, pytest.raises(httpx2.RemoteProtocolError) as raised:
+    with ReplayServer(reply) as server, pytest.raises(TRANSPORT_ERRORS) as raised:
         reduce_by_iteration(new_stream(server.client("anthropic")))
-    assert ADAPTER.is_transient(raised.value)
+    assert not isinstance(raised.value, sk.IncompleteStreamError)
+    assert_transport_error(raised.value)
+
+
+TRANSPORT_ERRORS = (anthropic.APIConnectionError, httpx2.TransportError)
+"""What the SDK raises for a dropped connection: its own public ``APIConnectionError``
+(anthropic >= 2.17) or the HTTP library's public ``TransportError`` (older releases)."""
+
+
+def assert_transport_error(error: BaseException | None) -> None:
+    """The SDK's error for a cut connection, by public types only, and transient."""
+    assert isinstance(error, TRANSPORT_ERRORS), repr(error)
+    assert ADAPTER.is_transient(error)
 
 
 def test_a_continuation_prefills_the_delivered_text() -> None:
