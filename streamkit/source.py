@@ -120,6 +120,7 @@ class SyncPull:
                 yield from decoder.decode(event)
                 if self.cancelled:
                     return
+            decoder.end()
             if not decoder.complete:
                 raise adapter.incomplete(decoder)
         except Exception as error:
@@ -160,6 +161,7 @@ class AsyncPull:
             async for event in sdk_stream:
                 for chunk in decoder.decode(event):
                     yield chunk
+            decoder.end()
             if not decoder.complete:
                 raise adapter.incomplete(decoder)
         except Exception as error:

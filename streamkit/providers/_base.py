@@ -50,6 +50,15 @@ class Decoder(ABC):
     def decode(self, event: Any) -> list[Chunk]:
         """Decode one SDK event (may yield no chunk, e.g. a ping)."""
 
+    def end(self) -> None:
+        """The SDK's stream ended without an error (default: nothing more is known).
+
+        A decoder whose terminal condition is only visible as the end itself (the
+        chat-completions ``data: [DONE]``, which the SDKs consume) sets
+        :attr:`complete` here.
+        """
+        return
+
 
 class MessageBuilder:
     """Builds the assistant message of a response in the provider's own format.

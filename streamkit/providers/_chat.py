@@ -59,8 +59,20 @@ def _thinking_parts(value: Any) -> str:
 
 
 class ChatChunkDecoder(Decoder):
-    """Decodes chat-completion chunks; the stream is complete once every choice that
-    started has a finish reason and, when usage was requested, usage has arrived."""
+    """Decodes chat-completion chunks.
+
+    The stream is complete once a finish reason arrived and the stream ended: at
+    ``data: [DONE]`` (which the SDK consumes, ending its iteration without an error),
+    or earlier, as soon as the usage chunk that was requested arrived. A server that
+    sends no usage chunk although it was asked for (llama.cpp, vLLM and Ollama by
+    default, many proxies) ends complete at ``[DONE]``, its usage ``None``. Incomplete:
+    a stream that ends without a finish reason, or whose connection drops after the
+    finish reason and before the usage chunk or ``[DONE]``.
+
+    Known limit of the SDK path: a body that ends *properly* (the chunked body's last
+    chunk) after the finish reason but without ``[DONE]`` looks the same as ``[DONE]``
+    (the SDK's ``Stream`` ends quietly on both), so it counts as complete.
+    """
 
     def __init__(
         self, provider: str, *, chunk_type: type[Chunk] = Chunk, expect_usage: bool = False
@@ -96,6 +108,12 @@ class ChatChunkDecoder(Decoder):
         if usage is not None:
             self._usage_seen = True
         self.complete = self._finished and (self._usage_seen or not self.expect_usage)
+
+    def end(self) -> None:
+        """The SDK ended its iteration cleanly (``data: [DONE]``): complete once a
+        finish reason arrived, with or without the usage chunk."""
+        if self._finished:
+            self.complete = True
 
     def decode(self, event: Any) -> list[Chunk]:
         """One chat chunk in, one normalized chunk out."""

@@ -40,8 +40,10 @@ class OpenAIAdapter(ProviderAdapter):
 
     Usage is requested by default (``stream_options={"include_usage": True}``); pass
     your own ``stream_options`` to change that. The stream is complete once a finish
-    reason and (when requested) the usage chunk arrived: the SDK ends quietly on a
-    stream cut before ``[DONE]``, so those are what prove the response is whole.
+    reason arrived and then the usage chunk or ``data: [DONE]`` (which the SDK
+    consumes): an OpenAI-compatible server that sends no usage (llama.cpp, vLLM,
+    Ollama, many proxies) ends complete, its usage ``None``. A connection dropped
+    after the finish reason and before either is incomplete.
 
     ``api="responses"`` streams ``client.responses.create(stream=True)`` instead: the
     request is then a :class:`~streamkit.providers.openai_responses.ResponsesRequest`,
@@ -54,7 +56,7 @@ class OpenAIAdapter(ProviderAdapter):
     """
 
     name = "openai"
-    terminal_event = "a finish_reason and the usage chunk before data: [DONE]"
+    terminal_event = "a finish_reason, then the usage chunk when requested or data: [DONE]"
 
     def is_async_client(self, client: Any) -> bool:
         """``AsyncOpenAI`` (and ``AsyncAzureOpenAI``) are async, ``OpenAI`` is sync."""
