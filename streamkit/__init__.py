@@ -18,6 +18,7 @@ from streamkit.errors import (
     UnknownProviderError,
 )
 from streamkit.models import CallResponse, Chunk, FinishReason, ToolCall, ToolCallDelta, Usage
+from streamkit.pipeline import Pipeline, aiter, arun, iterate
 from streamkit.providers import PROVIDERS
 from streamkit.stream import Stream, stream
 
@@ -28,6 +29,7 @@ __all__ = [
     "Chunk",
     "FinishReason",
     "IncompleteStreamError",
+    "Pipeline",
     "ResponseSnapshot",
     "Stream",
     "StreamDivergedError",
@@ -37,7 +39,10 @@ __all__ = [
     "ToolCallDelta",
     "UnknownProviderError",
     "Usage",
+    "aiter",
+    "arun",
     "call",
+    "iterate",
     "ops",
     "stream",
 ]

@@ -14,8 +14,9 @@ from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping, Se
 from types import TracebackType
 from typing import Any
 
-from reactivex import Observable
+from reactivex import Observable, abc
 
+from streamkit import pipeline as _pipeline
 from streamkit.accumulator import Accumulator
 from streamkit.errors import StreamError
 from streamkit.messages import Message, normalize_messages
@@ -109,6 +110,39 @@ class Stream(Observable[Chunk]):
     def is_transient(self, error: BaseException) -> bool:
         """Whether a new request may succeed after ``error`` (the provider's classification)."""
         return self._adapter.is_transient(error)
+
+    # -- consuming a pipeline --------------------------------------------------------
+    def pipe(self, *operators: Any) -> _pipeline.Pipeline[Any]:  # type: ignore[override]
+        """Apply operators (reactivex's ``pipe``); the result is a
+        :class:`~streamkit.pipeline.Pipeline`: ``.run()`` (sync streams), ``await
+        .aresponse()``; iterate with :meth:`iter` / :meth:`aiter`."""
+        result: Observable[Any] = Observable.pipe(self, *operators)
+        return _pipeline.Pipeline(result, is_async=self.is_async)
+
+    def run(self, scheduler: abc.SchedulerBase | None = None) -> Chunk:
+        """reactivex's blocking ``run()`` (the last chunk); over an async client it
+        raises :class:`StreamError` naming ``await stream.aresponse()`` instead of hanging."""
+        _pipeline.refuse_blocking_run(self.is_async, "stream")
+        return super().run(scheduler)
+
+    async def aresponse(self) -> Chunk:
+        """``await stream.aresponse()``: the last chunk (see :func:`streamkit.arun`)."""
+        return await _pipeline.arun(self)
+
+    def iter(self, *operators: Any) -> Iterator[Any]:
+        """``for text in stream.iter(ops.text())``: the values of ``stream.pipe(*operators)``
+        as they arrive, one request; ``break`` closes the HTTP response. Sync clients
+        only (async: :meth:`aiter`)."""
+        if self.is_async:
+            raise StreamError(
+                "this stream has an async client: use `async for x in stream.aiter(...)`"
+            )
+        return _pipeline.iterate(self.pipe(*operators))
+
+    def aiter(self, *operators: Any) -> AsyncIterator[Any]:
+        """``async for text in stream.aiter(ops.text())``: the async form of :meth:`iter`
+        (sync or async clients); leaving the loop early closes the HTTP response."""
+        return _pipeline.aiter(self.pipe(*operators))
 
     # -- the seed's iteration API ----------------------------------------------------
     def __iter__(self) -> Iterator[Pair]:

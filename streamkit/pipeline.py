@@ -1,0 +1,167 @@
+"""Running and iterating observables the obvious way, sync or async, without hangs.
+
+- :func:`arun` (``await sk.arun(observable)``): the last value, the async form of
+  ``observable.run()``;
+- :func:`aiter` (``async for x in sk.aiter(observable)``) and :func:`iterate`
+  (``for x in sk.iterate(observable)``): the values as they arrive; leaving the loop
+  early (``break``, an exception) disposes the subscription, which closes the HTTP
+  response;
+- :class:`Pipeline`: what ``stream.pipe(...)`` returns. Its ``run()`` over an async
+  stream raises :class:`~streamkit.errors.StreamError` naming the async way (reactivex's
+  blocking ``run()`` inside the running event loop would wait forever for the loop it
+  blocks), and ``for``/``list()`` over it raise a ``TypeError`` pointing to
+  ``stream.iter(...)`` (reactivex's ``Observable.__getitem__`` would make Python's old
+  iteration protocol spin forever).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any, NoReturn, TypeVar
+
+from reactivex import Observable, abc
+
+from streamkit.errors import StreamError
+
+__all__ = ["Pipeline", "aiter", "arun", "iterate", "refuse_blocking_run"]
+
+T = TypeVar("T")
+
+_DONE = object()
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def refuse_blocking_run(is_async: bool, what: str) -> None:
+    """Raise :class:`StreamError` where a blocking run of an async stream would hang."""
+    if not is_async:
+        return
+    if _running_loop() is not None:
+        raise StreamError(
+            f"{what}.run() blocks, and this stream's async client needs the event loop it "
+            f"would block (it would wait forever): use `await {what}.aresponse()` or "
+            "`await sk.arun(observable)`, or `async for x in sk.aiter(observable)`"
+        )
+    raise StreamError(
+        f"this stream has an async client: {what}.run() needs a running event loop; "
+        f"inside `async def` use `await {what}.aresponse()` or `await sk.arun(observable)`"
+    )
+
+
+async def arun(observable: Observable[T]) -> T:
+    """Subscribe, await the end, return the last value (the async ``run()``).
+
+    Raises the observable's error, or :class:`StreamError` when it completed without a
+    value. Cancelling the awaiting task disposes the subscription.
+    """
+    last: list[T] = []
+    async for value in aiter(observable):
+        last[:] = [value]
+    if not last:
+        raise StreamError("the observable completed without any value")
+    return last[0]
+
+
+async def aiter(observable: Observable[T]) -> AsyncIterator[T]:
+    """``async for x in sk.aiter(observable)``: its values as they arrive.
+
+    Works for sync and async streams (a sync stream's reading thread hands values to
+    the loop). Leaving the loop early disposes the subscription (closing the response).
+    """
+    loop = asyncio.get_running_loop()
+    inbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+
+    def put(kind: str, value: Any) -> None:
+        if _running_loop() is loop:
+            inbox.put_nowait((kind, value))
+        else:
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody listens
+                loop.call_soon_threadsafe(inbox.put_nowait, (kind, value))
+
+    subscription = observable.subscribe(  # from the loop: an async stream runs on it
+        on_next=lambda value: put("next", value),
+        on_error=lambda error: put("error", error),
+        on_completed=lambda: put("done", None),
+    )
+    try:
+        while True:
+            kind, value = await inbox.get()
+            if kind == "next":
+                yield value
+            elif kind == "error":
+                raise value
+            else:
+                return
+    finally:
+        subscription.dispose()
+
+
+def iterate(observable: Observable[T]) -> Iterator[T]:
+    """``for x in sk.iterate(observable)``: the values of a sync stream's pipeline as
+    they arrive; leaving the loop early disposes the subscription (closing the response).
+    """
+    refuse_blocking_run(_is_async_source(observable), "the pipeline")
+    inbox: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+    subscription: abc.DisposableBase = observable.subscribe(
+        on_next=lambda value: inbox.put(("next", value)),
+        on_error=lambda error: inbox.put(("error", error)),
+        on_completed=lambda: inbox.put(("done", _DONE)),
+    )
+    try:
+        while True:
+            kind, value = inbox.get()
+            if kind == "next":
+                yield value
+            elif kind == "error":
+                raise value
+            else:
+                return
+    finally:
+        subscription.dispose()
+
+
+def _is_async_source(observable: Observable[Any]) -> bool:
+    return bool(getattr(observable, "is_async", False))
+
+
+class Pipeline(Observable[T]):
+    """An observable built by ``stream.pipe(...)``: the same values, plus the obvious
+    ways to consume it (``.aresponse()``; ``stream.iter(...)`` to iterate) and clear
+    errors instead of hangs for the blocking ones."""
+
+    def __init__(self, observable: Observable[T], *, is_async: bool) -> None:
+        self.is_async = is_async
+        self._observable = observable
+        super().__init__(observable._subscribe_core)
+
+    def pipe(self, *operators: Callable[[Any], Any]) -> Pipeline[Any]:  # type: ignore[override]
+        """Apply operators; the result is a :class:`Pipeline` again."""
+        result: Observable[Any] = Observable.pipe(self, *operators)
+        return Pipeline(result, is_async=self.is_async)
+
+    def run(self, scheduler: abc.SchedulerBase | None = None) -> T:
+        """Block until the end and return the last value (sync streams; an async
+        stream's pipeline raises :class:`StreamError` naming ``aresponse()``)."""
+        refuse_blocking_run(self.is_async, "pipeline")
+        return super().run(scheduler)
+
+    async def aresponse(self) -> T:
+        """``await stream.pipe(...).aresponse()``: the last value (see :func:`arun`)."""
+        return await arun(self)
+
+    def __iter__(self) -> NoReturn:
+        """Refuse ``for`` and ``list()``: an observable is not an iterator."""
+        raise TypeError(
+            "a pipeline is an observable, not an iterable: iterate it with "
+            "`for x in stream.iter(op, ...)` (or `async for x in stream.aiter(op, ...)`, "
+            "`sk.iterate(pipeline)`, `sk.aiter(pipeline)`), or take the last value with "
+            "`.run()` / `await .aresponse()`"
+        )
