@@ -12,6 +12,7 @@ from streamkit.accumulator import Accumulator, ResponseSnapshot
 from streamkit.call import call
 from streamkit.errors import (
     IncompleteStreamError,
+    MissingAPIKeyError,
     StreamDivergedError,
     StreamError,
     StreamTimeoutError,
@@ -29,6 +30,7 @@ __all__ = [
     "Chunk",
     "FinishReason",
     "IncompleteStreamError",
+    "MissingAPIKeyError",
     "Pipeline",
     "ResponseSnapshot",
     "Stream",

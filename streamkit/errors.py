@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "IncompleteStreamError",
+    "MissingAPIKeyError",
     "StreamDivergedError",
     "StreamError",
     "StreamTimeoutError",
@@ -18,10 +19,16 @@ class StreamError(Exception):
 class UnknownProviderError(StreamError, ValueError):
     """The provider name is not one streamkit knows."""
 
-    def __init__(self, provider: object, known: list[str]) -> None:
+    def __init__(
+        self, provider: object, known: list[str], *, suggestion: str | None = None
+    ) -> None:
         self.provider = provider
         self.known = known
-        super().__init__(f"unknown provider {provider!r}; known providers: {', '.join(known)}")
+        self.suggestion = suggestion
+        hint = f"did you mean {suggestion!r}? " if suggestion else ""
+        super().__init__(
+            f"unknown provider {provider!r}; {hint}known providers: {', '.join(known)}"
+        )
 
 
 class IncompleteStreamError(StreamError):
@@ -59,4 +66,17 @@ class StreamDivergedError(StreamError):
         super().__init__(
             "the retried stream diverged from the text already delivered "
             f"(delivered {len(delivered)} chars, retry produced {len(retried)} chars)"
+        )
+
+
+class MissingAPIKeyError(StreamError, ValueError):
+    """No client was given and the provider's API key variable is not set."""
+
+    def __init__(self, provider: str, variables: tuple[str, ...]) -> None:
+        self.provider = provider
+        self.variables = variables
+        names = " or ".join(variables)
+        super().__init__(
+            f"no API key for {provider}: set {names} in the environment, or pass "
+            f"client= (the {provider} SDK's client, built with its key)"
         )

@@ -48,6 +48,12 @@ class Stream(Observable[Chunk]):
         adapter = get_adapter(provider)
         if not isinstance(model, str) or not model:
             raise TypeError(f"model must be a non-empty string, not {model!r}")
+        if isinstance(client, type):
+            name = f"{client.__module__}.{client.__qualname__}"
+            raise TypeError(f"client= got the class {name}, not a client: call it, client={name}()")
+        adapter.check_params(params)
+        if client is None:
+            adapter.check_default_credentials()
         self._adapter: ProviderAdapter = adapter
         self._messages: list[Message] = normalize_messages(messages)
         self._client = client
@@ -58,7 +64,7 @@ class Stream(Observable[Chunk]):
                 raise TypeError(f"async_={async_} was asked for, but {kind} client was given")
             async_ = client_is_async
         self.is_async: bool = bool(async_)
-        self.provider = provider
+        self.provider = adapter.name
         self.model_name = model
         self._params = dict(params)
         self._request = adapter.build_request(model, self._messages, dict(params))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib
 from functools import cache
 
@@ -15,11 +16,13 @@ from streamkit.providers._base import (
 )
 
 __all__ = [
+    "ALIASES",
     "PROVIDERS",
     "ChatMessageBuilder",
     "Decoder",
     "MessageBuilder",
     "ProviderAdapter",
+    "canonical_provider",
     "get_adapter",
     "is_transient_error",
     "message_builder",
@@ -38,19 +41,54 @@ _ADAPTERS: dict[str, str] = {
 }
 
 PROVIDERS: tuple[str, ...] = tuple(_ADAPTERS)
-"""The provider names ``sk.stream`` accepts."""
+"""The provider names ``sk.stream`` accepts (any case; see also :data:`ALIASES`)."""
+
+ALIASES: dict[str, str] = {
+    "claude": "anthropic",
+    "gemini": "google",
+    "google-genai": "google",
+    "genai": "google",
+    "mistralai": "mistral",
+    "azure-ai-inference": "azure",
+    "azureai": "azure",
+    "gpt": "openai",
+}
+"""Common other names of the providers (matched in any case)."""
+
+
+def canonical_provider(provider: object) -> str:
+    """The provider name ``provider`` means (``"OpenAI"`` -> ``"openai"``, ``"claude"`` ->
+    ``"anthropic"``); raises :class:`UnknownProviderError`, with a "did you mean", for
+    others."""
+    if isinstance(provider, str):
+        key = provider.strip().lower().replace("_", "-")
+        if key in _ADAPTERS:
+            return key
+        if key in ALIASES:
+            return ALIASES[key]
+        close = difflib.get_close_matches(key, [*_ADAPTERS, *ALIASES], n=1, cutoff=0.6)
+        if close:
+            raise UnknownProviderError(
+                provider, list(PROVIDERS), suggestion=ALIASES.get(close[0], close[0])
+            )
+    raise UnknownProviderError(provider, list(PROVIDERS))
 
 
 @cache
-def get_adapter(provider: str) -> ProviderAdapter:
-    """The adapter for ``provider``; raises :class:`UnknownProviderError` for others."""
-    target = _ADAPTERS.get(provider) if isinstance(provider, str) else None
-    if target is None:
-        raise UnknownProviderError(provider, list(PROVIDERS))
+def _adapter(provider: str) -> ProviderAdapter:
+    target = _ADAPTERS[provider]
     module_name, _, class_name = target.partition(":")
     module = importlib.import_module(module_name)
     adapter: ProviderAdapter = getattr(module, class_name)()
     return adapter
+
+
+def get_adapter(provider: str) -> ProviderAdapter:
+    """The adapter for ``provider`` (any case, or an alias: :func:`canonical_provider`);
+    raises :class:`UnknownProviderError` for others."""
+    if isinstance(provider, str) and provider in _ADAPTERS:
+        return _adapter(provider)
+    return _adapter(canonical_provider(provider))
 
 
 def message_builder(provider: str) -> MessageBuilder:

@@ -9,14 +9,18 @@ cancellation belong to :mod:`streamkit.source`.
 
 from __future__ import annotations
 
+import difflib
 import functools
+import importlib
+import inspect
 import json
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from functools import cache
 from typing import Any, ClassVar
 
-from streamkit.errors import IncompleteStreamError
+from streamkit.errors import IncompleteStreamError, MissingAPIKeyError
 from streamkit.messages import Message
 from streamkit.models import Chunk, ToolCall
 
@@ -88,17 +92,54 @@ def function_tool_calls(calls: list[ToolCall]) -> list[dict[str, Any]]:
     ]
 
 
+CLIENT_OPTIONS = frozenset(
+    {
+        "base_url",
+        "api_key",
+        "organization",
+        "project",
+        "max_retries",
+        "default_headers",
+        "http_client",
+        "endpoint",
+        "credential",
+        "server_url",
+    }
+)
+"""Keyword arguments that configure an SDK client, not a call."""
+
+
+@cache
+def _parameters(method: str) -> frozenset[str] | None:
+    """The keyword parameters of ``"module:Class.method"`` (``None``: unknown, or it
+    takes ``**kwargs``)."""
+    module_name, _, attribute = method.partition(":")
+    try:
+        target: Any = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            target = getattr(target, part)
+        signature = inspect.signature(target)
+    except (ImportError, AttributeError, TypeError, ValueError):
+        return None
+    parameters = signature.parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return None
+    return frozenset(p.name for p in parameters if p.name != "self")
+
+
 def describe_client(client: Any) -> str:
     """A client named for an error message by its type only, never its repr: a
     ``functools.partial`` of ``litellm.completion`` shows its ``api_key=`` in its repr,
     and some SDK clients show their options."""
+    if isinstance(client, type):
+        return f"the class {client.__module__}.{client.__qualname__} (not an instance)"
     kind = type(client)
     name = f"{kind.__module__}.{kind.__qualname__}"
     func = getattr(client, "func", None)  # functools.partial: name what it wraps
     if isinstance(client, functools.partial) and func is not None:
         inner = f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', '?')}"
         return f"a functools.partial of {inner}"
-    return f"a {name}"
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
 
 
 @cache
@@ -267,6 +308,50 @@ class ProviderAdapter(ABC):
     """The provider name used in ``sk.stream(name, ...)`` and ``Chunk.provider``."""
     terminal_event: ClassVar[str]
     """A description of the event that ends a whole stream, for error messages."""
+    api_key_env: ClassVar[tuple[str, ...]] = ()
+    """The environment variables the SDK's default client reads its key from (any one
+    set is enough); empty when the provider has no single one (litellm: per model)."""
+
+    sdk_method: ClassVar[str | None] = None
+    """The SDK's streaming method as ``"module:Class.method"``, whose signature the keyword
+    arguments of ``sk.stream`` are checked against (``None``: not checked)."""
+    own_params: ClassVar[frozenset[str]] = frozenset()
+    """streamkit-level keyword arguments the adapter takes itself (``api=``, ``fast=``)."""
+
+    def sdk_method_for(self, params: Mapping[str, Any]) -> str | None:
+        """The SDK method the call with ``params`` goes to (default: :attr:`sdk_method`)."""
+        return self.sdk_method
+
+    def check_params(self, params: Mapping[str, Any]) -> None:
+        """Reject, before any request, a keyword argument the SDK's streaming method does
+        not take: a client option (``base_url=``) says to configure the client, any
+        other gets a "did you mean" from the method's signature."""
+        method = self.sdk_method_for(params)
+        names = _parameters(method) if method else None
+        if names is None:
+            return
+        for key in params:
+            if key in names or key in self.own_params:
+                continue
+            if key in CLIENT_OPTIONS:
+                raise TypeError(
+                    f"{key}= is an option of the {self.name} client, not of the call: "
+                    f"build the SDK client with it and pass client=... "
+                    f"(e.g. client=OpenAI({key}=...))"
+                )
+            close = difflib.get_close_matches(key, sorted(names), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise TypeError(
+                f"unknown keyword argument {key!r} for {self.name} "
+                f"({method.replace(':', '.') if method else ''}){hint}"
+            )
+
+    def check_default_credentials(self) -> None:
+        """Raise :class:`~streamkit.errors.MissingAPIKeyError` when no client was given
+        and none of :attr:`api_key_env` is set (checked at ``sk.stream`` time, before
+        any request: the SDKs' own errors for a missing key are late and obscure)."""
+        if self.api_key_env and not any(os.environ.get(name) for name in self.api_key_env):
+            raise MissingAPIKeyError(self.name, self.api_key_env)
 
     @abstractmethod
     def is_async_client(self, client: Any) -> bool | None:

@@ -283,6 +283,8 @@ class AnthropicAdapter(ProviderAdapter):
     """
 
     name = "anthropic"
+    sdk_method = "anthropic.resources.messages:Messages.create"
+    api_key_env = ("ANTHROPIC_API_KEY",)
     terminal_event = "message_stop"
 
     def is_async_client(self, client: Any) -> bool:

@@ -150,6 +150,7 @@ class AzureAdapter(ProviderAdapter):
     """
 
     name = "azure"
+    api_key_env = ("AZURE_AI_CHAT_KEY",)
     terminal_event = "a finish_reason (and the usage chunk when requested) before data: [DONE]"
 
     def is_async_client(self, client: Any) -> bool:

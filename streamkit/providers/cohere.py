@@ -211,6 +211,8 @@ class CohereAdapter(ProviderAdapter):
     module docs."""
 
     name = "cohere"
+    sdk_method = "cohere:ClientV2.chat_stream"
+    api_key_env = ("CO_API_KEY",)
     terminal_event = "message-end"
 
     def is_async_client(self, client: Any) -> bool:

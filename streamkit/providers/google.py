@@ -325,6 +325,7 @@ class GoogleAdapter(ProviderAdapter):
     """
 
     name = "google"
+    api_key_env = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI")
     terminal_event = "a chunk with a finishReason (or a promptFeedback.blockReason)"
 
     def is_async_client(self, client: Any) -> bool | None:

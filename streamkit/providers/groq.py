@@ -49,6 +49,8 @@ class GroqAdapter(ProviderAdapter):
     """
 
     name = "groq"
+    sdk_method = "groq.resources.chat.completions:Completions.create"
+    api_key_env = ("GROQ_API_KEY",)
     terminal_event = "a chunk with a finish_reason (and x_groq.usage) before data: [DONE]"
 
     def is_async_client(self, client: Any) -> bool:

@@ -82,6 +82,7 @@ class MistralAdapter(ProviderAdapter):
     """
 
     name = "mistral"
+    api_key_env = ("MISTRAL_API_KEY",)
     terminal_event = "a chunk with a finish_reason (and usage) before data: [DONE]"
 
     def is_async_client(self, client: Any) -> None:

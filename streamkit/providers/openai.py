@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import openai
@@ -56,7 +57,16 @@ class OpenAIAdapter(ProviderAdapter):
     """
 
     name = "openai"
+    sdk_method = "openai.resources.chat.completions:Completions.create"
+    own_params = frozenset({"api", "fast"})
+    api_key_env = ("OPENAI_API_KEY",)
     terminal_event = "a finish_reason, then the usage chunk when requested or data: [DONE]"
+
+    def sdk_method_for(self, params: Mapping[str, Any]) -> str | None:
+        """``chat.completions.create``, or ``responses.create`` for ``api="responses"``."""
+        if params.get("api") == "responses":
+            return "openai.resources.responses:Responses.create"
+        return self.sdk_method
 
     def is_async_client(self, client: Any) -> bool:
         """``AsyncOpenAI`` (and ``AsyncAzureOpenAI``) are async, ``OpenAI`` is sync."""

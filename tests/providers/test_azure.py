@@ -140,8 +140,9 @@ def test_body_ended_before_the_finish_reason_is_incomplete() -> None:
     assert stream.content == "4200 + "
 
 
-def test_usage_asked_for_through_model_extras_is_awaited() -> None:
-    # Finish reason but no usage chunk: complete unless usage was asked for.
+def test_usage_asked_for_through_model_extras_is_sent_and_a_stream_without_it_completes() -> None:
+    # Finish reason, no usage chunk, then data: [DONE]: complete, usage None, whether or
+    # not usage was asked for (servers that ignore include_usage end this way, issue 11).
     events = load_transcript(TEXT).events
     no_usage = Transcript.from_events("openai", "chat.completions", [*events[:-2], events[-1]])
     with ReplayServer() as server, client_of(server) as client:
@@ -150,8 +151,8 @@ def test_usage_asked_for_through_model_extras_is_awaited() -> None:
         assert plain.run().usage is None
         extras = {"stream_options": {"include_usage": True}}
         asked = sk.stream("azure", "gpt-4o", "hi", client=client, model_extras=extras)
-        with pytest.raises(sk.IncompleteStreamError):
-            list(asked)
+        list(asked)
+        assert asked.usage is None and asked.finish_reasons == ["stop"]
         assert server.requests[1].json["stream_options"] == {"include_usage": True}
 
 
