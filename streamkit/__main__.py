@@ -15,6 +15,7 @@ with its usage.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import threading
 from collections.abc import Sequence
@@ -27,10 +28,19 @@ from streamkit import ops
 DEFAULT_TRANSCRIPT = "groq/chat-text-x-groq-usage"
 DEFAULT_STOP = r"\?"
 DEFAULT_PROMPT = "Tell me a joke about OpenTelemetry"
+DESCRIPTION = (
+    "streamkit: LLM provider streams as ReactiveX observables. "
+    "'streamkit demo' replays a real recorded stream from a local server (no API key)."
+)
+
+
+class CommandError(Exception):
+    """A bad command line or environment, reported as one line (exit code 2)."""
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="streamkit", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="streamkit", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"streamkit {sk.__version__}")
     commands = parser.add_subparsers(dest="command")
     demo = commands.add_parser("demo", help="stream, stop early, reduce (no API key needed)")
     demo.add_argument(
@@ -38,7 +48,10 @@ def _parser() -> argparse.ArgumentParser:
         help="run against the real API of this provider (its key in the environment)",
     )
     demo.add_argument("--model", help="the model, with --provider")
-    demo.add_argument("--prompt", default=DEFAULT_PROMPT, help="the prompt (real API)")
+    demo.add_argument("--prompt", help=f"the prompt, with --provider (default {DEFAULT_PROMPT!r})")
+    demo.add_argument(
+        "--list", action="store_true", help="list the bundled transcripts --transcript takes"
+    )
     demo.add_argument(
         "--transcript",
         default=DEFAULT_TRANSCRIPT,
@@ -47,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--stop-at",
         default=DEFAULT_STOP,
-        help="regular expression that ends the early-stopped stream (default: '\\?')",
+        help="regular expression that ends the early-stopped stream (default: a '?')",
     )
     demo.add_argument("--pace", type=float, default=0.04, help="seconds between replayed events")
     demo.add_argument(
@@ -66,9 +79,35 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     if args.command != "demo":
         _parser().print_help(out)
         return 0 if args.command is None else 2
-    if args.provider and not args.model:
-        print("--provider needs --model", file=sys.stderr)
+    try:
+        return _demo(args, out)
+    except CommandError as error:
+        print(f"streamkit demo: error: {error}", file=sys.stderr)
         return 2
+    except sk.StreamError as error:
+        print(f"streamkit demo: error: {error}", file=sys.stderr)
+        return 1
+
+
+def _demo(args: argparse.Namespace, out: TextIO) -> int:
+    if args.list:
+        from streamkit.testing import transcript_names
+
+        for name in transcript_names():
+            print(name, file=out)
+        return 0
+    if args.provider and not args.model:
+        raise CommandError("--provider needs --model")
+    if not args.provider and (args.model or args.prompt):
+        raise CommandError(
+            "--model and --prompt go with --provider (the real API); without it the demo "
+            "replays a recording: choose it with --transcript (see --list)"
+        )
+    try:
+        re.compile(args.stop_at)
+    except re.error as error:
+        message = f"--stop-at {args.stop_at!r} is not a regular expression: {error}"
+        raise CommandError(message) from None
     if args.audio:
         from streamkit._demo_audio import run_audio_demo
 
@@ -76,17 +115,23 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     with ExitStack() as stack:
         if args.provider:
             provider, model, client, server = args.provider, args.model, None, None
-            prompt = args.prompt
+            prompt = args.prompt or DEFAULT_PROMPT
             print(f"streamkit demo against the real {provider} API ({model})\n", file=out)
         else:
             from streamkit.testing import ReplayServer, load_transcript
 
-            transcript = load_transcript(args.transcript)
+            try:
+                transcript = load_transcript(args.transcript)
+            except LookupError:
+                raise CommandError(
+                    f"no bundled transcript named {args.transcript!r} (list them: "
+                    "python -m streamkit demo --list)"
+                ) from None
             server = stack.enter_context(ReplayServer(transcript, pace=args.pace))
             provider = transcript.provider
             model = _recorded_model(_request_body(transcript.request)) or "recorded-model"
             client = server.client(provider)
-            prompt = _recorded_prompt(_request_body(transcript.request)) or args.prompt
+            prompt = _recorded_prompt(_request_body(transcript.request)) or DEFAULT_PROMPT
             print(
                 f"streamkit demo: replaying a real {provider} stream ({args.transcript}) "
                 f"from {server.url}, no API key needed\n",
@@ -125,15 +170,32 @@ def _early_stop(stream: sk.Stream, pattern: str, server: Any, out: TextIO) -> No
     done.wait()
     if errors:
         raise errors[0]
-    print(f"\n\n   stopped after {len(chunks)} chunks; the HTTP response was closed", file=out)
+    matched = re.search(pattern, "".join(chunk.content for chunk in chunks)) is not None
+    if matched:
+        print(f"\n\n   matched after {len(chunks)} chunks: the HTTP response was closed", file=out)
+    else:
+        print(
+            f"\n\n   the pattern never matched: the stream ran to its end ({len(chunks)} chunks)",
+            file=out,
+        )
     if server is not None:
         record = server.wait_for_request_end(requests_before)
         spared = record.events_total - record.events_sent
-        print(
-            f"   the server sent {record.events_sent} of {record.events_total} events: "
-            f"{spared} never had to be sent (the model stops generating, and billing)\n",
-            file=out,
-        )
+        if spared > 0:
+            print(
+                f"   the server sent {record.events_sent} of {record.events_total} events: "
+                f"{spared} never had to be sent (a real model stops generating them)\n",
+                file=out,
+            )
+        elif matched:
+            print(
+                f"   the server had already sent all {record.events_total} events when the "
+                "response was closed: nothing was spared (a replay this fast outruns the "
+                "client; try --pace 0.04)\n",
+                file=out,
+            )
+        else:
+            print(f"   the server sent all {record.events_total} events\n", file=out)
 
 
 def _reduced(stream: sk.Stream, out: TextIO) -> None:

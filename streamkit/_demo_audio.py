@@ -30,7 +30,7 @@ def run_audio_demo(args: argparse.Namespace, out: TextIO) -> int:
             if args.provider != "openai":
                 print("--audio needs --provider openai", file=out)
                 return 2
-            prompt = args.prompt
+            prompt = args.prompt or "Tell me a one-line story."
         else:
             from streamkit.testing import ReplayServer
 

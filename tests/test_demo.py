@@ -33,7 +33,64 @@ def test_demo_as_a_module_command() -> None:
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    assert "never had to be sent" in result.stdout
+    assert "matched after" in result.stdout
+    # with --pace 0 the server may have sent everything before the close: the report
+    # says what the server measured, never a saving that did not happen
+    sent = re.search(r"the server sent (\d+) of (\d+) events: (\d+) never", result.stdout)
+    if sent is None:
+        assert "nothing was spared" in result.stdout
+    else:
+        assert int(sent.group(3)) > 0
+
+
+def test_demo_report_when_the_pattern_never_matches() -> None:
+    out = io.StringIO()
+    assert main(["demo", "--pace", "0", "--stop-at", "no such text here"], out=out) == 0
+    text = out.getvalue()
+    assert "the pattern never matched: the stream ran to its end" in text
+    assert "stopped after" not in text and "never had to be sent" not in text
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "streamkit", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_cli_errors_are_one_line_not_tracebacks(monkeypatch: object) -> None:
+    for args, message in [
+        (["demo", "--transcript", "nope/none"], "no bundled transcript named 'nope/none'"),
+        (["demo", "--stop-at", "("], "is not a regular expression"),
+        (["demo", "--model", "gpt-4o"], "--model and --prompt go with --provider"),
+        (["demo", "--prompt", "hi"], "--model and --prompt go with --provider"),
+    ]:
+        result = run_cli(*args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cli_missing_key_is_a_clear_error() -> None:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    result = subprocess.run(
+        [sys.executable, "-m", "streamkit", "demo", "--provider", "openai", "--model", "m"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert result.returncode == 1 and "OPENAI_API_KEY" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_list_version_and_help() -> None:
+    listed = run_cli("demo", "--list").stdout.split()
+    assert "groq/chat-text-x-groq-usage" in listed and "synthetic/vllm-chat-no-usage" in listed
+    assert run_cli("--version").stdout.startswith("streamkit ")
+    for args in (["--help"], ["demo", "--help"]):
+        text = run_cli(*args).stdout
+        assert "``" not in text and ":class:" not in text and "usage:" in text
 
 
 def test_demo_needs_a_model_with_a_provider() -> None:
