@@ -31,6 +31,7 @@ def take_until_match(
     *,
     inclusive: bool = True,
     max_match_length: int | None = None,
+    literal: bool = False,
 ) -> Callable[[Observable[ItemT]], Observable[ItemT]]:
     """Pass chunks on until the text so far matches ``pattern``, then complete and
     dispose upstream, which closes the HTTP response so the provider stops generating.
@@ -38,8 +39,10 @@ def take_until_match(
     This is the early-termination search: "stop as soon as the model has named a book"
     (``take_until_match(r"“[^”]+”")``), "stop at the first complete JSON object".
 
-    ``pattern`` is a regular expression (a ``str`` or a compiled ``re.Pattern``,
-    searched anywhere in the text so far) or a predicate ``Callable[[str], bool]``
+    ``pattern`` is a regular expression (a ``str`` is a **regular expression** by
+    default, or a compiled ``re.Pattern``, searched anywhere in the text so far; pass
+    ``literal=True`` to search a ``str`` as plain text, ``"?"`` or ``"(1)"`` included),
+    or a predicate ``Callable[[str], bool]``
     called with the text so far. The text is the concatenation of the chunks'
     ``content``, so a match split across chunk boundaries is found. The test runs after
     the first chunk and after every chunk that adds text (a chunk without text cannot
@@ -78,6 +81,10 @@ def take_until_match(
     Example:
         >>> stream.pipe(ops.take_until_match(r"Moria"), ops.text())  # doctest: +SKIP
     """
+    if literal:
+        if not isinstance(pattern, str):
+            raise TypeError(f"literal=True takes a str pattern, not {type(pattern).__name__}")
+        pattern = re.escape(pattern)
     new_matcher = _matcher_factory(pattern, max_match_length)
 
     def take_until_match_(source: Observable[ItemT]) -> Observable[ItemT]:

@@ -453,3 +453,19 @@ def wait_for_no_open_connections(server: ReplayServer, timeout: float = 2.0) -> 
     while server.open_connections and time.monotonic() < deadline:
         time.sleep(0.01)
     assert server.open_connections == 0
+
+
+# -- literal= (issue 11: a plain str is a regular expression) ------------------------------
+def test_a_str_is_a_regex_and_literal_true_searches_plain_text() -> None:
+    from reactivex import from_iterable
+
+    pieces = ["What is 2+2", "? (four)", " done"]
+    as_regex = from_iterable(pieces).pipe(ops.take_until_match("2+2?")).run()
+    as_literal = []
+    from_iterable(pieces).pipe(ops.take_until_match("2+2?", literal=True)).subscribe(
+        as_literal.append
+    )
+    assert as_regex == "What is 2+2"  # regex "2+2?" matches "2" in the first piece
+    assert as_literal == ["What is 2+2", "? (four)"]  # the literal needs the "?"
+    with pytest.raises(TypeError, match="literal=True takes a str"):
+        ops.take_until_match(re.compile("x"), literal=True)

@@ -54,9 +54,11 @@ def test_a_stream_with_finish_reason_and_done_is_complete_sync(name: str, fast: 
         client = server.client("openai")
         stream = sk.stream("openai", "local", "hi", client=client, fast=fast)
         pairs = list(stream)  # iteration: no IncompleteStreamError
-        response = sk.stream("openai", "local", "hi", client=client, fast=fast).pipe(
-            ops.to_call_response()
-        ).run()
+        response = (
+            sk.stream("openai", "local", "hi", client=client, fast=fast)
+            .pipe(ops.to_call_response())
+            .run()
+        )
         records = [server.wait_for_request_end(i) for i in range(2)]
     assert "".join(chunk.content for chunk, _ in pairs) == TEXT == response.content
     assert stream.finish_reasons == ["stop"] == response.finish_reasons
