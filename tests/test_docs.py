@@ -305,6 +305,19 @@ def test_mkdocs_build_strict_passes(tmp_path: Path) -> None:
     assert (tmp_path / "operators" / "take_until_match" / "index.html").is_file()
     assert (tmp_path / "diagrams" / "take_until_match.svg").is_file()
     assert time.monotonic() - started < 60
+    pages = {path: path.read_text(encoding="utf-8") for path in tmp_path.rglob("*.html")}
+    # offline: no page fetches Google Fonts
+    assert not [
+        p for p, html in pages.items() if "fonts.googleapis" in html or "fonts.gstatic" in html
+    ]
+    # the API reference shows examples as highlighted code, not >>> blockquotes
+    reference = "".join(html for path, html in pages.items() if "reference" in path.parts)
+    assert "doctest" not in reference and "&gt;&gt;&gt;" not in reference
+    assert "<span class=\"n\">take_until_match</span>" in reference  # highlighted code
+    # diagrams scale to a narrow screen
+    css = (tmp_path / "stylesheets" / "extra.css").read_text(encoding="utf-8")
+    assert "max-width: 100%" in css and "overflow-x: auto" in css
+    assert "stylesheets/extra.css" in pages[tmp_path / "operators" / "text" / "index.html"]
 
 
 if __name__ == "__main__":

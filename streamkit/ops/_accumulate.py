@@ -35,8 +35,10 @@ def accumulate() -> Callable[[Observable[Chunk]], Observable[ResponseSnapshot]]:
     Each subscription folds its own accumulator: two subscribers never share state.
 
     Example:
-        >>> for snapshot in stream.pipe(ops.accumulate()):  # doctest: +SKIP
-        ...     render(snapshot.content)
+        ```python
+        for snapshot in stream.iter(ops.accumulate()):
+            render(snapshot.content)
+        ```
     """
 
     def accumulate_(source: Observable[Chunk]) -> Observable[ResponseSnapshot]:

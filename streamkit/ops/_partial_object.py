@@ -45,7 +45,9 @@ def partial_object(model: type[ModelT]) -> Callable[[Observable[Chunk]], Observa
     Raises ``TypeError`` at once when ``model`` is not a pydantic model class.
 
     Example:
-        >>> stream.pipe(ops.partial_object(Book)).subscribe(render)  # doctest: +SKIP
+        ```python
+        stream.pipe(ops.partial_object(Book)).subscribe(render)
+        ```
     """
     if not (isinstance(model, type) and issubclass(model, BaseModel)):
         raise TypeError(f"partial_object needs a pydantic model class, got {model!r}")

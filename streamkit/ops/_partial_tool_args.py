@@ -83,7 +83,9 @@ def partial_tool_args(
     Raises ``TypeError`` at once when ``model`` is not a pydantic model class.
 
     Example:
-        >>> stream.pipe(ops.partial_tool_args(GetWeather)).subscribe(show)  # doctest: +SKIP
+        ```python
+        stream.pipe(ops.partial_tool_args(GetWeather)).subscribe(show)
+        ```
     """
     if not (isinstance(model, type) and issubclass(model, BaseModel)):
         raise TypeError(f"partial_tool_args needs a pydantic model class, got {model!r}")

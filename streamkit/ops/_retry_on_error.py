@@ -390,9 +390,11 @@ def retry_on_error(
     response).
 
     Example:
-        >>> response = stream.pipe(  # doctest: +SKIP
-        ...     ops.retry_on_error(3, backoff=1.0), ops.to_call_response()
-        ... ).run()
+        ```python
+        response = stream.pipe(
+            ops.retry_on_error(3, backoff=1.0), ops.to_call_response()
+        ).run()
+        ```
 
     Raises ``TypeError``/``ValueError`` for bad arguments, and ``TypeError`` when
     ``continuation="continue"`` is applied to a source that is not a ``Stream``.

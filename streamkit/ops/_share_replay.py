@@ -48,9 +48,11 @@ def share_replay(*, buffer_size: int | None = None) -> Callable[[Observable[T]],
     observers are never called while the shared lock is held.
 
     Example:
-        >>> shared = stream.pipe(ops.share_replay())  # doctest: +SKIP
-        >>> shared.pipe(ops.text()).subscribe(print)  # doctest: +SKIP
-        >>> shared.pipe(ops.to_call_response()).subscribe(save)  # doctest: +SKIP
+        ```python
+        shared = stream.pipe(ops.share_replay())
+        shared.pipe(ops.text()).subscribe(print)
+        shared.pipe(ops.to_call_response()).subscribe(save)
+        ```
     """
     if buffer_size is not None:
         if isinstance(buffer_size, bool) or not isinstance(buffer_size, int):

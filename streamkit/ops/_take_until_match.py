@@ -79,7 +79,9 @@ def take_until_match(
     pattern of another type (bytes included): at once, before any request.
 
     Example:
-        >>> stream.pipe(ops.take_until_match(r"Moria"), ops.text())  # doctest: +SKIP
+        ```python
+        stream.pipe(ops.take_until_match(r"Moria"), ops.text())
+        ```
     """
     if literal:
         if not isinstance(pattern, str):

@@ -129,9 +129,11 @@ def tee_audio_text(source: Observable[Chunk]) -> AudioText:
       subscribers (not the chunks themselves), as a ``CallResponse`` would hold them.
 
     Example:
-        >>> audio, text = ops.tee_audio_text(stream)  # doctest: +SKIP
-        >>> audio.subscribe(player.write)  # doctest: +SKIP
-        >>> text.subscribe(print)  # connects: both sides are subscribed  # doctest: +SKIP
+        ```python
+        audio, text = ops.tee_audio_text(stream)
+        audio.subscribe(player.write)
+        text.subscribe(print)  # connects: both sides are subscribed
+        ```
     """
     if not isinstance(source, Observable):
         raise TypeError(f"tee_audio_text expects an Observable of chunks, not {source!r}")

@@ -20,7 +20,9 @@ def text() -> Callable[[Observable[Chunk]], Observable[str]]:
     ``take_until_match`` and the timeouts.
 
     Example:
-        >>> stream.pipe(ops.text()).subscribe(print)  # doctest: +SKIP
+        ```python
+        stream.pipe(ops.text()).subscribe(print)
+        ```
     """
 
     def text_(source: Observable[Chunk]) -> Observable[str]:

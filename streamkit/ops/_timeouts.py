@@ -37,7 +37,9 @@ def first_chunk_timeout(
     ``seconds`` that is not a number or a ``scheduler`` that is not one.
 
     Example:
-        >>> stream.pipe(ops.first_chunk_timeout(30), ops.idle_timeout(5))  # doctest: +SKIP
+        ```python
+        stream.pipe(ops.first_chunk_timeout(30), ops.idle_timeout(5))
+        ```
     """
     return _timeout("first chunk", _checked_seconds(seconds), _checked(scheduler), idle=False)
 

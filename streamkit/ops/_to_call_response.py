@@ -31,10 +31,12 @@ def to_call_response() -> Callable[
     empty: put ``take_until_match`` before ``accumulate`` to keep it.
 
     Example:
-        >>> response = stream.pipe(ops.to_call_response()).run()  # doctest: +SKIP
-        >>> response = stream.pipe(  # doctest: +SKIP
-        ...     ops.accumulate(), rx.do_action(render), ops.to_call_response()
-        ... ).run()
+        ```python
+        response = stream.pipe(ops.to_call_response()).run()
+        response = stream.pipe(
+            ops.accumulate(), rx.do_action(render), ops.to_call_response()
+        ).run()
+        ```
     """
 
     def to_call_response_(
