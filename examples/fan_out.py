@@ -16,8 +16,8 @@ It runs offline: streamkit's ReplayServer replays a recorded OpenAI stream to th
 
 from __future__ import annotations
 
+import io
 import logging
-import sys
 import threading
 
 import reactivex.operators as rx
@@ -26,8 +26,16 @@ import streamkit as sk
 from streamkit import ops
 from streamkit.testing import ReplayServer
 
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="log: %(message)s")
+# The logger writes to its own buffer, shown after the text: on a terminal, log lines on
+# stderr would interleave with the live text on stdout. Only this logger is configured, so
+# library loggers (httpx's INFO request line) stay quiet.
+log_buffer = io.StringIO()
 log = logging.getLogger("fan_out")
+log.setLevel(logging.INFO)
+log.propagate = False
+_handler = logging.StreamHandler(log_buffer)
+_handler.setFormatter(logging.Formatter("log: %(message)s"))
+log.addHandler(_handler)
 
 
 def main() -> None:
@@ -65,6 +73,8 @@ def main() -> None:
         response = shared.pipe(ops.to_call_response()).run()
         print()
         print(f"logger joined after {joined_after} text pieces and logged all {len(logged)} chunks")
+        log_lines = log_buffer.getvalue().splitlines()
+        print("\n".join([*log_lines[:3], f"log: ... {len(log_lines) - 3} more lines"]))
         print(
             f"response: {len(response.content)} characters, finish_reason={response.finish_reason}"
         )

@@ -37,3 +37,6 @@ def test_example_runs_and_prints_its_key_line(script: str, expected_line: str) -
     )
     assert result.returncode == 0, result.stderr
     assert re.search(expected_line, result.stdout, re.MULTILINE), result.stdout
+    # Nothing on stderr: no library log line (httpx's INFO request line) leaks into what a
+    # user reads, and nothing interleaves with the live text.
+    assert result.stderr == "", result.stderr
