@@ -142,10 +142,16 @@ class Pipeline(Observable[T]):
         self._observable = observable
         super().__init__(observable._subscribe_core)
 
-    def pipe(self, *operators: Callable[[Any], Any]) -> Pipeline[Any]:  # type: ignore[override]
-        """Apply operators; the result is a :class:`Pipeline` again."""
-        result: Observable[Any] = Observable.pipe(self, *operators)
-        return Pipeline(result, is_async=self.is_async)
+    def pipe(self, *operators: Callable[[Any], Any]) -> Any:
+        """Apply operators; an observable result is a :class:`Pipeline` again.
+
+        Anything else is returned as it is: reactivex's own ``await observable`` pipes
+        into ``to_future()``, whose result is an ``asyncio.Future``.
+        """
+        result: Any = Observable.pipe(self, *operators)
+        if isinstance(result, Observable):
+            return Pipeline(result, is_async=self.is_async)
+        return result
 
     def run(self, scheduler: abc.SchedulerBase | None = None) -> T:
         """Block until the end and return the last value (sync streams; an async

@@ -57,6 +57,17 @@ async def test_the_async_ways_are_one_call_each() -> None:
     assert response.content == same.content == "".join(pieces) != ""
 
 
+async def test_await_of_a_pipeline_still_works() -> None:
+    # reactivex's own ``await observable`` pipes into to_future(), whose result is a
+    # Future, not an observable: the Pipeline must pass it through.
+    with ReplayServer() as server:
+        server.push(TEXT)
+        async with server.client("openai", async_=True) as client:
+            stream = sk.stream("openai", "gpt-4o", "hi", client=client)
+            response = await stream.pipe(ops.to_call_response())
+    assert isinstance(response, sk.CallResponse) and response.content != ""
+
+
 def test_list_of_a_pipeline_raises_pointing_to_iter() -> None:
     with ReplayServer() as server:
         stream = sk.stream("openai", "gpt-4o", "hi", client=server.client("openai"))

@@ -317,6 +317,9 @@ class ProviderAdapter(ABC):
     arguments of ``sk.stream`` are checked against (``None``: not checked)."""
     own_params: ClassVar[frozenset[str]] = frozenset()
     """streamkit-level keyword arguments the adapter takes itself (``api=``, ``fast=``)."""
+    param_aliases: ClassVar[Mapping[str, str]] = {}
+    """Common parameter names the adapter renames to the SDK's (cohere's ``stop`` ->
+    ``stop_sequences``): checked under the SDK name."""
 
     def sdk_method_for(self, params: Mapping[str, Any]) -> str | None:
         """The SDK method the call with ``params`` goes to (default: :attr:`sdk_method`)."""
@@ -331,7 +334,7 @@ class ProviderAdapter(ABC):
         if names is None:
             return
         for key in params:
-            if key in names or key in self.own_params:
+            if self.param_aliases.get(key, key) in names or key in self.own_params:
                 continue
             if key in CLIENT_OPTIONS:
                 raise TypeError(

@@ -212,6 +212,7 @@ class CohereAdapter(ProviderAdapter):
 
     name = "cohere"
     sdk_method = "cohere:ClientV2.chat_stream"
+    param_aliases = PARAM_ALIASES
     api_key_env = ("CO_API_KEY",)
     terminal_event = "message-end"
 
