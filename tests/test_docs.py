@@ -313,7 +313,7 @@ def test_mkdocs_build_strict_passes(tmp_path: Path) -> None:
     # the API reference shows examples as highlighted code, not >>> blockquotes
     reference = "".join(html for path, html in pages.items() if "reference" in path.parts)
     assert "doctest" not in reference and "&gt;&gt;&gt;" not in reference
-    assert "<span class=\"n\">take_until_match</span>" in reference  # highlighted code
+    assert '<span class="n">take_until_match</span>' in reference  # highlighted code
     # diagrams scale to a narrow screen
     css = (tmp_path / "stylesheets" / "extra.css").read_text(encoding="utf-8")
     assert "max-width: 100%" in css and "overflow-x: auto" in css
