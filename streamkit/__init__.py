@@ -10,6 +10,7 @@ response = stream.pipe(ops.to_call_response()).run()
 from streamkit import ops
 from streamkit.accumulator import Accumulator, ResponseSnapshot
 from streamkit.call import call
+from streamkit.deadlines import Deadlines
 from streamkit.errors import (
     IncompleteStreamError,
     StreamDivergedError,
@@ -26,6 +27,7 @@ __all__ = [
     "Accumulator",
     "CallResponse",
     "Chunk",
+    "Deadlines",
     "FinishReason",
     "IncompleteStreamError",
     "ResponseSnapshot",

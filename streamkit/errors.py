@@ -42,12 +42,17 @@ class IncompleteStreamError(StreamError):
 
 
 class StreamTimeoutError(StreamError, TimeoutError):
-    """A chunk did not arrive in time (first chunk or idle timeout)."""
+    """A deadline passed: ``kind`` says which (``"headers"``, ``"first chunk"``,
+    ``"idle"`` or ``"total"``), ``seconds`` how long it was."""
 
     def __init__(self, kind: str, seconds: float) -> None:
         self.kind = kind
         self.seconds = seconds
-        super().__init__(f"{kind} timeout: no chunk within {seconds:g} s")
+        what = {
+            "headers": "no response headers",
+            "total": "the stream did not end",
+        }.get(kind, "no chunk")
+        super().__init__(f"{kind} timeout: {what} within {seconds:g} s")
 
 
 class StreamDivergedError(StreamError):

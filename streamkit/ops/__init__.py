@@ -12,7 +12,7 @@ from streamkit.ops._share_replay import share_replay
 from streamkit.ops._take_until_match import TextPattern, take_until_match
 from streamkit.ops._tee_audio_text import AudioText, TeeSide, tee_audio_text
 from streamkit.ops._text import text
-from streamkit.ops._timeouts import first_chunk_timeout, idle_timeout
+from streamkit.ops._timeouts import deadlines, first_chunk_timeout, idle_timeout, total_timeout
 from streamkit.ops._to_call_response import to_call_response
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "TeeSide",
     "TextPattern",
     "accumulate",
+    "deadlines",
     "first_chunk_timeout",
     "idle_timeout",
     "partial_object",
@@ -31,4 +32,5 @@ __all__ = [
     "tee_audio_text",
     "text",
     "to_call_response",
+    "total_timeout",
 ]
