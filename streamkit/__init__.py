@@ -12,6 +12,7 @@ from streamkit.accumulator import Accumulator, ResponseSnapshot
 from streamkit.call import call
 from streamkit.deadlines import Deadlines
 from streamkit.errors import (
+    AllFailedError,
     IncompleteStreamError,
     StreamDivergedError,
     StreamError,
@@ -25,6 +26,7 @@ from streamkit.stream import Stream, stream
 __all__ = [
     "PROVIDERS",
     "Accumulator",
+    "AllFailedError",
     "CallResponse",
     "Chunk",
     "Deadlines",

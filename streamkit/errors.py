@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "AllFailedError",
     "IncompleteStreamError",
     "StreamDivergedError",
     "StreamError",
@@ -65,3 +66,25 @@ class StreamDivergedError(StreamError):
             "the retried stream diverged from the text already delivered "
             f"(delivered {len(delivered)} chars, retry produced {len(retried)} chars)"
         )
+
+
+class AllFailedError(StreamError):
+    """Every stream of a ``fallback``, ``hedge``, ``race`` or ``best_of`` failed.
+
+    ``errors`` holds each cause, in the order the streams were given; the message
+    names each one (by type and a short text).
+    """
+
+    def __init__(self, operator: str, errors: list[BaseException]) -> None:
+        self.operator = operator
+        self.errors = list(errors)
+        causes = "; ".join(
+            f"{index}: {type(error).__name__}: {_short(error)}"
+            for index, error in enumerate(self.errors, 1)
+        )
+        super().__init__(f"{operator}: all {len(self.errors)} streams failed ({causes})")
+
+
+def _short(error: BaseException, limit: int = 120) -> str:
+    text = " ".join(str(error).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."

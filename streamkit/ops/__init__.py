@@ -5,6 +5,7 @@ as reactivex's own operators do: ``stream.pipe(ops.text(), ...)``.
 """
 
 from streamkit.ops._accumulate import accumulate
+from streamkit.ops._fallback import Alternative, fallback
 from streamkit.ops._partial_object import partial_object
 from streamkit.ops._partial_tool_args import PartialToolArgs, partial_tool_args
 from streamkit.ops._retry_on_error import retry_on_error
@@ -16,12 +17,14 @@ from streamkit.ops._timeouts import deadlines, first_chunk_timeout, idle_timeout
 from streamkit.ops._to_call_response import to_call_response
 
 __all__ = [
+    "Alternative",
     "AudioText",
     "PartialToolArgs",
     "TeeSide",
     "TextPattern",
     "accumulate",
     "deadlines",
+    "fallback",
     "first_chunk_timeout",
     "idle_timeout",
     "partial_object",
