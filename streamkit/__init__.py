@@ -20,6 +20,7 @@ from streamkit.errors import (
     UnknownProviderError,
 )
 from streamkit.models import CallResponse, Chunk, FinishReason, ToolCall, ToolCallDelta, Usage
+from streamkit.ops import NoMatchError, best_of, first_match, race
 from streamkit.providers import PROVIDERS
 from streamkit.stream import Stream, stream
 
@@ -32,6 +33,7 @@ __all__ = [
     "Deadlines",
     "FinishReason",
     "IncompleteStreamError",
+    "NoMatchError",
     "ResponseSnapshot",
     "Stream",
     "StreamDivergedError",
@@ -41,8 +43,11 @@ __all__ = [
     "ToolCallDelta",
     "UnknownProviderError",
     "Usage",
+    "best_of",
     "call",
+    "first_match",
     "ops",
+    "race",
     "stream",
 ]
 __version__ = "0.1.0"
