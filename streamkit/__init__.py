@@ -19,7 +19,15 @@ from streamkit.errors import (
     StreamTimeoutError,
     UnknownProviderError,
 )
-from streamkit.models import CallResponse, Chunk, FinishReason, ToolCall, ToolCallDelta, Usage
+from streamkit.models import (
+    CallResponse,
+    Chunk,
+    ContentSpan,
+    FinishReason,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
 from streamkit.ops import NoMatchError, best_of, first_match, race
 from streamkit.providers import PROVIDERS
 from streamkit.stream import Stream, stream
@@ -30,6 +38,7 @@ __all__ = [
     "AllFailedError",
     "CallResponse",
     "Chunk",
+    "ContentSpan",
     "Deadlines",
     "FinishReason",
     "IncompleteStreamError",

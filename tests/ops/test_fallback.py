@@ -166,12 +166,19 @@ def test_output_is_a_prefix_of_attempt_one_then_the_continuation(
         on_error(cut_at + 1, cut()),
     )
     second = scheduler.create_cold_observable(
-        *[on_next(1 + i, text(p)) for i, p in enumerate(continuation)],
+        *[on_next(1 + i, text(p, "mistral")) for i, p in enumerate(continuation)],
         on_completed(len(continuation) + 1),
     )
     results = scheduler.start(lambda: first.pipe(ops.fallback(lambda delivered: second)))
     delivered = "".join(first_pieces[:cut_at])
     out = "".join(contents(results.messages))
+    chunks = [m.value.value for m in results.messages if m.value.kind == "N"]
+    # attempt 1's chunks, then attempt 2's: never interleaved, never back to attempt 1
+    providers = [c.provider for c in chunks]
+    assert providers == sorted(providers, key=["openai", "mistral"].index)
+    assert "".join(c.content for c in chunks if c.provider == "openai") == delivered
+    if not delivered:
+        assert out == "".join(continuation)
     if delivered.strip():
         # a continuation may repeat the delivered text's trailing whitespace: it is dropped
         tail = "".join(continuation)
@@ -207,11 +214,24 @@ def test_a_restart_that_reproduces_the_text_never_repeats_it(
 
 # -- end to end -------------------------------------------------------------------------
 BACKUP = "openai/chat-text-usage"
-PROVIDERS = [pytest.param(case, id=case.name) for case in PROVIDER_CASES]
-FAULTS = {
-    "529-before-headers": Fault(http_error=529),
-    "cut-mid-stream": Fault(),  # close_after_events=provider.at, set per provider
-    "stall-before-headers": Fault(http_error=503, stall_before=3.0),
+FAULTS: dict[str, Any] = {
+    "529-before-headers": lambda p: Fault(http_error=529),
+    "stall-before-headers": lambda p: Fault(stall_before=3.0),
+    "stall-after-first-chunk": lambda p: Fault(stall_after_events=(p.at, 3.0)),
+    "529-mid-stream": lambda p: Fault(error_event_after=p.at),
+    "cut-mid-stream": lambda p: Fault(close_after_events=p.at),
+}
+# Each provider meets every fault; sync and async alternate over the grid, so every
+# provider and every fault runs both ways without running the full product.
+E2E_CASES = [
+    pytest.param(case, fault, (i + j) % 2 == 1, id=f"{case.name}-{fault}-{mode}")
+    for i, case in enumerate(PROVIDER_CASES)
+    for j, fault in enumerate(FAULTS)
+    for mode in [("sync", "async")[(i + j) % 2]]
+]
+ATTEMPT_DEADLINES = {
+    "stall-before-headers": sk.Deadlines(headers=0.3),
+    "stall-after-first-chunk": sk.Deadlines(idle=0.3),
 }
 
 
@@ -228,9 +248,7 @@ async def _close(client: Any, async_: bool) -> None:
         await close_async_client(client)
 
 
-@pytest.mark.parametrize("async_", [False, True], ids=["sync", "async"])
-@pytest.mark.parametrize("fault", list(FAULTS), ids=list(FAULTS))
-@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize(("provider", "fault", "async_"), E2E_CASES)
 async def test_every_provider_falls_back_to_another_on_the_replay_server(
     provider: ProviderCase, fault: str, async_: bool
 ) -> None:
@@ -245,21 +263,23 @@ async def test_every_provider_falls_back_to_another_on_the_replay_server(
             else ("openai", BACKUP)
         )
         backup_client = server.client(backup_name, async_=async_)
-        broken = (
-            FAULTS[fault] if fault != "cut-mid-stream" else Fault(close_after_events=provider.at)
-        )
+        broken = FAULTS[fault](provider)
         server.push(Reply(provider.transcript, fault=broken), backup_transcript)
-        deadlines = sk.Deadlines(headers=0.5) if fault.startswith("stall") else None
         primary = sk.stream(
-            provider.name, "m", "hi", client=primary_client, async_=async_, deadlines=deadlines
+            provider.name,
+            "m",
+            "hi",
+            client=primary_client,
+            async_=async_,
+            deadlines=ATTEMPT_DEADLINES.get(fault),
         )
         backup = sk.stream(backup_name, "backup", "hi", client=backup_client, async_=async_)
-        spans: list[tuple[str, str]] = []
+        chunks: list[sk.Chunk] = []
         try:
             response = await _run(
                 primary.pipe(
                     ops.fallback(backup),
-                    reactivex.operators.do_action(lambda c: spans.append((c.provider, c.content))),
+                    reactivex.operators.do_action(chunks.append),
                     ops.to_call_response(),
                 ),
                 async_,
@@ -269,22 +289,34 @@ async def test_every_provider_falls_back_to_another_on_the_replay_server(
             await _close(backup_client, async_)
         assert len(server.requests) == 2
         first = await asyncio.to_thread(server.wait_for_request_end, 0, 5.0)
-        if FAULTS[fault].http_error is None:
+        if fault in {"stall-after-first-chunk", "cut-mid-stream"}:
             assert first.events_sent < first.events_total  # the failed attempt was cut short
+        if fault == "529-mid-stream":
+            assert first.events_sent == provider.at + 1  # its events, then the error event
         if fault.startswith("stall"):
-            assert first.disconnected  # released at the headers deadline, not the stall's end
-        delivered = "".join(t for p, t in spans if p == provider.name)
-        continued = "".join(t for p, t in spans if p == backup_name)
+            assert first.disconnected  # released at its deadline, not the stall's end
+        delivered = "".join(c.content for c in chunks if c.provider == provider.name)
+        continued = "".join(c.content for c in chunks if c.provider == backup_name)
+        assert continued  # the backup's own answer follows
         assert response.content == delivered + continued
+        # the response says who produced which span
+        assert [(s.provider, s.start, s.end) for s in response.spans] == [
+            (name, start, start + len(part))
+            for name, start, part in [
+                (provider.name, 0, delivered),
+                (backup_name, len(delivered), continued),
+            ]
+            if part
+        ]
         backup_messages = server.requests[1].json["messages"]
         if delivered:
+            assert fault in {"stall-after-first-chunk", "529-mid-stream", "cut-mid-stream"}
             assert backup_messages[-2:] == [
                 {"role": "assistant", "content": delivered},
                 {"role": "user", "content": CONTINUE_INSTRUCTION},
             ]
         else:
             assert backup_messages == [{"role": "user", "content": "hi"}]
-        assert continued  # the backup's own answer follows
 
 
 @pytest.mark.parametrize("async_", [False, True], ids=["sync", "async"])
