@@ -19,7 +19,10 @@ stream, that is every attempt of ``ops.retry_on_error``, ``ops.fallback``,
 they bound the whole call across its attempts (``headers`` has no meaning there). A
 deadline that passes fails the stream with :class:`~streamkit.StreamTimeoutError`
 whose ``kind`` says which one (``"headers"``, ``"first chunk"``, ``"idle"``,
-``"total"``) and closes the HTTP response.
+``"total"``) and ``scope`` whose (``"attempt"`` or ``"overall"``), and closes the
+HTTP response. A failed attempt's timeout is transient: ``fallback`` and
+``retry_on_error`` go on with the next attempt, and when every one fails,
+:class:`~streamkit.AllFailedError` lists each attempt's timeout.
 """
 
 from __future__ import annotations
@@ -71,18 +74,29 @@ class Deadlines:
             return None
         return max(self.headers, self.idle or 0.0)
 
-    def bound(self) -> Callable[[Observable[T]], Observable[T]]:
+    def bound(self, scope: str = "attempt") -> Callable[[Observable[T]], Observable[T]]:
         """An operator applying ``first_chunk``, ``idle`` and ``total`` to each
-        subscription of its source (``headers`` needs the request: see ``sk.stream``)."""
-        from streamkit.ops._timeouts import first_chunk_timeout, idle_timeout, total_timeout
+        subscription of its source (``headers`` needs the request: see ``sk.stream``);
+        its errors carry ``scope`` (``"attempt"`` or ``"overall"``)."""
+        from streamkit.ops._timeouts import _checked_seconds, _timeout
 
         steps: list[Callable[[Observable[T]], Observable[T]]] = []
         if self.first_chunk is not None:
-            steps.append(first_chunk_timeout(self.first_chunk))
+            steps.append(
+                _timeout(
+                    "first chunk", _checked_seconds(self.first_chunk), None, idle=False, scope=scope
+                )
+            )
         if self.idle is not None:
-            steps.append(idle_timeout(self.idle))
+            steps.append(
+                _timeout("idle", _checked_seconds(self.idle), None, idle=True, scope=scope)
+            )
         if self.total is not None:
-            steps.append(total_timeout(self.total))
+            steps.append(
+                _timeout(
+                    "total", _checked_seconds(self.total), None, idle=False, total=True, scope=scope
+                )
+            )
 
         def bound_(source: Observable[T]) -> Observable[T]:
             for step in steps:

@@ -44,16 +44,21 @@ class IncompleteStreamError(StreamError):
 
 class StreamTimeoutError(StreamError, TimeoutError):
     """A deadline passed: ``kind`` says which (``"headers"``, ``"first chunk"``,
-    ``"idle"`` or ``"total"``), ``seconds`` how long it was."""
+    ``"idle"`` or ``"total"``), ``seconds`` how long it was, and ``scope`` whose it was:
+    ``"attempt"`` (a ``sk.stream(..., deadlines=...)`` budget, one request's),
+    ``"overall"`` (``ops.deadlines`` after ``fallback``/``retry_on_error``/``hedge``:
+    the whole call's) or ``None`` (a timeout operator used on its own)."""
 
-    def __init__(self, kind: str, seconds: float) -> None:
+    def __init__(self, kind: str, seconds: float, scope: str | None = None) -> None:
         self.kind = kind
         self.seconds = seconds
+        self.scope = scope
         what = {
             "headers": "no response headers",
             "total": "the stream did not end",
         }.get(kind, "no chunk")
-        super().__init__(f"{kind} timeout: {what} within {seconds:g} s")
+        whose = f" ({scope} deadline)" if scope else ""
+        super().__init__(f"{kind} timeout{whose}: {what} within {seconds:g} s")
 
 
 class StreamDivergedError(StreamError):

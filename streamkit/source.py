@@ -205,7 +205,8 @@ def _raise_timeout(headers_timeout: float | None, events: int, error: Exception)
     if headers_timeout is None or isinstance(error, StreamTimeoutError):
         return
     if is_timeout_error(error):
-        raise StreamTimeoutError("headers" if events == 0 else "idle", headers_timeout) from error
+        kind = "headers" if events == 0 else "idle"
+        raise StreamTimeoutError(kind, headers_timeout, "attempt") from error
 
 
 def _raise_read_failure(adapter: ProviderAdapter, decoder: Decoder, error: Exception) -> None:

@@ -105,7 +105,7 @@ def deadlines(
         raise TypeError(f"budget must be a sk.Deadlines, not {type(budget).__name__}")
     elif (first_chunk, idle, total) != (None, None, None):
         raise TypeError("give a Deadlines or keyword arguments, not both")
-    return budget.bound()
+    return budget.bound(scope="overall")
 
 
 def _checked_seconds(seconds: float) -> float:
@@ -129,6 +129,7 @@ def _timeout(
     *,
     idle: bool,
     total: bool = False,
+    scope: str | None = None,
 ) -> Callable[[Observable[T]], Observable[T]]:
     def timeout_(source: Observable[T]) -> Observable[T]:
         def subscribe(
@@ -136,7 +137,9 @@ def _timeout(
             subscribe_scheduler: abc.SchedulerBase | None = None,
         ) -> abc.DisposableBase:
             timers, loop = _timer_scheduler(scheduler, subscribe_scheduler)
-            watch = _Watch(observer, kind, seconds, timers, loop, idle=idle, total=total)
+            watch = _Watch(
+                observer, kind, seconds, timers, loop, idle=idle, total=total, scope=scope
+            )
             watch.start()
             watch.upstream.disposable = source.subscribe(
                 watch.on_next, watch.on_error, watch.on_completed, scheduler=subscribe_scheduler
@@ -187,8 +190,10 @@ class _Watch(Generic[T]):
         *,
         idle: bool,
         total: bool = False,
+        scope: str | None = None,
     ) -> None:
         self._observer = observer
+        self._scope = scope
         self._kind = kind
         self._seconds = seconds
         self._timers = timers
@@ -275,7 +280,7 @@ class _Watch(Generic[T]):
     def _fire(self) -> None:
         self._timer.dispose()
         self.upstream.dispose()
-        self._observer.on_error(StreamTimeoutError(self._kind, self._seconds))
+        self._observer.on_error(StreamTimeoutError(self._kind, self._seconds, self._scope))
 
     def on_error(self, error: Exception) -> None:
         if self._finish():

@@ -1,14 +1,23 @@
-"""sk.Deadlines, ops.deadlines() and ops.total_timeout(): one time budget per call."""
+"""sk.Deadlines, ops.deadlines() and ops.total_timeout(): one time budget per call,
+per attempt (``sk.stream(..., deadlines=...)``) and overall (``ops.deadlines`` after
+``ops.fallback``), each error saying which deadline passed and whose it was."""
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import pytest
+import reactivex.operators as rx
 from hypothesis import given
 from hypothesis import strategies as st
+from reactivex import Observable
 from reactivex.testing import TestScheduler
 
 import streamkit as sk
 from streamkit import ops
+from streamkit.testing import Fault, ReplayServer, Reply
+from tests.reliability._run import close_async_client
 
 from ._pipelines import chunks_of, on_completed, on_next, subscribe
 
@@ -97,3 +106,101 @@ def test_read_timeout_covers_idle_gaps() -> None:
     assert sk.Deadlines(headers=2, idle=5).read_timeout == 5
     assert sk.Deadlines(headers=2).read_timeout == 2
     assert sk.Deadlines(idle=2).read_timeout is None
+
+
+# -- end to end: per attempt and overall, sync and async ---------------------------------
+async def _outcome(observable: Observable[Any], async_: bool) -> BaseException:
+    try:
+        if async_:
+            await observable
+        else:
+            await asyncio.to_thread(observable.run)
+    except Exception as error:
+        return error
+    raise AssertionError("the deadline never passed")
+
+
+@pytest.mark.parametrize("async_", [False, True], ids=["sync", "async"])
+async def test_each_attempts_deadline_is_named_in_the_all_failed_error(async_: bool) -> None:
+    """Per attempt: the primary stalls before its headers, the backup after its first
+    chunk; each attempt's own deadline passes and closes its request, and the one
+    error lists both, each saying which deadline it was and that it was the attempt's."""
+    with ReplayServer(pace=0.001) as server:
+        server.push(
+            Reply("anthropic/messages-tool-result-followup", fault=Fault(stall_before=3.0)),
+            Reply("openai/chat-text-usage", fault=Fault(stall_after_events=(3, 3.0))),
+        )
+        anthropic_client = server.client("anthropic", async_=async_)
+        openai_client = server.client("openai", async_=async_)
+        primary = sk.stream(
+            "anthropic",
+            "claude",
+            "hi",
+            client=anthropic_client,
+            async_=async_,
+            deadlines=sk.Deadlines(headers=0.3),
+        )
+        backup = sk.stream(
+            "openai",
+            "gpt",
+            "hi",
+            client=openai_client,
+            async_=async_,
+            deadlines=sk.Deadlines(idle=0.3),
+        )
+        try:
+            error = await _outcome(primary.pipe(ops.fallback(backup)), async_)
+        finally:
+            if async_:
+                await close_async_client(anthropic_client)
+                await close_async_client(openai_client)
+        records = [await asyncio.to_thread(server.wait_for_request_end, i, 3.0) for i in (0, 1)]
+    assert isinstance(error, sk.AllFailedError)
+    assert [(e.kind, e.scope) for e in error.errors if isinstance(e, sk.StreamTimeoutError)] == [
+        ("headers", "attempt"),
+        ("idle", "attempt"),
+    ]
+    assert "headers timeout (attempt deadline)" in str(error)
+    assert "idle timeout (attempt deadline)" in str(error)
+    assert all(record.disconnected for record in records)  # each closed at its deadline
+    assert records[1].events_sent == 3
+
+
+@pytest.mark.parametrize("async_", [False, True], ids=["sync", "async"])
+async def test_the_overall_deadline_bounds_the_call_across_its_attempts(async_: bool) -> None:
+    """Overall: the first attempt spends its headers deadline, the second stalls after
+    its first chunks with no deadline of its own; the call's total deadline passes,
+    says so, and closes the second request."""
+    with ReplayServer(pace=0.001) as server:
+        server.push(
+            Reply("openai/chat-text-usage", fault=Fault(stall_before=3.0)),
+            Reply("openai/chat-text-usage", fault=Fault(stall_after_events=(3, 3.0))),
+        )
+        client = server.client("openai", async_=async_)
+        primary = sk.stream(
+            "openai",
+            "gpt",
+            "hi",
+            client=client,
+            async_=async_,
+            deadlines=sk.Deadlines(headers=0.3),
+        )
+        backup = sk.stream("openai", "gpt-mini", "hi", client=client, async_=async_)
+        delivered: list[str] = []
+        observable = primary.pipe(
+            ops.fallback(backup),
+            ops.deadlines(sk.Deadlines(total=0.8)),
+            rx.do_action(lambda chunk: delivered.append(chunk.content)),
+        )
+        try:
+            error = await _outcome(observable, async_)
+        finally:
+            if async_:
+                await close_async_client(client)
+        records = [await asyncio.to_thread(server.wait_for_request_end, i, 3.0) for i in (0, 1)]
+    assert isinstance(error, sk.StreamTimeoutError)
+    assert (error.kind, error.scope, error.seconds) == ("total", "overall", 0.8)
+    assert str(error).startswith("total timeout (overall deadline)")
+    assert "".join(delivered) == "4200"  # the backup's chunks before its stall
+    assert records[0].disconnected and records[1].disconnected
+    assert records[1].events_sent == 3
