@@ -19,7 +19,8 @@ import streamkit as sk
 from streamkit import ops
 from streamkit.providers._base import CONTINUE_INSTRUCTION
 from streamkit.testing import Fault, ReplayServer, Reply
-from tests.reliability._matrix import PROVIDER_CASES, ProviderCase
+from tests.ops._fault_grid import FAULTS, GRID, close, run
+from tests.reliability._matrix import ProviderCase
 
 on_next, on_completed, on_error = (
     ReactiveTest.on_next,
@@ -214,41 +215,13 @@ def test_a_restart_that_reproduces_the_text_never_repeats_it(
 
 # -- end to end -------------------------------------------------------------------------
 BACKUP = "openai/chat-text-usage"
-FAULTS: dict[str, Any] = {
-    "529-before-headers": lambda p: Fault(http_error=529),
-    "stall-before-headers": lambda p: Fault(stall_before=3.0),
-    "stall-after-first-chunk": lambda p: Fault(stall_after_events=(p.at, 3.0)),
-    "529-mid-stream": lambda p: Fault(error_event_after=p.at),
-    "cut-mid-stream": lambda p: Fault(close_after_events=p.at),
-}
-# Each provider meets every fault; sync and async alternate over the grid, so every
-# provider and every fault runs both ways without running the full product.
-E2E_CASES = [
-    pytest.param(case, fault, (i + j) % 2 == 1, id=f"{case.name}-{fault}-{mode}")
-    for i, case in enumerate(PROVIDER_CASES)
-    for j, fault in enumerate(FAULTS)
-    for mode in [("sync", "async")[(i + j) % 2]]
-]
 ATTEMPT_DEADLINES = {
     "stall-before-headers": sk.Deadlines(headers=0.3),
     "stall-after-first-chunk": sk.Deadlines(idle=0.3),
 }
 
 
-async def _run(observable: Observable[Any], async_: bool) -> Any:
-    if async_:
-        return await observable
-    return await asyncio.to_thread(observable.run)
-
-
-async def _close(client: Any, async_: bool) -> None:
-    from tests.reliability._run import close_async_client
-
-    if async_:
-        await close_async_client(client)
-
-
-@pytest.mark.parametrize(("provider", "fault", "async_"), E2E_CASES)
+@pytest.mark.parametrize(("provider", "fault", "async_"), GRID)
 async def test_every_provider_falls_back_to_another_on_the_replay_server(
     provider: ProviderCase, fault: str, async_: bool
 ) -> None:
@@ -276,7 +249,7 @@ async def test_every_provider_falls_back_to_another_on_the_replay_server(
         backup = sk.stream(backup_name, "backup", "hi", client=backup_client, async_=async_)
         chunks: list[sk.Chunk] = []
         try:
-            response = await _run(
+            response = await run(
                 primary.pipe(
                     ops.fallback(backup),
                     reactivex.operators.do_action(chunks.append),
@@ -285,8 +258,7 @@ async def test_every_provider_falls_back_to_another_on_the_replay_server(
                 async_,
             )
         finally:
-            await _close(primary_client, async_)
-            await _close(backup_client, async_)
+            await close(async_, primary_client, backup_client)
         assert len(server.requests) == 2
         first = await asyncio.to_thread(server.wait_for_request_end, 0, 5.0)
         if fault in {"stall-after-first-chunk", "cut-mid-stream"}:
@@ -329,10 +301,9 @@ async def test_anthropic_continuation_is_an_assistant_prefill(async_: bool) -> N
         first = sk.stream("openai", "gpt-4o-mini", "hi", client=openai_client, async_=async_)
         second = sk.stream("anthropic", "claude", "hi", client=anthropic_client, async_=async_)
         try:
-            response = await _run(first.pipe(ops.fallback(second), ops.to_call_response()), async_)
+            response = await run(first.pipe(ops.fallback(second), ops.to_call_response()), async_)
         finally:
-            await _close(openai_client, async_)
-            await _close(anthropic_client, async_)
+            await close(async_, openai_client, anthropic_client)
         messages = server.requests[1].json["messages"]
         assert messages[-1]["role"] == "assistant"
         assert response.content.startswith(messages[-1]["content"])

@@ -17,6 +17,7 @@ from reactivex.testing import ReactiveTest, TestScheduler
 import streamkit as sk
 from streamkit import ops
 from streamkit.testing import Fault, ReplayServer, Reply
+from tests.ops._fault_grid import BEFORE_CONTENT, FAULTS, GRID, close, outcome
 from tests.reliability._matrix import PROVIDER_CASES, ProviderCase
 from tests.reliability._run import close_async_client
 
@@ -225,3 +226,51 @@ async def test_a_fast_primary_on_the_replay_server_never_sends_the_hedge(async_:
         record = await asyncio.to_thread(server.wait_for_request_end, 0, 3.0)
         assert response.content == "4200 + 42 equals 4242."
         assert record.completed and len(server.requests) == 1  # the timer was cancelled
+
+
+@pytest.mark.parametrize(("provider", "fault", "async_"), GRID)
+async def test_every_fault_schedule_on_the_primary_of_every_provider(
+    provider: ProviderCase, fault: str, async_: bool
+) -> None:
+    """Before content (a 529, a stall before the headers) the hedge takes over and the
+    primary is closed; after content the primary has already won: the hedge is never
+    sent and the primary's own error is the result (with its idle deadline for a stall)."""
+    missing = provider.missing()
+    if missing:
+        pytest.skip(missing)
+    before = fault in BEFORE_CONTENT
+    with ReplayServer(pace=0.001) as primary_server, ReplayServer(pace=0.0) as hedge_server:
+        primary_server.push(Reply(provider.transcript, fault=FAULTS[fault](provider)))
+        hedge_server.push("openai/chat-text-usage")
+        primary_client = primary_server.client(provider.name, async_=async_)
+        hedge_client = hedge_server.client("openai", async_=async_)
+        deadlines = sk.Deadlines(idle=0.3) if fault == "stall-after-first-chunk" else None
+        primary = sk.stream(
+            provider.name, "m", "hi", client=primary_client, async_=async_, deadlines=deadlines
+        )
+        backup = sk.stream("openai", "m", "hi", client=hedge_client, async_=async_)
+        # after content no hedge may start: give the primary ample time to its first chunk
+        after = 0.2 if before else 3.0
+        try:
+            response, error = await outcome(
+                primary.pipe(ops.hedge(backup, after=after), ops.to_call_response()), async_
+            )
+        finally:
+            await close(async_, primary_client, hedge_client)
+        record = await asyncio.to_thread(primary_server.wait_for_request_end, 0, 2.0)
+        hedged = len(hedge_server.requests)
+    if before:
+        assert error is None and response.provider == "openai"
+        assert response.content == "4200 + 42 equals 4242."
+        if fault == "stall-before-headers":
+            assert record.disconnected and record.events_sent == 0
+        return
+    assert hedged == 0  # content came first: no extra request, no extra tokens
+    assert error is not None and not isinstance(error, sk.AllFailedError)
+    if fault == "stall-after-first-chunk":
+        assert isinstance(error, sk.StreamTimeoutError) and error.kind == "idle"
+        assert record.disconnected and record.events_sent == provider.at
+    elif fault == "cut-mid-stream":
+        assert isinstance(error, sk.IncompleteStreamError)
+    else:
+        assert primary.is_transient(error)  # the overload error event, as the provider says

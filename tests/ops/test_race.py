@@ -9,6 +9,7 @@ import asyncio
 from typing import Any
 
 import pytest
+import reactivex.operators as rx
 from hypothesis import given
 from hypothesis import strategies as st
 from reactivex import Observable
@@ -17,6 +18,7 @@ from reactivex.testing import ReactiveTest, TestScheduler
 import streamkit as sk
 from streamkit import ops
 from streamkit.testing import Fault, ReplayServer, Reply
+from tests.ops._fault_grid import FAULTS, GRID, close, run
 from tests.reliability._matrix import PROVIDER_CASES, ProviderCase
 from tests.reliability._run import close_async_client
 
@@ -300,28 +302,40 @@ async def test_race_closes_the_stalled_loser_of_every_provider(
         assert record.disconnected and record.events_sent <= 1 < record.events_total
 
 
-@pytest.mark.parametrize("async_", [False, True], ids=["sync", "async"])
-@pytest.mark.parametrize(
-    "fault",
-    [Fault(error_event_after=1), Fault(close_after_events=1), Fault(http_error=529)],
-    ids=["error-event-mid-stream", "cut", "529"],
-)
-async def test_a_failing_candidate_drops_out_and_the_other_wins(fault: Fault, async_: bool) -> None:
-    with ReplayServer(pace=0.0) as failing_server, ReplayServer(pace=0.0) as ok_server:
-        failing_server.push(Reply("anthropic/messages-tool-result-followup", fault=fault))
-        ok_server.push(Reply(WINNER, pace=0.01))
-        failing_client = failing_server.client("anthropic", async_=async_)
+@pytest.mark.parametrize(("provider", "fault", "async_"), GRID)
+async def test_a_faulty_candidate_of_every_provider_loses_and_is_closed(
+    provider: ProviderCase, fault: str, async_: bool
+) -> None:
+    """One candidate meets a fault schedule, the other (paced, slower) matches: the
+    faulty one drops out (a failure) or is closed at the decision (a stall); only the
+    winner's chunks are emitted."""
+    missing = provider.missing()
+    if missing:
+        pytest.skip(missing)
+    with ReplayServer(pace=0.001) as faulty_server, ReplayServer(pace=0.0) as ok_server:
+        faulty_server.push(Reply(provider.transcript, fault=FAULTS[fault](provider)))
+        ok_server.push(Reply(WINNER, pace=0.02))
+        faulty_client = faulty_server.client(provider.name, async_=async_)
         ok_client = ok_server.client("openai", async_=async_)
-        failing = sk.stream("anthropic", "m", "hi", client=failing_client, async_=async_)
+        faulty = sk.stream(provider.name, "m", "hi", client=faulty_client, async_=async_)
         ok = sk.stream("openai", "m", "hi", client=ok_client, async_=async_)
+        chunks: list[sk.Chunk] = []
         try:
-            response = await _run(sk.race(failing, ok).pipe(ops.to_call_response()), async_)
+            response = await run(
+                sk.race(faulty, ok, until=lambda t: "equals 4242" in t).pipe(
+                    rx.do_action(chunks.append), ops.to_call_response()
+                ),
+                async_,
+            )
         finally:
-            if async_:
-                await close_async_client(failing_client)
-                await close_async_client(ok_client)
-        assert response.provider == "openai" and "4242" in response.content
-        assert ok_server.wait_for_request_end(0, 3.0).completed
+            await close(async_, faulty_client, ok_client)
+        record = await asyncio.to_thread(faulty_server.wait_for_request_end, 0, 2.0)
+    assert response.content == "4200 + 42 equals 4242."
+    assert {c.provider for c in chunks} == {"openai"}
+    if fault.startswith("stall"):
+        # closed at the decision, during its stall: nothing sent after it
+        assert record.disconnected and not record.completed
+        assert record.events_sent == (0 if fault == "stall-before-headers" else provider.at)
 
 
 @pytest.mark.parametrize("async_", [False, True], ids=["sync", "async"])
