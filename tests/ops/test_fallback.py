@@ -19,7 +19,7 @@ import streamkit as sk
 from streamkit import ops
 from streamkit.providers._base import CONTINUE_INSTRUCTION
 from streamkit.testing import Fault, ReplayServer, Reply
-from tests.ops._fault_grid import FAULTS, GRID, close, run
+from tests.ops._fault_grid import FAULTS, GRID, attempt_deadlines, close, run
 from tests.reliability._matrix import ProviderCase
 
 on_next, on_completed, on_error = (
@@ -215,10 +215,6 @@ def test_a_restart_that_reproduces_the_text_never_repeats_it(
 
 # -- end to end -------------------------------------------------------------------------
 BACKUP = "openai/chat-text-usage"
-ATTEMPT_DEADLINES = {
-    "stall-before-headers": sk.Deadlines(headers=0.3),
-    "stall-after-first-chunk": sk.Deadlines(idle=0.3),
-}
 
 
 @pytest.mark.parametrize(("provider", "fault", "async_"), GRID)
@@ -244,7 +240,7 @@ async def test_every_provider_falls_back_to_another_on_the_replay_server(
             "hi",
             client=primary_client,
             async_=async_,
-            deadlines=ATTEMPT_DEADLINES.get(fault),
+            deadlines=attempt_deadlines(provider, fault, async_),
         )
         backup = sk.stream(backup_name, "backup", "hi", client=backup_client, async_=async_)
         chunks: list[sk.Chunk] = []

@@ -17,7 +17,7 @@ from reactivex.testing import ReactiveTest, TestScheduler
 import streamkit as sk
 from streamkit import ops
 from streamkit.testing import Fault, ReplayServer, Reply
-from tests.ops._fault_grid import BEFORE_CONTENT, FAULTS, GRID, close, outcome
+from tests.ops._fault_grid import BEFORE_CONTENT, FAULTS, GRID, close, loser_deadlines, outcome
 from tests.reliability._matrix import PROVIDER_CASES, ProviderCase
 from tests.reliability._run import close_async_client
 
@@ -232,9 +232,11 @@ async def test_a_fast_primary_on_the_replay_server_never_sends_the_hedge(async_:
 async def test_every_fault_schedule_on_the_primary_of_every_provider(
     provider: ProviderCase, fault: str, async_: bool
 ) -> None:
-    """Before content (a 529, a stall before the headers) the hedge takes over and the
-    primary is closed; after content the primary has already won: the hedge is never
-    sent and the primary's own error is the result (with its idle deadline for a stall)."""
+    """Before content (a 529, a stall before the headers or before the first chunk) the
+    hedge takes over and the primary is closed (a sync request stalled before its
+    response by its headers deadline: see ``unreachable_before_response``); after
+    content the primary has already won: the hedge is never sent and the primary's own
+    error is the result (with its idle deadline for a stall)."""
     missing = provider.missing()
     if missing:
         pytest.skip(missing)
@@ -244,7 +246,9 @@ async def test_every_fault_schedule_on_the_primary_of_every_provider(
         hedge_server.push("openai/chat-text-usage")
         primary_client = primary_server.client(provider.name, async_=async_)
         hedge_client = hedge_server.client("openai", async_=async_)
-        deadlines = sk.Deadlines(idle=0.3) if fault == "stall-after-first-chunk" else None
+        deadlines = loser_deadlines(provider, fault, async_)
+        if fault == "stall-after-first-chunk":
+            deadlines = sk.Deadlines(idle=0.3)
         primary = sk.stream(
             provider.name, "m", "hi", client=primary_client, async_=async_, deadlines=deadlines
         )
@@ -262,7 +266,7 @@ async def test_every_fault_schedule_on_the_primary_of_every_provider(
     if before:
         assert error is None and response.provider == "openai"
         assert response.content == "4200 + 42 equals 4242."
-        if fault == "stall-before-headers":
+        if fault.startswith("stall"):
             assert record.disconnected and record.events_sent == 0
         return
     assert hedged == 0  # content came first: no extra request, no extra tokens

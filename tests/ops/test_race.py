@@ -18,7 +18,7 @@ from reactivex.testing import ReactiveTest, TestScheduler
 import streamkit as sk
 from streamkit import ops
 from streamkit.testing import Fault, ReplayServer, Reply
-from tests.ops._fault_grid import FAULTS, GRID, close, run
+from tests.ops._fault_grid import BEFORE_CONTENT, FAULTS, GRID, close, loser_deadlines, run
 from tests.reliability._matrix import PROVIDER_CASES, ProviderCase
 from tests.reliability._run import close_async_client
 
@@ -307,8 +307,9 @@ async def test_a_faulty_candidate_of_every_provider_loses_and_is_closed(
     provider: ProviderCase, fault: str, async_: bool
 ) -> None:
     """One candidate meets a fault schedule, the other (paced, slower) matches: the
-    faulty one drops out (a failure) or is closed at the decision (a stall); only the
-    winner's chunks are emitted."""
+    faulty one drops out (a failure) or is closed at the decision (a stall; a sync
+    request stalled before its response is released by its headers deadline, see
+    ``unreachable_before_response``); only the winner's chunks are emitted."""
     missing = provider.missing()
     if missing:
         pytest.skip(missing)
@@ -317,7 +318,14 @@ async def test_a_faulty_candidate_of_every_provider_loses_and_is_closed(
         ok_server.push(Reply(WINNER, pace=0.02))
         faulty_client = faulty_server.client(provider.name, async_=async_)
         ok_client = ok_server.client("openai", async_=async_)
-        faulty = sk.stream(provider.name, "m", "hi", client=faulty_client, async_=async_)
+        faulty = sk.stream(
+            provider.name,
+            "m",
+            "hi",
+            client=faulty_client,
+            async_=async_,
+            deadlines=loser_deadlines(provider, fault, async_),
+        )
         ok = sk.stream("openai", "m", "hi", client=ok_client, async_=async_)
         chunks: list[sk.Chunk] = []
         try:
@@ -335,7 +343,7 @@ async def test_a_faulty_candidate_of_every_provider_loses_and_is_closed(
     if fault.startswith("stall"):
         # closed at the decision, during its stall: nothing sent after it
         assert record.disconnected and not record.completed
-        assert record.events_sent == (0 if fault == "stall-before-headers" else provider.at)
+        assert record.events_sent == (0 if fault in BEFORE_CONTENT else provider.at)
 
 
 @pytest.mark.parametrize("async_", [False, True], ids=["sync", "async"])
