@@ -140,7 +140,7 @@ def test_empty_and_bad_inputs_are_refused() -> None:
     with pytest.raises(TypeError):
         sk.race("openai")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
-        sk.first_match(sk.race(sk.race.__class__ and _never()), until=None)  # type: ignore[arg-type]
+        sk.first_match(_never(), until=None)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         sk.best_of(_never(), _never(), n=2, score=len)
 
@@ -365,3 +365,35 @@ async def test_best_of_runs_every_sample_to_its_end(async_: bool) -> None:
         # the usage of the response counts all three samples
         single = server.requests[0]
         assert single is not None and response.usage is not None
+
+
+@pytest.mark.parametrize("async_", [False, True], ids=["sync", "async"])
+async def test_best_of_stops_a_candidate_that_can_no_longer_win_on_the_server(
+    async_: bool,
+) -> None:
+    """Shorter is better: once the short answer has finished, the long one (paced, as a
+    model writes) is closed as soon as its partial text is longer; the server saw the
+    connection close before the end of its stream."""
+    with ReplayServer(pace=0.0) as short_server, ReplayServer(pace=0.02) as long_server:
+        short_server.push(WINNER)
+        long_server.push("anthropic/messages-tool-result-followup")
+        short_client = short_server.client("openai", async_=async_)
+        long_client = long_server.client("anthropic", async_=async_)
+        short = sk.stream("openai", "m", "hi", client=short_client, async_=async_)
+        long = sk.stream("anthropic", "m", "hi", client=long_client, async_=async_)
+
+        def brevity(text: str) -> float:
+            return -len(text)
+
+        try:
+            response = await run(
+                sk.best_of(long, short, score=brevity, bound=brevity).pipe(ops.to_call_response()),
+                async_,
+            )
+        finally:
+            await close(async_, short_client, long_client)
+        record = await asyncio.to_thread(long_server.wait_for_request_end, 0, 3.0)
+    assert response.provider == "openai" and response.content == "4200 + 42 equals 4242."
+    assert record.disconnected and record.events_sent < record.events_total
+    assert response.usage is not None  # the stopped candidate's message_start is billed
+    assert response.usage.input_tokens == 16 + 602
