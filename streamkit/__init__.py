@@ -10,7 +10,9 @@ response = stream.pipe(ops.to_call_response()).run()
 from streamkit import ops
 from streamkit.accumulator import Accumulator, ResponseSnapshot
 from streamkit.call import call
+from streamkit.deadlines import Deadlines
 from streamkit.errors import (
+    AllFailedError,
     IncompleteStreamError,
     MissingAPIKeyError,
     StreamDivergedError,
@@ -18,7 +20,16 @@ from streamkit.errors import (
     StreamTimeoutError,
     UnknownProviderError,
 )
-from streamkit.models import CallResponse, Chunk, FinishReason, ToolCall, ToolCallDelta, Usage
+from streamkit.models import (
+    CallResponse,
+    Chunk,
+    ContentSpan,
+    FinishReason,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
+from streamkit.ops import NoMatchError, best_of, first_match, race
 from streamkit.pipeline import Pipeline, aiter, arun, iterate
 from streamkit.providers import PROVIDERS
 from streamkit.stream import Stream, stream
@@ -26,11 +37,15 @@ from streamkit.stream import Stream, stream
 __all__ = [
     "PROVIDERS",
     "Accumulator",
+    "AllFailedError",
     "CallResponse",
     "Chunk",
+    "ContentSpan",
+    "Deadlines",
     "FinishReason",
     "IncompleteStreamError",
     "MissingAPIKeyError",
+    "NoMatchError",
     "Pipeline",
     "ResponseSnapshot",
     "Stream",
@@ -43,9 +58,12 @@ __all__ = [
     "Usage",
     "aiter",
     "arun",
+    "best_of",
     "call",
+    "first_match",
     "iterate",
     "ops",
+    "race",
     "stream",
 ]
 __version__ = "0.1.0"

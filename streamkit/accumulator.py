@@ -18,7 +18,15 @@ from __future__ import annotations
 from typing import Any, Generic, TypeVar
 
 from streamkit.finish_reasons import common_finish_reason
-from streamkit.models import CallResponse, Chunk, FinishReason, ToolCall, ToolCallDelta, Usage
+from streamkit.models import (
+    CallResponse,
+    Chunk,
+    ContentSpan,
+    FinishReason,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
 from streamkit.providers import MessageBuilder, message_builder
 
 __all__ = ["Accumulator", "ResponseSnapshot", "ToolCallCompletion"]
@@ -163,6 +171,10 @@ class Accumulator:
         self._tools: dict[int, _ToolCallBuilder] = {}
         self._completion = ToolCallCompletion()
         self._message_builder: MessageBuilder | None = None
+        # Who produced the content: [provider, model, start, end] per run of one source.
+        self._source: tuple[str, str | None] | None = None
+        self._spans: list[list[Any]] = []
+        self._length = 0
 
     # -- folding ---------------------------------------------------------------------
     def add(self, chunk: Chunk) -> list[ToolCall]:
@@ -176,6 +188,13 @@ class Accumulator:
             self.model = chunk.model
         if chunk.id:
             self.id = chunk.id
+        source = self._source
+        if source is None or chunk.provider != source[0]:
+            source = self._source = (chunk.provider, chunk.model)
+        elif chunk.model and chunk.model != source[1]:
+            source = self._source = (source[0], chunk.model)
+        if chunk.content:
+            self._attribute(source, len(chunk.content))
         self._content.append(chunk.content)
         self._thinking.append(chunk.thinking)
         self._refusal.append(chunk.refusal)
@@ -202,6 +221,27 @@ class Accumulator:
             self.finish_reasons = list(chunk.finish_reasons)
             self._complete(self._completion.finish(), completed)
         return completed
+
+    def _attribute(self, source: tuple[str, str | None], length: int) -> None:
+        spans = self._spans
+        last = spans[-1] if spans else None
+        if last is not None and last[0] == source[0] and last[1] in (None, source[1]):
+            last[1] = source[1]
+            last[3] += length
+        else:
+            spans.append([source[0], source[1], self._length, self._length + length])
+        self._length += length
+
+    def spans(self, upto: int | None = None) -> list[ContentSpan]:
+        """Which provider and model produced which part of the content (up to
+        character ``upto``, default all of it)."""
+        out = []
+        for provider, model, start, end in self._spans:
+            if upto is not None and start >= upto:
+                break
+            end = end if upto is None else min(end, upto)
+            out.append(ContentSpan(provider=provider, model=model, start=start, end=end))
+        return out
 
     def finish(self) -> list[ToolCall]:
         """Complete every tool call still open (the stream ended)."""
@@ -278,6 +318,7 @@ class Accumulator:
             "tool_calls": self.tool_calls,
             "audio": self.audio,
             "audio_transcript": self.audio_transcript,
+            "spans": self.spans(),
         }
 
     def snapshot(self) -> ResponseSnapshot:
@@ -450,11 +491,12 @@ class ResponseSnapshot:
         return self._view(self._tool_calls(all_complete=True))
 
     def _view(self, tool_calls: list[ToolCall]) -> CallResponse:
+        content = self.content
         return CallResponse(
             provider=self.provider,
             model=self.model,
             id=self.id,
-            content=self.content,
+            content=content,
             thinking=self.thinking,
             refusal=self.refusal,
             finish_reasons=self.finish_reasons,
@@ -463,6 +505,7 @@ class ResponseSnapshot:
             tool_calls=tool_calls,
             audio=self.audio,
             audio_transcript=self.audio_transcript,
+            spans=self._accumulator.spans(len(content)),
         )
 
     def __repr__(self) -> str:

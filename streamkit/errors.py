@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "AllFailedError",
     "IncompleteStreamError",
     "MissingAPIKeyError",
     "StreamDivergedError",
@@ -49,12 +50,22 @@ class IncompleteStreamError(StreamError):
 
 
 class StreamTimeoutError(StreamError, TimeoutError):
-    """A chunk did not arrive in time (first chunk or idle timeout)."""
+    """A deadline passed: ``kind`` says which (``"headers"``, ``"first chunk"``,
+    ``"idle"`` or ``"total"``), ``seconds`` how long it was, and ``scope`` whose it was:
+    ``"attempt"`` (a ``sk.stream(..., deadlines=...)`` budget, one request's),
+    ``"overall"`` (``ops.deadlines`` after ``fallback``/``retry_on_error``/``hedge``:
+    the whole call's) or ``None`` (a timeout operator used on its own)."""
 
-    def __init__(self, kind: str, seconds: float) -> None:
+    def __init__(self, kind: str, seconds: float, scope: str | None = None) -> None:
         self.kind = kind
         self.seconds = seconds
-        super().__init__(f"{kind} timeout: no chunk within {seconds:g} s")
+        self.scope = scope
+        what = {
+            "headers": "no response headers",
+            "total": "the stream did not end",
+        }.get(kind, "no chunk")
+        whose = f" ({scope} deadline)" if scope else ""
+        super().__init__(f"{kind} timeout{whose}: {what} within {seconds:g} s")
 
 
 class StreamDivergedError(StreamError):
@@ -80,3 +91,25 @@ class MissingAPIKeyError(StreamError, ValueError):
             f"no API key for {provider}: set {names} in the environment, or pass "
             f"client= (the {provider} SDK's client, built with its key)"
         )
+
+
+class AllFailedError(StreamError):
+    """Every stream of a ``fallback``, ``hedge``, ``race`` or ``best_of`` failed.
+
+    ``errors`` holds each cause, in the order the streams were given; the message
+    names each one (by type and a short text).
+    """
+
+    def __init__(self, operator: str, errors: list[BaseException]) -> None:
+        self.operator = operator
+        self.errors = list(errors)
+        causes = "; ".join(
+            f"{index}: {type(error).__name__}: {_short(error)}"
+            for index, error in enumerate(self.errors, 1)
+        )
+        super().__init__(f"{operator}: all {len(self.errors)} streams failed ({causes})")
+
+
+def _short(error: BaseException, limit: int = 120) -> str:
+    text = " ".join(str(error).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -18,6 +18,7 @@ from pydantic_core import PydanticUndefined
 __all__ = [
     "CallResponse",
     "Chunk",
+    "ContentSpan",
     "FinishReason",
     "ToolCall",
     "ToolCallDelta",
@@ -230,6 +231,22 @@ def construct_chunk(chunk_type: type[ChunkT], **values: Any) -> ChunkT:
     return chunk
 
 
+class ContentSpan(BaseModel):
+    """Which provider and model produced ``content[start:end]`` of a response.
+
+    One span per run of content from one ``(provider, model)``: a single stream has
+    one; after ``ops.fallback`` moved to another provider or model, one per attempt
+    that delivered text (``model`` is ``None`` when the provider did not name it).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    provider: str
+    model: str | None = None
+    start: int
+    end: int
+
+
 class CallResponse(BaseModel):
     """The response of a call, reduced from its stream.
 
@@ -237,7 +254,9 @@ class CallResponse(BaseModel):
     one (``None`` when the stream ended without reporting one; ``"refusal"`` when the
     model refused, which OpenAI reports as ``stop`` with a ``refusal`` text).
     ``message_param`` is the assistant message in the provider's own format, ready to
-    append to the history of the next request.
+    append to the history of the next request. ``spans`` says which provider and model
+    produced which part of ``content`` (:class:`ContentSpan`; several after
+    ``ops.fallback``); ``provider`` is the first one's.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -255,6 +274,7 @@ class CallResponse(BaseModel):
     audio: bytes | None = None
     audio_transcript: str | None = None
     message_param: dict[str, Any] = Field(default_factory=dict)
+    spans: list[ContentSpan] = Field(default_factory=list)
 
     @property
     def input_tokens(self) -> int | None:

@@ -23,10 +23,10 @@ from reactivex.disposable import CompositeDisposable, Disposable
 from reactivex.scheduler import NewThreadScheduler
 from reactivex.scheduler.eventloop import AsyncIOScheduler, AsyncIOThreadSafeScheduler
 
-from streamkit.errors import StreamError
+from streamkit.errors import StreamError, StreamTimeoutError
 from streamkit.models import Chunk
 from streamkit.providers import Decoder, ProviderAdapter
-from streamkit.providers._base import is_connection_cut
+from streamkit.providers._base import is_connection_cut, is_timeout_error
 
 __all__ = [
     "AsyncPull",
@@ -93,10 +93,18 @@ class SyncPull:
     """One request of a sync SDK client, as an iterator of chunks that can be cancelled
     from any thread."""
 
-    def __init__(self, adapter: ProviderAdapter, client: Any, request: Any) -> None:
+    def __init__(
+        self,
+        adapter: ProviderAdapter,
+        client: Any,
+        request: Any,
+        headers_timeout: float | None = None,
+    ) -> None:
         self.adapter = adapter
         self.client = client
         self.request = request
+        self.headers_timeout = headers_timeout
+        """Seconds of the SDK's per-request timeout (``Deadlines.headers``), if set."""
         self._lock = threading.Lock()
         self._sdk_stream: Any = None
         self._reader: threading.Thread | None = None
@@ -110,13 +118,19 @@ class SyncPull:
                 return
             self._reader = threading.current_thread()
         decoder = adapter.new_decoder(self.request)
-        sdk_stream = adapter.open(self.client, self.request)
+        events = 0
+        try:
+            sdk_stream = adapter.open(self.client, self.request)
+        except Exception as error:
+            _raise_timeout(self.headers_timeout, events, error)
+            raise
         with self._lock:
             self._sdk_stream = sdk_stream
         try:
             if self.cancelled:
                 return
             for event in sdk_stream:
+                events += 1
                 yield from decoder.decode(event)
                 if self.cancelled:
                     return
@@ -126,6 +140,7 @@ class SyncPull:
         except Exception as error:
             if self.cancelled:
                 return  # the read error our own socket shutdown caused
+            _raise_timeout(self.headers_timeout, events, error)
             _raise_read_failure(adapter, decoder, error)
         finally:
             # Forget the stream before closing it: once closed, its connection may go
@@ -146,28 +161,54 @@ class SyncPull:
 class AsyncPull:
     """One request of an async SDK client, as an async iterator of chunks."""
 
-    def __init__(self, adapter: ProviderAdapter, client: Any, request: Any) -> None:
+    def __init__(
+        self,
+        adapter: ProviderAdapter,
+        client: Any,
+        request: Any,
+        headers_timeout: float | None = None,
+    ) -> None:
         self.adapter = adapter
         self.client = client
         self.request = request
+        self.headers_timeout = headers_timeout
+        """Seconds of the SDK's per-request timeout (``Deadlines.headers``), if set."""
 
     async def chunks(self) -> AsyncGenerator[Chunk, None]:
         """Make the request and yield its chunks; the SDK stream is closed on every exit,
         cancellation included."""
         adapter = self.adapter
         decoder = adapter.new_decoder(self.request)
-        sdk_stream = await adapter.open_async(self.client, self.request)
+        events = 0
+        try:
+            sdk_stream = await adapter.open_async(self.client, self.request)
+        except Exception as error:
+            _raise_timeout(self.headers_timeout, events, error)
+            raise
         try:
             async for event in sdk_stream:
+                events += 1
                 for chunk in decoder.decode(event):
                     yield chunk
             decoder.end()
             if not decoder.complete:
                 raise adapter.incomplete(decoder)
         except Exception as error:
+            _raise_timeout(self.headers_timeout, events, error)
             _raise_read_failure(adapter, decoder, error)
         finally:
             await adapter.close_async(sdk_stream)
+
+
+def _raise_timeout(headers_timeout: float | None, events: int, error: Exception) -> None:
+    """Raise :class:`StreamTimeoutError` when ``error`` is the SDK's per-request timeout
+    set from ``Deadlines.headers``: ``"headers"`` before the first event, else
+    ``"idle"`` (the same read timeout bounds the gaps of the body); else return."""
+    if headers_timeout is None or isinstance(error, StreamTimeoutError):
+        return
+    if is_timeout_error(error):
+        kind = "headers" if events == 0 else "idle"
+        raise StreamTimeoutError(kind, headers_timeout, "attempt") from error
 
 
 def _raise_read_failure(adapter: ProviderAdapter, decoder: Decoder, error: Exception) -> None:

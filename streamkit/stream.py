@@ -18,6 +18,7 @@ from reactivex import Observable, abc
 
 from streamkit import pipeline as _pipeline
 from streamkit.accumulator import Accumulator
+from streamkit.deadlines import Deadlines
 from streamkit.errors import StreamError
 from streamkit.messages import Message, normalize_messages
 from streamkit.models import CallResponse, Chunk, ToolCall, Usage
@@ -43,9 +44,14 @@ class Stream(Observable[Chunk]):
         *,
         client: Any = None,
         async_: bool | None = None,
+        deadlines: Deadlines | None = None,
         **params: Any,
     ) -> None:
         adapter = get_adapter(provider)
+        if deadlines is not None and not isinstance(deadlines, Deadlines):
+            raise TypeError(f"deadlines must be a sk.Deadlines, not {type(deadlines).__name__}")
+        self.deadlines: Deadlines | None = deadlines
+        """The per-attempt budget every subscription is bounded by (``None``: none)."""
         if not isinstance(model, str) or not model:
             raise TypeError(f"model must be a non-empty string, not {model!r}")
         if isinstance(client, type):
@@ -68,6 +74,10 @@ class Stream(Observable[Chunk]):
         self.model_name = model
         self._params = dict(params)
         self._request = adapter.build_request(model, self._messages, dict(params))
+        read_timeout = deadlines.read_timeout if deadlines is not None else None
+        if read_timeout is not None:
+            self._request = adapter.with_request_timeout(self._request, read_timeout)
+        self._read_timeout = read_timeout
         self._accumulator = Accumulator()
         self._pairs: list[Pair] | None = None
         self._error: BaseException | None = None
@@ -78,6 +88,8 @@ class Stream(Observable[Chunk]):
             if self.is_async
             else sync_source(self._new_sync_pull)
         )
+        if deadlines is not None:
+            source = deadlines.bound()(source)
         super().__init__(source._subscribe_core)
 
     # -- sources ---------------------------------------------------------------------
@@ -87,10 +99,10 @@ class Stream(Observable[Chunk]):
         return self._client
 
     def _new_sync_pull(self) -> SyncPull:
-        return SyncPull(self._adapter, self._resolved_client(), self._request)
+        return SyncPull(self._adapter, self._resolved_client(), self._request, self._read_timeout)
 
     def _new_async_pull(self) -> AsyncPull:
-        return AsyncPull(self._adapter, self._resolved_client(), self._request)
+        return AsyncPull(self._adapter, self._resolved_client(), self._request, self._read_timeout)
 
     # -- retrying --------------------------------------------------------------------
     def continuation(self, delivered: str) -> Stream:
@@ -110,6 +122,7 @@ class Stream(Observable[Chunk]):
             messages,
             client=self._client,
             async_=self.is_async,
+            deadlines=self.deadlines,
             **self._params,
         )
 
@@ -184,9 +197,7 @@ class Stream(Observable[Chunk]):
                 yield pair
             return
         self._pairs = []
-        chunks = self._async_iterator = AsyncPull(
-            self._adapter, self._resolved_client(), self._request
-        ).chunks()
+        chunks = self._async_iterator = self._new_async_pull().chunks()
         try:
             async for chunk in chunks:
                 for pair in self._fold(chunk):
@@ -336,6 +347,7 @@ def stream(
     messages: str | Sequence[Mapping[str, Any]],
     *,
     client: Any = None,
+    deadlines: Deadlines | None = None,
     **params: Any,
 ) -> Stream:
     """Stream ``messages`` to ``model`` of ``provider`` as a cold :class:`Stream`.
@@ -344,11 +356,14 @@ def stream(
     sync client from its environment variables, built at the first request). Other
     keyword arguments pass through to the provider's call. Nothing is sent until the
     stream is subscribed or iterated; each subscription is one request.
+    ``deadlines`` (a :class:`~streamkit.Deadlines`) bounds every subscription: the
+    response headers (through the SDK's per-request timeout, sync and async), the
+    first chunk, the gaps between chunks and the whole stream.
 
     Raises :class:`~streamkit.errors.UnknownProviderError`, ``TypeError`` or
     ``ValueError`` for bad arguments, before any request.
     """
-    return Stream(provider, model, messages, client=client, **params)
+    return Stream(provider, model, messages, client=client, deadlines=deadlines, **params)
 
 
 def reduce_sync(stream: Stream) -> CallResponse:

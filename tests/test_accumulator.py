@@ -142,3 +142,23 @@ def test_a_normal_stop_with_tool_calls_is_the_tool_calls_reason() -> None:
     assert fold(chunks).finish_reason == "tool_calls"
     plain = [Chunk(provider="google", content="hi", finish_reasons=["STOP"])]
     assert fold(plain).finish_reason == "stop"
+
+
+def test_spans_say_which_provider_and_model_produced_which_text() -> None:
+    accumulator = Accumulator()
+    for chunk in [
+        Chunk(provider="anthropic", model="claude", content=""),
+        Chunk(provider="anthropic", content="Hello"),  # no model on a delta: still claude's
+        Chunk(provider="anthropic", content=", wor"),
+        Chunk(provider="openai", model="gpt-4o", content="ld"),
+        Chunk(provider="openai", model="gpt-4o-mini", content="!"),
+        Chunk(provider="openai", model="gpt-4o-mini", content=""),
+    ]:
+        accumulator.add(chunk)
+    response = accumulator.response()
+    assert [(s.provider, s.model, response.content[s.start : s.end]) for s in response.spans] == [
+        ("anthropic", "claude", "Hello, wor"),
+        ("openai", "gpt-4o", "ld"),
+        ("openai", "gpt-4o-mini", "!"),
+    ]
+    assert [s.end for s in accumulator.snapshot().to_call_response().spans] == [10, 12, 13]

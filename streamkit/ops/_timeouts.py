@@ -1,4 +1,5 @@
-"""``first_chunk_timeout`` and ``idle_timeout``: fail a stream that stalls."""
+"""``first_chunk_timeout``, ``idle_timeout``, ``total_timeout`` and ``deadlines``: fail a
+stream that stalls or runs over its budget."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ from reactivex.scheduler import TimeoutScheduler
 from reactivex.scheduler.eventloop import AsyncIOScheduler
 from reactivex.scheduler.virtualtimescheduler import VirtualTimeScheduler
 
+from streamkit.deadlines import Deadlines
 from streamkit.errors import StreamTimeoutError
 
-__all__ = ["first_chunk_timeout", "idle_timeout"]
+__all__ = ["deadlines", "first_chunk_timeout", "idle_timeout", "total_timeout"]
 
 T = TypeVar("T")
 
@@ -70,6 +72,44 @@ def idle_timeout(
     return _timeout("idle", _checked_seconds(seconds), _checked(scheduler), idle=True)
 
 
+def total_timeout(
+    seconds: float, *, scheduler: abc.SchedulerBase | None = None
+) -> Callable[[Observable[T]], Observable[T]]:
+    """Fail with :class:`~streamkit.StreamTimeoutError` (``kind="total"``) when the
+    stream has not ended within ``seconds`` of subscribing, and dispose upstream,
+    which closes the HTTP response. Timers as in :func:`idle_timeout`.
+
+    Raises ``ValueError`` unless ``seconds`` is finite and > 0, ``TypeError`` for a
+    ``seconds`` that is not a number or a ``scheduler`` that is not one.
+    """
+    return _timeout("total", _checked_seconds(seconds), _checked(scheduler), idle=False, total=True)
+
+
+def deadlines(
+    budget: Deadlines | None = None,
+    *,
+    first_chunk: float | None = None,
+    idle: float | None = None,
+    total: float | None = None,
+) -> Callable[[Observable[T]], Observable[T]]:
+    """Bound each subscription of the source by a :class:`~streamkit.Deadlines`
+    (or the same fields as keyword arguments): the first chunk, the gaps after it and
+    the whole stream. After ``retry_on_error``/``fallback``/``hedge`` this is the
+    budget across all attempts; the per-attempt budget (and ``headers``) is given to
+    ``sk.stream(..., deadlines=...)``.
+
+    Raises ``TypeError`` for a ``budget`` that is not a ``Deadlines`` or for both a
+    budget and keyword arguments, ``ValueError`` for a bad number of seconds.
+    """
+    if budget is None:
+        budget = Deadlines(first_chunk=first_chunk, idle=idle, total=total)
+    elif not isinstance(budget, Deadlines):
+        raise TypeError(f"budget must be a sk.Deadlines, not {type(budget).__name__}")
+    elif (first_chunk, idle, total) != (None, None, None):
+        raise TypeError("give a Deadlines or keyword arguments, not both")
+    return budget.bound(scope="overall")
+
+
 def _checked_seconds(seconds: float) -> float:
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
         raise TypeError(f"seconds must be a number, not {seconds!r}")
@@ -85,7 +125,13 @@ def _checked(scheduler: abc.SchedulerBase | None) -> abc.SchedulerBase | None:
 
 
 def _timeout(
-    kind: str, seconds: float, scheduler: abc.SchedulerBase | None, *, idle: bool
+    kind: str,
+    seconds: float,
+    scheduler: abc.SchedulerBase | None,
+    *,
+    idle: bool,
+    total: bool = False,
+    scope: str | None = None,
 ) -> Callable[[Observable[T]], Observable[T]]:
     def timeout_(source: Observable[T]) -> Observable[T]:
         def subscribe(
@@ -93,7 +139,9 @@ def _timeout(
             subscribe_scheduler: abc.SchedulerBase | None = None,
         ) -> abc.DisposableBase:
             timers, loop = _timer_scheduler(scheduler, subscribe_scheduler)
-            watch = _Watch(observer, kind, seconds, timers, loop, idle=idle)
+            watch = _Watch(
+                observer, kind, seconds, timers, loop, idle=idle, total=total, scope=scope
+            )
             watch.start()
             watch.upstream.disposable = source.subscribe(
                 watch.on_next, watch.on_error, watch.on_completed, scheduler=subscribe_scheduler
@@ -143,13 +191,18 @@ class _Watch(Generic[T]):
         loop: asyncio.AbstractEventLoop | None,
         *,
         idle: bool,
+        total: bool = False,
+        scope: str | None = None,
     ) -> None:
         self._observer = observer
+        self._scope = scope
         self._kind = kind
         self._seconds = seconds
         self._timers = timers
         self._loop = loop
         self._idle = idle
+        self._total = total  # never disarmed by an item
+        self._overdue = False  # the total deadline passed while downstream was busy
         self._now = _clock(timers)
         self._lock = threading.Lock()
         self._done = False
@@ -178,11 +231,18 @@ class _Watch(Generic[T]):
             self._busy = True
             self._items += 1
             first = self._items == 1
-        if first and not self._idle:
+        if first and not self._idle and not self._total:
             self._timer.dispose()
         self._observer.on_next(value)
         with self._lock:
             self._busy = False
+            overdue = self._total and self._overdue and not self._done
+            if overdue:
+                self._done = True
+        if overdue:
+            self._fire()
+            return
+        with self._lock:
             if not self._idle or self._done:
                 return
             self._last = self._now()
@@ -195,9 +255,12 @@ class _Watch(Generic[T]):
         rearm_in: float | None = None
         with self._lock:
             self._armed = False
-            if self._done or self._busy:
+            if self._done:
+                return
+            if self._busy:
+                self._overdue = True  # a total deadline fires once the item is handled
                 return  # on_next re-arms when downstream is done with its item
-            if not self._idle and self._items:
+            if not self._idle and not self._total and self._items:
                 return
             if self._idle:
                 remaining = self._last + self._seconds - self._now()
@@ -219,7 +282,7 @@ class _Watch(Generic[T]):
     def _fire(self) -> None:
         self._timer.dispose()
         self.upstream.dispose()
-        self._observer.on_error(StreamTimeoutError(self._kind, self._seconds))
+        self._observer.on_error(StreamTimeoutError(self._kind, self._seconds, self._scope))
 
     def on_error(self, error: Exception) -> None:
         if self._finish():

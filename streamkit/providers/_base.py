@@ -251,6 +251,22 @@ def _carried_status(exc: BaseException) -> int | None:
     return None
 
 
+def is_timeout_error(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an error it was raised from) is a timeout of the SDK's or
+    its HTTP client's (httpx ``ReadTimeout``, ``APITimeoutError``, litellm's
+    ``Timeout``, azure-core's ``ServiceResponseTimeoutError``...)."""
+    seen: set[int] = set()
+    error: BaseException | None = exc
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, TimeoutError):
+            return True
+        if any("Timeout" in cls.__name__ for cls in type(error).__mro__):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
 def is_transient_error(exc: BaseException) -> bool:
     """Whether a new request may succeed where this error failed.
 
@@ -387,6 +403,11 @@ class ProviderAdapter(ABC):
     def message_builder(self) -> MessageBuilder:
         """A builder of the assistant message param (default: OpenAI chat format)."""
         return ChatMessageBuilder()
+
+    def with_request_timeout(self, request: Any, seconds: float) -> Any:
+        """``request`` with the SDK's per-request timeout (connect, headers and each
+        read) set to ``seconds``: ``timeout=`` (openai, anthropic, groq, litellm)."""
+        return {**request, "timeout": seconds}
 
     def http_response(self, sdk_stream: Any) -> Any:
         """The httpx response under ``sdk_stream`` (for closing its socket), if reachable."""

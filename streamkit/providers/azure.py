@@ -185,6 +185,11 @@ class AzureAdapter(ProviderAdapter):
         request["stream"] = True
         return request
 
+    def with_request_timeout(self, request: Any, seconds: float) -> Any:
+        """``request`` with azure-core's per-request ``connection_timeout`` and
+        ``read_timeout``."""
+        return {**request, "connection_timeout": seconds, "read_timeout": seconds}
+
     def open(self, client: Any, request: dict[str, Any]) -> Any:
         """Make the request; return the SDK's ``StreamingChatCompletions``."""
         return client.complete(**request)

@@ -258,6 +258,12 @@ class CohereAdapter(ProviderAdapter):
             )
         return request
 
+    def with_request_timeout(self, request: Any, seconds: float) -> Any:
+        """``request`` with cohere's ``request_options={"timeout_in_seconds": ...}``."""
+        options = dict(request.get("request_options") or {})
+        options["timeout_in_seconds"] = seconds
+        return {**request, "request_options": options}
+
     def open(self, client: Any, request: dict[str, Any]) -> Any:
         """The SDK's stream (a generator; the request is made at the first ``next``)."""
         return client.chat_stream(**request)

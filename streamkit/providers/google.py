@@ -383,6 +383,13 @@ class GoogleAdapter(ProviderAdapter):
             "config": config if config.model_fields_set else None,
         }
 
+    def with_request_timeout(self, request: Any, seconds: float) -> Any:
+        """``request`` with ``config.http_options.timeout`` (milliseconds)."""
+        config = request.get("config") or types.GenerateContentConfig()
+        options = config.http_options or types.HttpOptions()
+        options = options.model_copy(update={"timeout": max(1, round(seconds * 1000))})
+        return {**request, "config": config.model_copy(update={"http_options": options})}
+
     def open(self, client: Any, request: dict[str, Any]) -> _SyncEvents:
         """The SDK's stream; the request itself is made at the first ``next``."""
         if isinstance(client, AsyncClient):

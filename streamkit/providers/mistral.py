@@ -105,6 +105,10 @@ class MistralAdapter(ProviderAdapter):
         request["stream"] = True
         return request
 
+    def with_request_timeout(self, request: Any, seconds: float) -> Any:
+        """``request`` with mistralai's per-request ``timeout_ms``."""
+        return {**request, "timeout_ms": max(1, round(seconds * 1000))}
+
     def open(self, client: Any, request: dict[str, Any]) -> Any:
         """Make the request; return the SDK's ``EventStream``."""
         return client.chat.stream(**request)

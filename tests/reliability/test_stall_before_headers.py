@@ -4,10 +4,11 @@ headers (the fault matrix stalls after the headers; this is the stall before the
 ``first_chunk_timeout`` fires either way and every subscriber gets
 ``StreamTimeoutError``. With an async client the request task is cancelled and the
 connection closes at once. With a sync client the SDK is still inside its ``create()``
-call, blocked reading the headers, and no public handle reaches that socket: the
-connection and the reader thread stay until the server answers or the SDK client's
-own read timeout ends the wait. That gap is pinned here (a strict xfail that fails
-once it is closed), together with the mitigation that holds today.
+call, blocked reading the headers, and no public handle reaches that socket; so the
+headers deadline of ``sk.Deadlines`` is given to the SDK as its per-request timeout,
+which ends the blocked read itself: for every provider, sync and async, the stream
+fails with ``StreamTimeoutError(kind="headers")`` and the connection and the reader
+thread are released.
 """
 
 from __future__ import annotations
@@ -66,23 +67,38 @@ async def test_async_client_closes_the_connection_at_the_timeout(
         assert record.disconnected, "the server's stall did not see the client leave"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: a sync SDK blocked reading the response headers cannot be "
-    "interrupted from another thread (no handle reaches its socket yet); the connection "
-    "and the reader thread stay until the server answers or the client's read timeout",
-)
+@pytest.mark.parametrize("async_", [False, True], ids=["sync", "async"])
 @pytest.mark.parametrize("provider", PROVIDERS)
-def test_sync_client_closes_the_connection_at_the_timeout(
-    provider: ProviderCase, replay: Callable[..., ReplayServer]
+async def test_headers_deadline_closes_the_connection(
+    provider: ProviderCase, async_: bool, replay: Callable[..., ReplayServer]
 ) -> None:
+    missing = provider.missing()
+    if missing:
+        pytest.skip(missing)
     server = replay()
-    _, stalled = stalled_stream(server, provider, async_=False)
-    _, error = run_sync(stalled)
-    assert isinstance(error, sk.StreamTimeoutError) and error.kind == "first chunk"
-    released = settle(lambda: server.open_connections == 0 and not source_threads(), 0.5)
-    server.close()  # wakes the blocked reader, so nothing outlives the test
-    assert released, "connection and reader thread still held after the timeout"
+    server.push(Reply(provider.transcript, fault=Fault(http_error=503, stall_before=HEADER_STALL)))
+    client = server.client(provider.name, async_=async_)
+    stalled = sk.stream(
+        provider.name,
+        MODEL,
+        "hello",
+        client=client,
+        async_=async_,
+        deadlines=sk.Deadlines(headers=SHORT_TIMEOUT),
+    )
+    started = time.monotonic()
+    try:
+        _, error = await run(stalled, async_=async_)
+    finally:
+        if async_:
+            await close_async_client(client)
+    assert isinstance(error, sk.StreamTimeoutError), repr(error)
+    assert error.kind == "headers" and error.seconds == SHORT_TIMEOUT
+    released = settle(lambda: server.open_connections == 0 and not source_threads(), 1.5)
+    assert released, "connection or reader thread still held after the headers deadline"
+    assert time.monotonic() - started < HEADER_STALL / 2
+    record = server.wait_for_request_end(0, timeout=2.0)
+    assert record.disconnected, "the server's stall did not see the client leave"
 
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])

@@ -1,0 +1,106 @@
+"""``Deadlines``: one time budget for a call, checked per attempt and overall.
+
+Four clocks, each optional, in seconds:
+
+- ``headers``: connect, send and receive the response headers. Enforced by the SDK's
+  own per-request timeout (``timeout=`` for openai/anthropic/groq/litellm,
+  ``timeout_ms`` for mistral, ``request_options`` for cohere, ``http_options`` for
+  google-genai, ``connection_timeout``/``read_timeout`` for azure-ai-inference), so it
+  holds on the sync path too, where a read blocked before the headers has no socket
+  another thread could shut down. That per-request read timeout also bounds each gap
+  between reads of the body: it is ``max(headers, idle)``.
+- ``first_chunk``: from subscribing to the first chunk.
+- ``idle``: between chunks after the first.
+- ``total``: from subscribing to the end.
+
+Given to ``sk.stream(..., deadlines=...)`` they bound every subscription of the
+stream, that is every attempt of ``ops.retry_on_error``, ``ops.fallback``,
+``ops.hedge`` or ``sk.race``; given to ``ops.deadlines(...)`` after those operators
+they bound the whole call across its attempts (``headers`` has no meaning there). A
+deadline that passes fails the stream with :class:`~streamkit.StreamTimeoutError`
+whose ``kind`` says which one (``"headers"``, ``"first chunk"``, ``"idle"``,
+``"total"``) and ``scope`` whose (``"attempt"`` or ``"overall"``), and closes the
+HTTP response. A failed attempt's timeout is transient: ``fallback`` and
+``retry_on_error`` go on with the next attempt, and when every one fails,
+:class:`~streamkit.AllFailedError` lists each attempt's timeout.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from reactivex import Observable
+
+__all__ = ["Deadlines"]
+
+T = TypeVar("T")
+
+
+def _seconds(name: str, value: float | None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds or None, not {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be finite and > 0 seconds, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class Deadlines:
+    """A time budget: ``headers``, ``first_chunk``, ``idle`` and ``total`` seconds
+    (each ``None`` for no limit). See the module documentation for where each holds.
+
+    Raises ``TypeError``/``ValueError`` for a value that is not a positive, finite
+    number of seconds.
+    """
+
+    headers: float | None = None
+    first_chunk: float | None = None
+    idle: float | None = None
+    total: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("headers", "first_chunk", "idle", "total"):
+            object.__setattr__(self, name, _seconds(name, getattr(self, name)))
+
+    @property
+    def read_timeout(self) -> float | None:
+        """The SDK per-request timeout that enforces ``headers`` (``None``: not set)."""
+        if self.headers is None:
+            return None
+        return max(self.headers, self.idle or 0.0)
+
+    def bound(self, scope: str = "attempt") -> Callable[[Observable[T]], Observable[T]]:
+        """An operator applying ``first_chunk``, ``idle`` and ``total`` to each
+        subscription of its source (``headers`` needs the request: see ``sk.stream``);
+        its errors carry ``scope`` (``"attempt"`` or ``"overall"``)."""
+        from streamkit.ops._timeouts import _checked_seconds, _timeout
+
+        steps: list[Callable[[Observable[T]], Observable[T]]] = []
+        if self.first_chunk is not None:
+            steps.append(
+                _timeout(
+                    "first chunk", _checked_seconds(self.first_chunk), None, idle=False, scope=scope
+                )
+            )
+        if self.idle is not None:
+            steps.append(
+                _timeout("idle", _checked_seconds(self.idle), None, idle=True, scope=scope)
+            )
+        if self.total is not None:
+            steps.append(
+                _timeout(
+                    "total", _checked_seconds(self.total), None, idle=False, total=True, scope=scope
+                )
+            )
+
+        def bound_(source: Observable[T]) -> Observable[T]:
+            for step in steps:
+                source = step(source)
+            return source
+
+        return bound_
