@@ -9,8 +9,13 @@ that writes the socket:
 - back-pressure: the channel holds at most ``max_queue`` chunks. A source on its own
   thread (a sync client) is made to wait when it is full, so a slow client slows the
   provider read (TCP back-pressure) and memory stays bounded. A source on the event
-  loop (an async client) cannot wait: when the channel is full the subscription is
-  disposed and the client gets the protocol's abort event (reason ``"slow_client"``);
+  loop (an async client) cannot wait. While the client keeps up, a burst (chunks the
+  source had already read, emitted without letting the loop run, so the writer could
+  not take them yet) is taken in, up to ``BURST_FACTOR`` times ``max_queue`` chunks; but
+  when the channel is full while the writer is stuck on the client (uvicorn waits for
+  the client to read: a slow client), or a burst goes past that limit, the subscription
+  is disposed, the chunks still queued are dropped and the client gets the protocol's
+  abort event (reason ``"slow_client"``);
 - an error from the stream becomes the protocol's error event with a safe message.
 
 How every response ended is reported to ``on_end`` with the usage reported so far.
@@ -35,7 +40,11 @@ from streamkit.models import Chunk, Usage
 from streamkit.serve._encoder import Encoder
 from streamkit.serve._sse import HEARTBEAT
 
-__all__ = ["EndReason", "StreamEnd", "StreamResponse"]
+__all__ = ["BURST_FACTOR", "EndReason", "StreamEnd", "StreamResponse"]
+
+BURST_FACTOR = 16
+"""How many times ``max_queue`` a source on the event loop may emit in one burst (without
+letting the loop run) while the client keeps up."""
 
 EndReason = Literal["completed", "error", "disconnected", "slow_client"]
 
@@ -75,6 +84,7 @@ class _Channel:
         self.ready = asyncio.Event()
         self.terminal: tuple[EndReason, BaseException | None] | None = None
         self.closed = False
+        self.writer_blocked = False  # the writer waits for the client to take bytes
 
     def _on_loop(self) -> bool:
         try:
@@ -90,13 +100,16 @@ class _Channel:
                 self.loop.call_soon_threadsafe(self.ready.set)
 
     def put(self, chunk: Chunk) -> bool:
-        """Queue a chunk; ``False`` when it had to be refused (full, on the loop)."""
+        """Queue a chunk; ``False`` when it had to be refused (on the loop: full while
+        the client is slow, or past a burst's limit)."""
         on_loop = self._on_loop()
         with self.space:
-            if on_loop and len(self.items) >= self.capacity:
+            full = len(self.items) >= self.capacity
+            burst_over = len(self.items) >= self.capacity * BURST_FACTOR
+            if on_loop and full and (self.writer_blocked or burst_over):
                 return False
-            while len(self.items) >= self.capacity and not self.closed:
-                self.space.wait(0.25)
+            while not on_loop and len(self.items) >= self.capacity and not self.closed:
+                self.space.wait(0.25)  # a source thread: it waits for the writer
             if self.closed:
                 return True
             self.items.append(chunk)
@@ -208,7 +221,7 @@ class StreamResponse(Response):
             )
             if channel.closed:  # disconnected while subscribing
                 dispose()
-            await self._send(send, self.encoder.open())
+            await self._send(send, channel, self.encoder.open())
             while True:
                 try:
                     if self.heartbeat is None:
@@ -216,27 +229,29 @@ class StreamResponse(Response):
                     else:
                         await asyncio.wait_for(channel.ready.wait(), self.heartbeat)
                 except asyncio.TimeoutError:
-                    await self._send(send, [HEARTBEAT])
+                    await self._send(send, channel, [HEARTBEAT])
                     continue
                 channel.ready.clear()
                 if disconnected.is_set():
                     reason = "disconnected"
                     break
                 items = channel.take()
+                if channel.terminal is not None and channel.terminal[0] == "slow_client":
+                    items = []  # a client that cannot keep up gets the abort, not a backlog
                 events: list[bytes] = []
                 for chunk in items:
                     events += self.encoder.chunk(chunk)
                 sent += len(items)
-                await self._send(send, events)
+                await self._send(send, channel, events)
                 if channel.terminal is not None and not channel.items:
                     reason, error = channel.terminal
                     if reason == "completed":
-                        await self._send(send, self.encoder.finish())
+                        await self._send(send, channel, self.encoder.finish())
                     elif reason == "error":
                         assert error is not None
-                        await self._send(send, self.encoder.error(error))
+                        await self._send(send, channel, self.encoder.error(error))
                     else:
-                        await self._send(send, self.encoder.abort())
+                        await self._send(send, channel, self.encoder.abort())
                     break
             if not disconnected.is_set():
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -244,6 +259,8 @@ class StreamResponse(Response):
             reason = "disconnected"
         finally:
             dispose()
+            if channel.terminal is not None and channel.terminal[0] == "slow_client":
+                reason = "slow_client"  # what ended it, even if the client left after
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
@@ -251,6 +268,13 @@ class StreamResponse(Response):
             if self.on_end is not None:
                 self.on_end(self.end)
 
-    async def _send(self, send: Send, events: list[bytes]) -> None:
+    async def _send(self, send: Send, channel: _Channel, events: list[bytes]) -> None:
         if events:
-            await send({"type": "http.response.body", "body": b"".join(events), "more_body": True})
+            body = b"".join(events)
+            # A chunk emitted on the loop while this is suspended found the writer stuck
+            # on the client (uvicorn's send only waits when the client is not reading).
+            channel.writer_blocked = True
+            try:
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+            finally:
+                channel.writer_blocked = False
