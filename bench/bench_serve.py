@@ -152,7 +152,9 @@ def _run_client(url: str, requests: int) -> list[float]:
     return latencies
 
 
-def measure(events: int, requests: int, rounds: int, latency_events: int) -> dict[str, Any]:
+def measure(
+    events: int, requests: int, rounds: int, latency_events: int, latency_rounds: int
+) -> dict[str, Any]:
     """Run both arms; return CPU per event (µs) and latency percentiles (µs)."""
     from _harness import running  # tests/serve/_harness.py
 
@@ -182,11 +184,24 @@ def measure(events: int, requests: int, rounds: int, latency_events: int) -> dic
                 ]
                 out["cpu_ratio_range"] = (min(ratios), max(ratios))
             else:
+                # Per round one response per arm, alternating; the p99 of each response,
+                # then the median over rounds: one preempted moment on a shared machine
+                # moves one round, not the figure.
+                p50s: dict[str, list[float]] = {"raw": [], "sk": []}
+                p99s: dict[str, list[float]] = {"raw": [], "sk": []}
+                for _ in range(latency_rounds):
+                    for arm in ("raw", "sk"):
+                        values = sorted(_run_client(f"{url}/{arm}/v1/chat/completions", 1))
+                        p50s[arm].append(values[len(values) // 2])
+                        p99s[arm].append(values[int(len(values) * 0.99)])
                 for arm in ("raw", "sk"):
-                    values = sorted(_run_client(f"{url}/{arm}/v1/chat/completions", 3))
-                    out[f"latency_samples_{arm}"] = len(values)
-                    out[f"p50_{arm}"] = values[len(values) // 2]
-                    out[f"p99_{arm}"] = values[int(len(values) * 0.99)]
+                    out[f"p50_{arm}"] = statistics.median(p50s[arm])
+                    out[f"p99_{arm}"] = statistics.median(p99s[arm])
+                added = [sk - raw for raw, sk in zip(p99s["raw"], p99s["sk"], strict=True)]
+                out["p99_added"] = statistics.median(added)
+                out["p99_added_range"] = (min(added), max(added))
+                out["latency_samples"] = count
+                out["latency_rounds"] = latency_rounds
         provider.terminate()
         provider.join()
     out["load"].append(os.getloadavg()[0])
@@ -204,7 +219,8 @@ def section(result: dict[str, Any]) -> str:
     """The docs section for one result."""
     ratio = result["cpu_sk"] / result["cpu_raw"]
     low, high = result["cpu_ratio_range"]
-    added = result["p99_sk"] - result["p99_raw"]
+    added = result["p99_added"]
+    added_low, added_high = result["p99_added_range"]
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     loads = ", ".join(f"{load:.1f}" for load in result["load"])
     cpu_row = (
@@ -219,9 +235,11 @@ def section(result: dict[str, Any]) -> str:
         f"{result['p50_sk'] / 1000:.2f} ms | {p50:+.2f} ms | | |"
     )
     p99_row = (
-        f"| provider event → client socket, p99 ({result['latency_samples_sk']} events) | "
+        f"| provider event → client socket, p99 ({result['latency_samples']} events a "
+        f"response, median of {result['latency_rounds']} rounds) | "
         f"{result['p99_raw'] / 1000:.2f} ms | {result['p99_sk'] / 1000:.2f} ms | "
-        f"{added / 1000:+.2f} ms | ≤ 1 ms added | **{'yes' if added <= 1000 else 'no'}** |"
+        f"{added / 1000:+.2f} ms (rounds: {added_low / 1000:+.2f} to {added_high / 1000:+.2f}) "
+        f"| ≤ 1 ms added | **{'yes' if added <= 1000 else 'no'}** |"
     )
     return f"""{START}
 ## Serving to a browser (`streamkit.serve`)
@@ -243,7 +261,10 @@ run in a child process, so the CPU measured (`time.process_time` of the serving 
 is the serving side's only. CPU: {result["events"]} events per response written at once.
 Latency: the provider writes `time.monotonic_ns()` (one clock for every process on
 Linux) into each event, 4 ms apart so each is sent on its own, and the client takes
-`now - stamp` as it reads the event.
+`now - stamp` as it reads the event; "added" is the median over rounds of each round's
+p99 difference. The baseline writes the SDK's pydantic object out again
+(`model_dump_json`), streamkit a small dict of the normalized chunk (`json.dumps`): the
+encoding is not where the transport's cost is, which is why the ratio can be below 1.
 
 - Written: {when}; load average (1 min) before and after: {loads} (2 shared cores: read
   the ratio, not the absolute figures)
@@ -264,9 +285,12 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--latency-events", type=int, default=300)
+    parser.add_argument("--latency-rounds", type=int, default=7)
     parser.add_argument("--write", action="store_true", help="update docs/performance.md")
     args = parser.parse_args()
-    result = measure(args.events, args.requests, args.rounds, args.latency_events)
+    result = measure(
+        args.events, args.requests, args.rounds, args.latency_events, args.latency_rounds
+    )
     print(json.dumps(result, indent=2))
     text = section(result)
     print(text)

@@ -85,6 +85,7 @@ class _Channel:
         self.terminal: tuple[EndReason, BaseException | None] | None = None
         self.closed = False
         self.writer_blocked = False  # the writer waits for the client to take bytes
+        self.last_sent = loop.time()  # when the writer last sent bytes (loop time)
 
     def _on_loop(self) -> bool:
         try:
@@ -134,6 +135,35 @@ class _Channel:
             self.items.clear()
             self.space.notify_all()
         return items
+
+
+class _Heartbeat:
+    """One timer on the loop that wakes the writer when nothing was sent for ``every``
+    seconds (re-armed from the last send, so a busy stream costs no timer per event)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, channel: _Channel) -> None:
+        self.loop = loop
+        self.channel = channel
+        self.due = False
+        self.every = 0.0
+        self.timer: asyncio.TimerHandle | None = None
+
+    def arm(self, every: float) -> None:
+        self.every = every
+        self.timer = self.loop.call_at(self.channel.last_sent + every, self._fire)
+
+    def _fire(self) -> None:
+        idle = self.loop.time() - self.channel.last_sent
+        if idle >= self.every:
+            self.due = True
+            self.channel.ready.set()
+            idle = 0.0
+        self.timer = self.loop.call_later(self.every - idle, self._fire)
+
+    def cancel(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
 
 
 class StreamResponse(Response):
@@ -206,6 +236,7 @@ class StreamResponse(Response):
                     channel.ready.set()
                     return
 
+        heartbeat = _Heartbeat(loop, channel)
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
         watcher = loop.create_task(watch())
         sent = 0
@@ -222,19 +253,19 @@ class StreamResponse(Response):
             if channel.closed:  # disconnected while subscribing
                 dispose()
             await self._send(send, channel, self.encoder.open())
+            if self.heartbeat is not None:
+                heartbeat.arm(self.heartbeat)
             while True:
-                try:
-                    if self.heartbeat is None:
-                        await channel.ready.wait()
-                    else:
-                        await asyncio.wait_for(channel.ready.wait(), self.heartbeat)
-                except asyncio.TimeoutError:
-                    await self._send(send, channel, [HEARTBEAT])
-                    continue
+                await channel.ready.wait()
                 channel.ready.clear()
                 if disconnected.is_set():
                     reason = "disconnected"
                     break
+                if heartbeat.due:
+                    heartbeat.due = False
+                    if not channel.items and channel.terminal is None:
+                        await self._send(send, channel, [HEARTBEAT])
+                        continue
                 items = channel.take()
                 if channel.terminal is not None and channel.terminal[0] == "slow_client":
                     items = []  # a client that cannot keep up gets the abort, not a backlog
@@ -258,6 +289,7 @@ class StreamResponse(Response):
         except OSError:
             reason = "disconnected"
         finally:
+            heartbeat.cancel()
             dispose()
             if channel.terminal is not None and channel.terminal[0] == "slow_client":
                 reason = "slow_client"  # what ended it, even if the client left after
@@ -278,3 +310,4 @@ class StreamResponse(Response):
                 await send({"type": "http.response.body", "body": body, "more_body": True})
             finally:
                 channel.writer_blocked = False
+                channel.last_sent = channel.loop.time()
