@@ -33,8 +33,9 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def chat() -> Iterator[tuple[ChatServer, str]]:
-    server = build_chat_server(pace=0.08)
+def chat(request: pytest.FixtureRequest) -> Iterator[tuple[ChatServer, str]]:
+    # Slow enough by default for a stop to land mid-stream; a test may ask for faster.
+    server = build_chat_server(pace=getattr(request, "param", 0.08))
     try:
         with running(server.app) as url:
             yield server, url
@@ -61,6 +62,7 @@ def start_streaming(page: Any, url: str) -> None:
     )
 
 
+@pytest.mark.parametrize("chat", [0.02], indirect=True, ids=["paced 20 ms"])
 def test_the_page_streams_to_the_end_and_shows_usage(
     browser: Any, chat: tuple[ChatServer, str]
 ) -> None:
@@ -101,3 +103,23 @@ def test_stopping_closes_the_provider_connection_within_one_event(
     assert server.ends[0].usage is not None  # the usage reported so far is recorded
     if how == "stop button":
         page.close()
+
+
+def test_the_page_shows_tool_calls_with_their_input(browser: Any) -> None:
+    server = build_chat_server(transcript="anthropic/messages-parallel-tool-use", pace=0.0)
+    try:
+        with running(server.app) as url:
+            page = browser.new_page()
+            page.goto(url)
+            page.click("#send")
+            page.wait_for_selector(".usage", timeout=30_000)
+            usage = page.inner_text(".usage")
+            tools = page.locator(".assistant .tool").all_inner_texts()
+            page.close()
+    finally:
+        server.close()
+    assert "finish: tool-calls" in usage
+    assert tools == [
+        'secret_retrieval_tool({"password":"mellon"})',
+        'secret_retrieval_tool({"password":"radiance"})',
+    ]
