@@ -46,7 +46,7 @@ BURST_FACTOR = 16
 """How many times ``max_queue`` a source on the event loop may emit in one burst (without
 letting the loop run) while the client keeps up."""
 
-EndReason = Literal["completed", "error", "disconnected", "slow_client"]
+EndReason = Literal["completed", "error", "stopped", "disconnected", "slow_client"]
 
 SSE_HEADERS = {
     "cache-control": "no-cache, no-transform",
@@ -61,8 +61,10 @@ class StreamEnd:
     """How one streamed response ended.
 
     ``reason``: ``completed`` (the stream finished), ``error`` (it failed; ``error`` is
-    set), ``disconnected`` (the client went away: a closed tab or a stop button, which
-    HTTP/1.1 cannot tell apart) or ``slow_client`` (the send queue overflowed).
+    set), ``stopped`` (:meth:`StreamResponse.stop` was called: a stop request, such as
+    ``chat_app``'s ``POST /api/chat/stop``), ``disconnected`` (the client went away: a
+    closed tab, a lost network, or a stop button that only aborts the request, which
+    the server cannot tell apart) or ``slow_client`` (the send queue overflowed).
     ``usage`` is the latest usage the stream reported (``None`` if none yet);
     ``chunks`` how many chunks were sent.
     """
@@ -203,6 +205,18 @@ class StreamResponse(Response):
         self.max_queue = max_queue
         self.on_end = on_end
         self.end: StreamEnd | None = None
+        self._stop: Callable[[], None] | None = None
+        self._stop_requested = False
+
+    def stop(self) -> None:
+        """Stop the stream at the server's request (a stop button that says so): the
+        subscription is disposed at once (the provider's response closed), the client
+        gets the protocol's abort event and the end is reported as ``stopped``. Call it
+        on the event loop's thread; before the response started, it stops it at once."""
+        if self._stop is None:
+            self._stop_requested = True
+        else:
+            self._stop()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the stream to the client (ASGI)."""
@@ -225,6 +239,11 @@ class StreamResponse(Response):
                 channel.end("slow_client")
                 dispose()
 
+        def stop() -> None:
+            channel.end("stopped")
+            dispose()
+
+        self._stop = stop
         disconnected = asyncio.Event()
 
         async def watch() -> None:
@@ -250,7 +269,9 @@ class StreamResponse(Response):
                     lambda: channel.end("completed"),
                 )
             )
-            if channel.closed:  # disconnected while subscribing
+            if self._stop_requested:
+                stop()
+            if channel.closed:  # disconnected or stopped while subscribing
                 dispose()
             await self._send(send, channel, self.encoder.open())
             if self.heartbeat is not None:
@@ -291,8 +312,8 @@ class StreamResponse(Response):
         finally:
             heartbeat.cancel()
             dispose()
-            if channel.terminal is not None and channel.terminal[0] == "slow_client":
-                reason = "slow_client"  # what ended it, even if the client left after
+            if channel.terminal is not None and channel.terminal[0] in ("slow_client", "stopped"):
+                reason = channel.terminal[0]  # what ended it, even if the client left after
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher

@@ -143,3 +143,36 @@ def test_an_error_midway_ends_the_ui_stream_with_a_safe_error_event() -> None:
     assert error_text and "Traceback" not in error_text and "sk-" not in error_text
     (end,) = ends.wait()
     assert end.reason == "error" and end.error is not None
+
+
+def test_a_stop_request_ends_the_chat_with_abort_and_is_told_apart_from_a_disconnect() -> None:
+    ends = Ends()
+    with ReplayServer("anthropic/messages-thinking", pace=0.03) as replay:
+
+        def handler(messages: list[dict[str, Any]]) -> sk.Stream:
+            return sk.stream("anthropic", "m", messages, client=replay.client("anthropic"))
+
+        with running(chat_app(handler, on_end=ends)) as url, httpx.Client(timeout=10) as http:
+            body = {"id": "chat-7", "messages": UI_MESSAGES}
+            kinds: list[str] = []
+            last = ""
+            with http.stream("POST", f"{url}/api/chat", json=body) as response:
+                for line in response.iter_lines():
+                    if line.startswith("data: {"):
+                        kinds.append(json.loads(line[6:])["type"])
+                    if kinds.count("reasoning-delta") == 2 and "stop" not in kinds:
+                        kinds.append("stop")
+                        sent_when_stopped = replay.requests[0].events_sent
+                        stopped = http.post(f"{url}/api/chat/stop", json={"id": "chat-7"})
+                    last = line or last
+            unknown = http.post(f"{url}/api/chat/stop", json={"id": "chat-7"})
+        record = replay.wait_for_request_end()
+    assert stopped.json() == {"stopped": True}
+    assert unknown.status_code == 404  # that stream is over
+    # The client read the stream to its end: the abort event, then [DONE].
+    assert kinds[-1] == "abort" and last == "data: [DONE]"
+    assert "finish" not in kinds
+    (end,) = ends.wait()
+    assert end.reason == "stopped" and end.usage is not None
+    assert record.disconnected and not record.completed
+    assert record.events_sent <= sent_when_stopped + 1
