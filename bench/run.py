@@ -479,10 +479,21 @@ def main(argv: list[str] | None = None) -> int:
     import _report
 
     text = _report.render(results, command=_command(args), environment=environment())
-    args.out.write_text(text)
+    args.out.write_text(_keep_multistream_section(text, args.out))
     log(f"wrote {args.out} ({results.seconds / 60:.1f} min)")
     print(_report.summary(results))
     return 0
+
+
+def _keep_multistream_section(text: str, page: Path) -> str:
+    """``text`` with the section ``bench/bench_multistream.py`` wrote into ``page``
+    (between its markers) carried over, so rewriting the page keeps it."""
+    begin, end = "<!-- multistream:begin -->", "<!-- multistream:end -->"
+    old = page.read_text(encoding="utf-8") if page.exists() else ""
+    start, stop = old.find(begin), old.find(end)
+    if start < 0 or stop < start:
+        return text
+    return text.rstrip("\n") + "\n\n" + old[start : stop + len(end)] + "\n"
 
 
 def _command(args: argparse.Namespace) -> str:
