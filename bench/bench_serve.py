@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "serve"))
 
-START, END = "<!-- serve-bench:start -->", "<!-- serve-bench:end -->"
+SECTION = "serve"  # its section of docs/performance.md (bench/_sections.py)
 X = "\u00d7"  # the multiplication sign (spelled out: ruff flags it as ambiguous)
 
 
@@ -241,8 +241,7 @@ def section(result: dict[str, Any]) -> str:
         f"{added / 1000:+.2f} ms (rounds: {added_low / 1000:+.2f} to {added_high / 1000:+.2f}) "
         f"| ≤ 1 ms added | **{'yes' if added <= 1000 else 'no'}** |"
     )
-    return f"""{START}
-## Serving to a browser (`streamkit.serve`)
+    return f"""## Serving to a browser (`streamkit.serve`)
 
 <!-- Written by bench/bench_serve.py (bench/run.py keeps this section): run it again. -->
 
@@ -275,8 +274,7 @@ encoding is not where the transport's cost is, which is why the ratio can be bel
 | --- | --- | --- | --- | --- | --- |
 {cpu_row}
 {p50_row}
-{p99_row}
-{END}"""
+{p99_row}"""
 
 
 def main() -> None:
@@ -295,15 +293,10 @@ def main() -> None:
     text = section(result)
     print(text)
     if args.write:
+        import _sections
+
         page = ROOT / "docs" / "performance.md"
-        content = page.read_text()
-        if START in content:
-            content = (
-                content[: content.index(START)] + text + content[content.index(END) + len(END) :]
-            )
-        else:
-            content = content.rstrip("\n") + "\n\n" + text + "\n"
-        page.write_text(content)
+        page.write_text(_sections.replace_section(page.read_text(encoding="utf-8"), SECTION, text))
 
 
 if __name__ == "__main__":

@@ -198,6 +198,50 @@ def cancellation() -> marbles.Diagram:
     return marbles.record(lambda stream: stream.pipe(rx.take(2)), source, title="take(2)")
 
 
+def chunks_of(provider: str, *pieces: str) -> list[sk.Chunk]:
+    """One content chunk of ``provider`` per piece."""
+    return [sk.Chunk(provider=provider, content=piece) for piece in pieces]
+
+
+def fallback() -> marbles.Diagram:
+    cut = sk.IncompleteStreamError("anthropic", "message_stop", events=2)
+    primary = marbles.cold(chunks_of("anthropic", "Once", " upon"), error=cut, name="claude")
+    # the backup, asked to continue "Once upon", answers with the rest only
+    backup = marbles.cold(chunks_of("openai", " a", " time"), name="gpt")
+
+    def pipeline(claude: Observable[sk.Chunk], gpt: Observable[sk.Chunk]) -> Observable[sk.Chunk]:
+        return claude.pipe(ops.fallback(lambda delivered: gpt))
+
+    return marbles.record(pipeline, primary, backup, title="fallback(gpt)")
+
+
+def hedge() -> marbles.Diagram:
+    scheduler = TestScheduler()
+    slow = marbles.cold(
+        "------a-b|", values=dict(zip("ab", text_chunks("Late", "!"), strict=True)), name="first"
+    )
+    fast = marbles.cold(chunks_of("openai", "Quick", " answer"), name="hedge")
+
+    def pipeline(first: Observable[sk.Chunk], hedge: Observable[sk.Chunk]) -> Observable[sk.Chunk]:
+        return first.pipe(ops.hedge(hedge, after=25, scheduler=scheduler))
+
+    return marbles.record(pipeline, slow, fast, scheduler=scheduler, title="hedge(hedge, after=25)")
+
+
+def race() -> marbles.Diagram:
+    a = marbles.cold(chunks_of("openai", "Well,", " 4200", " plus", " 42", " is", " 4242"), name="a")
+    b = marbles.cold(
+        "--x--y-z|",
+        values=dict(zip("xyz", chunks_of("anthropic", "It is", " 4242", "."), strict=True)),
+        name="b",
+    )
+
+    def pipeline(a: Observable[sk.Chunk], b: Observable[sk.Chunk]) -> Observable[sk.Chunk]:
+        return sk.race(a, b, until=lambda text: "4242" in text)
+
+    return marbles.record(pipeline, a, b, title='race(a, b, until="4242" in text)')
+
+
 DIAGRAMS: dict[str, Callable[[], marbles.Diagram]] = {
     "to_call_response": to_call_response,
     "accumulate": accumulate,
@@ -209,6 +253,9 @@ DIAGRAMS: dict[str, Callable[[], marbles.Diagram]] = {
     "share_replay-everyone-leaves": share_replay_everyone_leaves,
     "tee_audio_text": tee_audio_text,
     "retry_on_error": retry_on_error,
+    "fallback": fallback,
+    "hedge": hedge,
+    "race": race,
     "partial_tool_args": partial_tool_args,
     "partial_object": partial_object,
     "cold-stream": cold_stream,

@@ -9,7 +9,9 @@ Four clocks, each optional, in seconds:
   holds on the sync path too, where a read blocked before the headers has no socket
   another thread could shut down. That per-request read timeout also bounds each gap
   between reads of the body: it is ``max(headers, idle)``.
-- ``first_chunk``: from subscribing to the first chunk.
+- ``first_chunk``: from subscribing to the first chunk that carries output (text,
+  thinking, a refusal, a tool call or audio): a provider's opening event without any
+  (Anthropic's ``message_start``, OpenAI's role chunk) does not end the wait.
 - ``idle``: between chunks after the first.
 - ``total``: from subscribing to the end.
 
@@ -30,9 +32,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from reactivex import Observable
+
+from streamkit.models import Chunk
 
 __all__ = ["Deadlines"]
 
@@ -80,11 +84,17 @@ class Deadlines:
         its errors carry ``scope`` (``"attempt"`` or ``"overall"``)."""
         from streamkit.ops._timeouts import _checked_seconds, _timeout
 
+        counts: Callable[[Any], bool] = _carries_output
         steps: list[Callable[[Observable[T]], Observable[T]]] = []
         if self.first_chunk is not None:
             steps.append(
                 _timeout(
-                    "first chunk", _checked_seconds(self.first_chunk), None, idle=False, scope=scope
+                    "first chunk",
+                    _checked_seconds(self.first_chunk),
+                    None,
+                    idle=False,
+                    scope=scope,
+                    counts=counts,
                 )
             )
         if self.idle is not None:
@@ -104,3 +114,17 @@ class Deadlines:
             return source
 
         return bound_
+
+
+def _carries_output(item: Any) -> bool:
+    """Whether a chunk carries output (anything else, as a non-chunk item, counts)."""
+    if not isinstance(item, Chunk):
+        return True
+    return bool(
+        item.content
+        or item.thinking
+        or item.refusal
+        or item.tool_calls
+        or item.audio
+        or item.audio_transcript
+    )

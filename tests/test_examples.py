@@ -17,6 +17,7 @@ EXAMPLES = [
     ("compose_pipeline.py", r"^final: finish_reason=stop usage=input_tokens=\d+"),
     ("early_termination_search.py", r"^the server never had to send [1-9]\d* of \d+ events$"),
     ("fan_out.py", r"^requests made: 1$"),
+    ("race_models.py", r"^losers closed early: 2 of 2$"),
     (
         "property_test_operator.py",
         r"^words\(\): the property held on [1-9]\d* generated chunk streams$",

@@ -132,6 +132,7 @@ def _timeout(
     idle: bool,
     total: bool = False,
     scope: str | None = None,
+    counts: Callable[[Any], bool] | None = None,
 ) -> Callable[[Observable[T]], Observable[T]]:
     def timeout_(source: Observable[T]) -> Observable[T]:
         def subscribe(
@@ -140,7 +141,15 @@ def _timeout(
         ) -> abc.DisposableBase:
             timers, loop = _timer_scheduler(scheduler, subscribe_scheduler)
             watch = _Watch(
-                observer, kind, seconds, timers, loop, idle=idle, total=total, scope=scope
+                observer,
+                kind,
+                seconds,
+                timers,
+                loop,
+                idle=idle,
+                total=total,
+                scope=scope,
+                counts=counts,
             )
             watch.start()
             watch.upstream.disposable = source.subscribe(
@@ -193,9 +202,11 @@ class _Watch(Generic[T]):
         idle: bool,
         total: bool = False,
         scope: str | None = None,
+        counts: Callable[[Any], bool] | None = None,
     ) -> None:
         self._observer = observer
         self._scope = scope
+        self._counts = counts  # which items end the wait for the first one (None: all)
         self._kind = kind
         self._seconds = seconds
         self._timers = timers
@@ -229,8 +240,10 @@ class _Watch(Generic[T]):
             if self._done:
                 return
             self._busy = True
-            self._items += 1
-            first = self._items == 1
+            first = False
+            if self._counts is None or self._counts(value):
+                self._items += 1
+                first = self._items == 1
         if first and not self._idle and not self._total:
             self._timer.dispose()
         self._observer.on_next(value)

@@ -53,6 +53,29 @@ def test_deadlines_combine_and_the_first_to_pass_names_itself() -> None:
     assert xs.subscriptions == [subscribe(200, 240)]
 
 
+def test_the_first_chunk_deadline_waits_for_output_not_an_opening_event() -> None:
+    """Anthropic's ``message_start`` and OpenAI's role chunk carry no output: they do
+    not end the wait for the first chunk; a thinking delta or a tool call does."""
+    scheduler = TestScheduler()
+    opening = sk.Chunk(provider="anthropic", model="claude")
+    xs = scheduler.create_cold_observable(
+        on_next(5, opening), on_next(50, sk.Chunk(provider="anthropic", content="late"))
+    )
+    results = scheduler.start(lambda: xs.pipe(ops.deadlines(first_chunk=30)))
+    error = results.messages[-1].value.exception
+    assert isinstance(error, sk.StreamTimeoutError)
+    assert (error.kind, error.scope, results.messages[-1].time) == ("first chunk", "overall", 230)
+    assert xs.subscriptions == [subscribe(200, 230)]
+
+    scheduler = TestScheduler()
+    thinking = sk.Chunk(provider="anthropic", thinking="hm")
+    ys = scheduler.create_cold_observable(
+        on_next(5, opening), on_next(20, thinking), on_next(50, opening), on_completed(60)
+    )
+    results = scheduler.start(lambda: ys.pipe(sk.Deadlines(first_chunk=30).bound()))
+    assert results.messages[-1].value.kind == "C" and results.messages[-1].time == 260
+
+
 def test_a_stream_that_ends_in_time_passes_unchanged() -> None:
     scheduler = TestScheduler()
     a, b = chunks_of(["a", "b"])
@@ -79,7 +102,8 @@ def test_total_timeout_passes_exactly_the_chunks_before_it(gaps: list[int], tota
     passed = [m for m in results.messages if m.value.kind == "N"]
     assert len(passed) == sum(1 for t in times if t < total)
     ended_by_timeout = results.messages[-1].value.kind == "E"
-    assert ended_by_timeout == (now + 1 > total)
+    # at a tie the deadline, armed at the subscription, is handled first (as the chunks)
+    assert ended_by_timeout == (now + 1 >= total)
 
 
 @pytest.mark.parametrize(

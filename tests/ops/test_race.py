@@ -397,3 +397,39 @@ async def test_best_of_stops_a_candidate_that_can_no_longer_win_on_the_server(
     assert record.disconnected and record.events_sent < record.events_total
     assert response.usage is not None  # the stopped candidate's message_start is billed
     assert response.usage.input_tokens == 16 + 602
+
+
+@pytest.mark.parametrize("async_", [False, True], ids=["sync", "async"])
+async def test_a_streaming_loser_is_closed_within_one_event_of_the_decision(
+    async_: bool,
+) -> None:
+    """The loser is mid-stream (paced, as a model writes) when the winner matches: after
+    the decision the loser's server sends it at most one more event (the one being
+    written at that instant), then sees the connection closed."""
+    with ReplayServer(pace=0.0) as loser_server, ReplayServer(pace=0.0) as winner_server:
+        loser_server.push(Reply("anthropic/messages-tool-result-followup", pace=0.05))
+        winner_server.push(Reply(WINNER, fault=Fault(stall_before=0.3)))
+        loser_client = loser_server.client("anthropic", async_=async_)
+        winner_client = winner_server.client("openai", async_=async_)
+        sent_at_decision: list[int] = []
+        loser = sk.stream("anthropic", "m", "hi", client=loser_client, async_=async_)
+        winner = sk.stream("openai", "m", "hi", client=winner_client, async_=async_)
+
+        def decided(chunk: sk.Chunk) -> None:
+            if not sent_at_decision:  # the winner's first chunk: emitted at the decision
+                sent_at_decision.append(loser_server.requests[0].events_sent)
+
+        try:
+            response = await run(
+                sk.race(loser, winner, until=lambda t: "equals 4242" in t).pipe(
+                    rx.do_action(decided), ops.to_call_response()
+                ),
+                async_,
+            )
+        finally:
+            await close(async_, loser_client, winner_client)
+        record = await asyncio.to_thread(loser_server.wait_for_request_end, 0, 3.0)
+    assert response.provider == "openai"
+    assert 0 < sent_at_decision[0] < record.events_total  # it was mid-stream
+    assert record.disconnected and not record.completed
+    assert record.events_sent <= sent_at_decision[0] + 1
