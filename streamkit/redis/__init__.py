@@ -1,0 +1,1 @@
+"""streamkit over Redis Streams."""
