@@ -7,6 +7,7 @@ as reactivex's own operators do: ``stream.pipe(ops.text(), ...)``.
 from streamkit.ops._accumulate import accumulate
 from streamkit.ops._partial_object import partial_object
 from streamkit.ops._partial_tool_args import PartialToolArgs, partial_tool_args
+from streamkit.ops._publish import publish
 from streamkit.ops._retry_on_error import retry_on_error
 from streamkit.ops._share_replay import share_replay
 from streamkit.ops._take_until_match import TextPattern, take_until_match
@@ -25,6 +26,7 @@ __all__ = [
     "idle_timeout",
     "partial_object",
     "partial_tool_args",
+    "publish",
     "retry_on_error",
     "share_replay",
     "take_until_match",

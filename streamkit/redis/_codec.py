@@ -58,9 +58,7 @@ def encode_chunk(chunk: Chunk) -> bytes:
     if chunk.usage is not None:
         out["u"] = _usage(chunk.usage)
     if chunk.tool_calls:
-        out["t"] = [
-            [d.index, d.id, d.name, d.arguments, d.complete] for d in chunk.tool_calls
-        ]
+        out["t"] = [[d.index, d.id, d.name, d.arguments, d.complete] for d in chunk.tool_calls]
     if chunk.audio is not None:
         out["a"] = base64.b64encode(chunk.audio).decode("ascii")
     if chunk.audio_transcript is not None:

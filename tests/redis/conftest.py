@@ -10,6 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from streamkit.testing.redis_server import RedisServer
+from tests.redis.helpers import producers_done
 
 
 @pytest.fixture(scope="session")
@@ -25,6 +26,7 @@ async def redis(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
     client = aioredis.Redis.from_url(redis_server.url)
     await client.flushdb()
     yield client
+    await producers_done()  # they outlive their subscribers
     await client.aclose()
 
 
