@@ -25,7 +25,7 @@ from streamkit.redis._errors import (
     StreamGapError,
     StreamNotFoundError,
 )
-from streamkit.redis._log import CHUNK_FIELD, END_FIELD, lease_key, parse_id, retrying
+from streamkit.redis._log import CHUNK_FIELD, END_FIELD, LOST, lease_key, parse_id, retrying
 from streamkit.source import _event_loop, _on_loop_thread
 
 __all__ = ["entries", "follow"]
@@ -120,7 +120,9 @@ def follow(
                     if disposed:
                         return
                     if isinstance(item, Terminal):
-                        if item.state == "error":
+                        if item.error_type == LOST:
+                            observer.on_error(ProducerLostError(key))
+                        elif item.state == "error":
                             observer.on_error(ProducerError(key, item.error_type, item.message))
                         else:
                             observer.on_completed()

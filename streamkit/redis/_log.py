@@ -23,6 +23,8 @@ T = TypeVar("T")
 
 CHUNK_FIELD = b"c"
 END_FIELD = b"end"
+LOST = "ProducerLostError"
+"""The ``error_type`` of the terminal entry a producer writes when it lost its lease."""
 TRANSIENT = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 
 

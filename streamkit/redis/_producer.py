@@ -2,7 +2,7 @@
 
 One producer per key, through a ``SET NX PX`` lease renewed every third of its length.
 Each chunk is one ``XADD`` with its own id (``<base>-<seq>``, so a retry after a lost
-reply cannot duplicate it) and ``MAXLEN ~``; the terminal entry says complete / error /
+reply cannot duplicate it; chunks that queued up meanwhile share one pipelined round trip) and ``MAXLEN ~``; the terminal entry says complete / error /
 cancelled with the usage folded so far; then the stream gets its TTL and the lease is
 released. A follower never slows the producer: it only appends. An explicit stop
 (:func:`streamkit.redis.stop`) wakes a ``BLPOP`` on the stop list, which disposes the
@@ -27,6 +27,7 @@ from streamkit.redis._codec import Terminal, encode_chunk, encode_terminal
 from streamkit.redis._log import (
     CHUNK_FIELD,
     END_FIELD,
+    LOST,
     TRANSIENT,
     lease_key,
     retrying,
@@ -80,6 +81,7 @@ async def produce(
     lease: float = 10.0,
     retry_for: float = 30.0,
     token: str | None = None,
+    batch_max: int = 64,
 ) -> Terminal | None:
     """Run ``source`` as ``key``'s producer; the terminal entry written, or ``None`` when
     another producer holds the lease (nothing is requested then).
@@ -87,10 +89,12 @@ async def produce(
     ``ttl``: seconds the finished stream is kept; ``maxlen``: entries kept (``MAXLEN ~``);
     ``lease``: seconds without renewal after which followers consider the producer dead;
     ``retry_for``: seconds to keep retrying Redis when it is unreachable. ``token`` is a
-    lease already taken with :func:`acquire`.
+    lease already taken with :func:`acquire`. Chunks that arrived while an ``XADD``
+    was in flight go in the next round trip together (at most ``batch_max``): a burst
+    costs few round trips, a paced stream one per chunk, and no chunk waits for another.
     """
-    if maxlen < 1 or ttl <= 0 or lease <= 0:
-        raise ValueError("maxlen, ttl and lease must be positive")
+    if maxlen < 1 or ttl <= 0 or lease <= 0 or batch_max < 1:
+        raise ValueError("maxlen, ttl, lease and batch_max must be positive")
     if token is None:
         token = await acquire(redis, key, lease, retry_for)
         if token is None:
@@ -124,9 +128,7 @@ async def produce(
         while True:
             await asyncio.sleep(lease / 3)
             try:
-                held = await redis.eval(
-                    _RENEW, 1, lease_key(key), token, int(lease * 1000)
-                )
+                held = await redis.eval(_RENEW, 1, lease_key(key), token, int(lease * 1000))
             except TRANSIENT:
                 continue
             if not held:
@@ -139,27 +141,38 @@ async def produce(
     seq = 0
     accumulator = Accumulator()
 
-    async def append(fields: dict[Any, Any]) -> None:
+    async def append(batch: list[dict[Any, Any]]) -> None:
+        """``XADD`` the entries of ``batch`` in one round trip, each with its own id."""
         nonlocal seq
-        seq += 1
-        entry_id = f"{base}-{seq}"
+        first = seq + 1
+        seq += len(batch)
 
         async def xadd() -> None:
-            try:
-                await redis.xadd(key, fields, id=entry_id, maxlen=maxlen, approximate=True)
-            except ResponseError as error:
-                if "equal or smaller" not in str(error):
-                    raise
-                # A retry of an XADD whose reply was lost: the entry is there already.
+            pipe = redis.pipeline(transaction=False)
+            for offset, fields in enumerate(batch):
+                entry_id = f"{base}-{first + offset}"
+                pipe.xadd(key, fields, id=entry_id, maxlen=maxlen, approximate=True)
+            for result in await pipe.execute(raise_on_error=False):
+                # "equal or smaller": a retry of an XADD whose reply was lost, already there.
+                if isinstance(result, ResponseError) and "equal or smaller" not in str(result):
+                    raise result
 
         await retrying(key, xadd, retry_for)
 
     try:
         while True:
             kind, value = await queue.get()
-            if kind == "chunk":
+            batch: list[dict[Any, Any]] = []
+            while kind == "chunk":
                 accumulator.add(value)
-                await append({CHUNK_FIELD: encode_chunk(value)})
+                batch.append({CHUNK_FIELD: encode_chunk(value)})
+                if queue.empty() or len(batch) >= batch_max:
+                    kind = ""
+                    break
+                kind, value = queue.get_nowait()
+            if batch:
+                await append(batch)
+            if not kind:
                 continue
             if kind == "done":
                 terminal = Terminal("complete", accumulator.usage)
@@ -168,10 +181,10 @@ async def produce(
             elif kind == "stop":
                 terminal = Terminal("cancelled", accumulator.usage)
             else:
-                terminal = Terminal("error", accumulator.usage, "ProducerLostError", "lease lost")
+                terminal = Terminal("error", accumulator.usage, LOST, "lease lost")
             break
         subscription.dispose()
-        await append({END_FIELD: encode_terminal(terminal)})
+        await append([{END_FIELD: encode_terminal(terminal)}])
     finally:
         subscription.dispose()
         for task in tasks:

@@ -53,10 +53,13 @@ def _free_port() -> int:
 
 class RedisServer:
     """One server process on 127.0.0.1. ``start()``/``stop()`` may be called again to
-    restart it on the same port (the data is lost: no persistence)."""
+    restart it on the same port: the data is lost, unless ``persistent`` (an append-only
+    file written before each reply, so what a client was told is written survives a
+    ``SIGKILL``)."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, *, persistent: bool = False) -> None:
         self.binary = find_server_binary()
+        self.persistent = persistent
         self.port = port if port is not None else _free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self._dir = tempfile.mkdtemp(prefix="streamkit-redis-")
@@ -74,7 +77,11 @@ class RedisServer:
     def start(self, timeout: float = 10.0) -> None:
         """Start the server and wait until it accepts connections."""
         args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1"]
-        args += ["--save", "", "--appendonly", "no", "--dir", self._dir, "--maxclients", "4064"]
+        args += ["--save", "", "--dir", self._dir, "--maxclients", "4064"]
+        if self.persistent:
+            args += ["--appendonly", "yes", "--appendfsync", "always"]
+        else:
+            args += ["--appendonly", "no"]
         self.process = subprocess.Popen(
             args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self._dir
         )
@@ -103,7 +110,7 @@ class RedisServer:
         process.wait(timeout=10)
 
     def restart(self) -> None:
-        """Stop and start again on the same port (data lost)."""
+        """Stop (``SIGKILL``) and start again on the same port (data lost unless persistent)."""
         self.stop()
         self.start()
 
