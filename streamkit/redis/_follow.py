@@ -31,6 +31,106 @@ from streamkit.source import _event_loop, _on_loop_thread
 __all__ = ["entries", "follow"]
 
 BATCH = 500
+CATCH_UP = 16
+"""Followers of one key in one process that replay history at the same time."""
+
+Entry = tuple[str, dict[bytes, bytes]]
+
+
+def _decoded(response: Any) -> list[Entry]:
+    if not response:
+        return []
+    return [
+        (raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id), fields)
+        for raw_id, fields in response[0][1]
+    ]
+
+
+async def _exists(redis: aioredis.Redis, key: str) -> tuple[int, int]:
+    pipe = redis.pipeline(transaction=False)
+    pipe.exists(key)
+    pipe.exists(lease_key(key))
+    stream, lease = await pipe.execute()
+    return int(stream), int(lease)
+
+
+class _Tail:
+    """The one blocking ``XREAD`` of a key in this process (per client, loop, ``poll``
+    and ``retry_for``): it hands every new entry to each follower's queue, so a thousand
+    followers cost one read per batch of entries and one connection, not a thousand.
+
+    On a read that timed out it checks the producer's lease and tells the followers
+    ``("idle", (stream exists, lease held))``; a Redis error that outlived ``retry_for``
+    goes to them as ``("error", error)``.
+    """
+
+    def __init__(
+        self, redis: aioredis.Redis, key: str, start: str, poll: float, retry_for: float
+    ) -> None:
+        self.redis, self.key, self.poll, self.retry_for = redis, key, poll, retry_for
+        self.position = start
+        self.queues: set[asyncio.Queue[tuple[str, Any]]] = set()
+        self.limit = asyncio.Semaphore(CATCH_UP)
+        self.task = asyncio.get_running_loop().create_task(self._run())
+
+    def _tell(self, message: tuple[str, Any]) -> None:
+        for queue in self.queues:
+            queue.put_nowait(message)
+
+    async def _read(self, block: int | None) -> list[Entry]:
+        response = await retrying(
+            self.key,
+            lambda: self.redis.xread({self.key: self.position}, count=BATCH, block=block),
+            self.retry_for,
+        )
+        return _decoded(response)
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                batch = await self._read(int(self.poll * 1000))
+                if not batch:
+                    stream, lease = await retrying(
+                        self.key, lambda: _exists(self.redis, self.key), self.retry_for
+                    )
+                    if not lease:  # it may have finished since the read: look again
+                        batch = await self._read(None)
+                    if not batch:
+                        self._tell(("idle", (stream, lease)))
+                        continue
+                self.position = batch[-1][0]
+                self._tell(("entries", batch))
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            self._tell(("error", error))
+        finally:
+            _TAILS.pop(self.ident, None)
+
+    @property
+    def ident(self) -> tuple[object, ...]:
+        return (self.task.get_loop(), id(self.redis), self.key, self.poll, self.retry_for)
+
+    def leave(self, queue: asyncio.Queue[tuple[str, Any]]) -> None:
+        self.queues.discard(queue)
+        if not self.queues:
+            self.task.cancel()
+            _TAILS.pop(self.ident, None)
+
+
+_TAILS: dict[tuple[object, ...], _Tail] = {}
+
+
+def _join(
+    redis: aioredis.Redis, key: str, after: str, poll: float, retry_for: float
+) -> tuple[_Tail, asyncio.Queue[tuple[str, Any]]]:
+    ident = (asyncio.get_running_loop(), id(redis), key, poll, retry_for)
+    tail = _TAILS.get(ident)
+    if tail is None or tail.task.done():
+        tail = _TAILS[ident] = _Tail(redis, key, after, poll, retry_for)
+    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+    tail.queues.add(queue)
+    return tail, queue
 
 
 async def entries(
@@ -44,50 +144,66 @@ async def entries(
     """``(entry id, chunk)`` for each entry after ``after``, then ``(id, Terminal)`` last.
 
     ``poll``: seconds each blocking read waits before checking the producer's lease.
+    The followers of one key in one process share one blocking read (and connection).
     Raises :class:`StreamNotFoundError`, :class:`StreamGapError`,
     :class:`ProducerLostError` or :class:`RedisUnavailableError`.
     """
     base, seq = parse_id(after)
     expected: tuple[int | None, int] = (None, 1) if (base, seq) == (0, 0) else (base, seq + 1)
     last = after
+    tail, queue = _join(redis, key, after, poll, retry_for)
 
-    async def read(block: int | None) -> Any:
-        return await redis.xread({key: last}, count=BATCH, block=block)
+    def check(entry_id: str) -> None:
+        nonlocal expected, last
+        got = parse_id(entry_id)
+        if (expected[0] is not None and got[0] != expected[0]) or got[1] != expected[1]:
+            raise StreamGapError(key, last, entry_id)
+        expected = (got[0], got[1] + 1)
+        last = entry_id
 
-    async def exists() -> tuple[int, int]:
-        pipe = redis.pipeline(transaction=False)
-        pipe.exists(key)
-        pipe.exists(lease_key(key))
-        stream, lease = await pipe.execute()
-        return int(stream), int(lease)
-
-    stream, lease = await retrying(key, exists, retry_for)
-    if not stream and not lease:
-        raise StreamNotFoundError(key)
-    while True:
-        response = await retrying(key, lambda: read(int(poll * 1000)), retry_for)
-        if not response:
-            stream, lease = await retrying(key, exists, retry_for)
-            if lease:
-                continue
-            response = await retrying(key, lambda: read(None), retry_for)
-            if not response:
+    try:
+        async with tail.limit:
+            stream, lease = await retrying(key, lambda: _exists(redis, key), retry_for)
+        if not stream and not lease:
+            raise StreamNotFoundError(key)
+        joined_at = parse_id(tail.position)
+        while parse_id(last) < joined_at:  # replay what the shared read had passed
+            async with tail.limit:
+                response = await retrying(
+                    key, lambda: redis.xread({key: last}, count=BATCH), retry_for
+                )
+            batch = _decoded(response)
+            if not batch:
+                break
+            for entry_id, fields in batch:
+                check(entry_id)
+                if END_FIELD in fields:
+                    yield entry_id, decode_terminal(fields[END_FIELD])
+                    return
+                yield entry_id, decode_chunk(fields[CHUNK_FIELD])
+        while True:
+            kind, value = await queue.get()
+            if kind == "error":
+                raise value
+            if kind == "idle":
+                stream, lease = value
+                if lease:
+                    continue
                 if not stream and last != after:
                     raise StreamGapError(key, last, None)  # expired under us
                 if not stream:
                     raise StreamNotFoundError(key)
                 raise ProducerLostError(key)
-        for raw_id, fields in response[0][1]:
-            entry_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
-            got = parse_id(entry_id)
-            if (expected[0] is not None and got[0] != expected[0]) or got[1] != expected[1]:
-                raise StreamGapError(key, last, entry_id)
-            expected = (got[0], got[1] + 1)
-            last = entry_id
-            if END_FIELD in fields:
-                yield entry_id, decode_terminal(fields[END_FIELD])
-                return
-            yield entry_id, decode_chunk(fields[CHUNK_FIELD])
+            for entry_id, fields in value:
+                if parse_id(entry_id) <= parse_id(last):
+                    continue  # replayed already
+                check(entry_id)
+                if END_FIELD in fields:
+                    yield entry_id, decode_terminal(fields[END_FIELD])
+                    return
+                yield entry_id, decode_chunk(fields[CHUNK_FIELD])
+    finally:
+        tail.leave(queue)
 
 
 def follow(
@@ -116,18 +232,20 @@ def follow(
 
         async def run() -> None:
             try:
-                async for _, item in entries(redis, key, after, poll=poll, retry_for=retry_for):
-                    if disposed:
-                        return
-                    if isinstance(item, Terminal):
-                        if item.error_type == LOST:
-                            observer.on_error(ProducerLostError(key))
-                        elif item.state == "error":
-                            observer.on_error(ProducerError(key, item.error_type, item.message))
-                        else:
-                            observer.on_completed()
-                        return
-                    observer.on_next(item)
+                items = entries(redis, key, after, poll=poll, retry_for=retry_for)
+                async with contextlib.aclosing(items):
+                    async for _, item in items:
+                        if disposed:
+                            return
+                        if isinstance(item, Terminal):
+                            if item.error_type == LOST:
+                                observer.on_error(ProducerLostError(key))
+                            elif item.state == "error":
+                                observer.on_error(ProducerError(key, item.error_type, item.message))
+                            else:
+                                observer.on_completed()
+                            return
+                        observer.on_next(item)
             except asyncio.CancelledError:
                 raise
             except Exception as error:

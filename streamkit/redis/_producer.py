@@ -2,8 +2,9 @@
 
 One producer per key, through a ``SET NX PX`` lease renewed every third of its length.
 Each chunk is one ``XADD`` with its own id (``<base>-<seq>``, so a retry after a lost
-reply cannot duplicate it; chunks that queued up meanwhile share one pipelined round trip) and ``MAXLEN ~``; the terminal entry says complete / error /
-cancelled with the usage folded so far; then the stream gets its TTL and the lease is
+reply cannot duplicate it; chunks that queued up meanwhile share one pipelined round
+trip) and ``MAXLEN ~``; the terminal entry says complete / error / cancelled with the
+usage folded so far; then the stream gets its TTL and the lease is
 released. A follower never slows the producer: it only appends. An explicit stop
 (:func:`streamkit.redis.stop`) wakes a ``BLPOP`` on the stop list, which disposes the
 source at once (closing the provider's HTTP response) before the next event is read.
