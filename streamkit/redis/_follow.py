@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -140,7 +140,7 @@ async def entries(
     *,
     poll: float = 1.0,
     retry_for: float = 30.0,
-) -> AsyncIterator[tuple[str, Chunk | Terminal]]:
+) -> AsyncGenerator[tuple[str, Chunk | Terminal], None]:
     """``(entry id, chunk)`` for each entry after ``after``, then ``(id, Terminal)`` last.
 
     ``poll``: seconds each blocking read waits before checking the producer's lease.
