@@ -56,6 +56,12 @@ def _parser() -> argparse.ArgumentParser:
         help="OpenAI audio output: write a WAV and print the transcript as it arrives",
     )
     demo.add_argument("--wav", default="streamkit-demo.wav", help="where --audio writes")
+    try:
+        from streamkit.serve._cli import add_serve_parser
+    except ImportError:  # the [serve] extra is not installed
+        pass
+    else:
+        add_serve_parser(commands)
     return parser
 
 
@@ -63,6 +69,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """Run the command line; returns the exit code."""
     args = _parser().parse_args(argv)
     out = out or sys.stdout
+    if args.command == "serve":
+        from streamkit.serve._cli import run_serve
+
+        return run_serve(args, out)
     if args.command != "demo":
         _parser().print_help(out)
         return 0 if args.command is None else 2

@@ -1,0 +1,131 @@
+"""Response helpers and the chat ASGI app."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from importlib import resources
+from typing import Any
+
+from reactivex import Observable
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from streamkit.messages import Message
+from streamkit.models import Chunk
+from streamkit.serve._messages import from_openai_messages, from_ui_messages
+from streamkit.serve._openai_sse import OpenAIChunkEncoder
+from streamkit.serve._plain_sse import PlainChunkEncoder
+from streamkit.serve._response import StreamEnd, StreamResponse
+from streamkit.serve._ui_message import UI_MESSAGE_HEADERS, UIMessageEncoder
+
+__all__ = ["chat_app", "openai_sse_response", "sse_response", "ui_message_response"]
+
+Handler = Callable[[list[Message]], Observable[Chunk]]
+
+
+def ui_message_response(
+    observable: Observable[Chunk], *, message_id: str | None = None, **options: Any
+) -> StreamResponse:
+    """A response streaming ``observable`` as the UI message stream v1 (``useChat``).
+
+    ``options`` go to :class:`StreamResponse` (``heartbeat``, ``max_queue``, ``on_end``).
+    """
+    encoder = UIMessageEncoder(message_id)
+    return StreamResponse(observable, encoder, headers=UI_MESSAGE_HEADERS, **options)
+
+
+def openai_sse_response(
+    observable: Observable[Chunk],
+    *,
+    model: str | None = None,
+    include_usage: bool = False,
+    **options: Any,
+) -> StreamResponse:
+    """A response streaming ``observable`` as OpenAI ``chat.completion.chunk`` SSE."""
+    encoder = OpenAIChunkEncoder(model, include_usage=include_usage)
+    return StreamResponse(observable, encoder, **options)
+
+
+def sse_response(observable: Observable[Chunk], **options: Any) -> StreamResponse:
+    """A response streaming ``observable`` as plain SSE ``chunk`` events."""
+    return StreamResponse(observable, PlainChunkEncoder(), **options)
+
+
+def _bad_request(message: str) -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": "invalid_request_error"}}, 400)
+
+
+async def _json_body(request: Request) -> Any:
+    try:
+        return json.loads(await request.body())
+    except ValueError:
+        return None
+
+
+def chat_page() -> str:
+    """The bundled chat page (plain HTML and JS, no external resources)."""
+    return (resources.files("streamkit.serve") / "chat.html").read_text(encoding="utf-8")
+
+
+def chat_app(
+    handler: Handler,
+    *,
+    page: bool = True,
+    on_end: Callable[[StreamEnd], None] | None = None,
+    **options: Any,
+) -> Starlette:
+    """An ASGI app serving ``handler(messages) -> Observable[Chunk]``.
+
+    Routes: ``POST /api/chat`` (``useChat``'s default transport body ``{"id",
+    "messages": [UIMessage...]}``; UI message stream v1), ``POST /v1/chat/completions``
+    (OpenAI-compatible, ``stream: true``) and, with ``page``, the chat page at ``/``.
+    ``on_end`` is told how each response ended; ``options`` go to
+    :class:`StreamResponse`.
+    """
+
+    async def api_chat(request: Request) -> Response:
+        body = await _json_body(request)
+        if not isinstance(body, dict):
+            return _bad_request("the body must be a JSON object")
+        try:
+            messages = from_ui_messages(body.get("messages"))
+        except ValueError as error:
+            return _bad_request(str(error))
+        return ui_message_response(handler(messages), on_end=on_end, **options)
+
+    async def completions(request: Request) -> Response:
+        body = await _json_body(request)
+        if not isinstance(body, dict):
+            return _bad_request("the body must be a JSON object")
+        if body.get("stream") is not True:
+            return _bad_request("only streaming is served: send 'stream': true")
+        try:
+            messages = from_openai_messages(body.get("messages"))
+        except ValueError as error:
+            return _bad_request(str(error))
+        stream_options = body.get("stream_options") or {}
+        include_usage = isinstance(stream_options, dict) and bool(
+            stream_options.get("include_usage")
+        )
+        model = body.get("model") if isinstance(body.get("model"), str) else None
+        return openai_sse_response(
+            handler(messages),
+            model=model,
+            include_usage=include_usage,
+            on_end=on_end,
+            **options,
+        )
+
+    async def index(request: Request) -> Response:
+        return HTMLResponse(chat_page())
+
+    routes = [
+        Route("/api/chat", api_chat, methods=["POST"]),
+        Route("/v1/chat/completions", completions, methods=["POST"]),
+    ]
+    if page:
+        routes.append(Route("/", index, methods=["GET"]))
+    return Starlette(routes=routes)

@@ -1,0 +1,57 @@
+"""Plain SSE of normalized chunks, for custom front ends.
+
+``event: chunk`` with the JSON of a :class:`~streamkit.Chunk` minus the raw provider
+event (audio as base64), then ``event: end`` (``{"reason": "finish"|"abort"}``) or
+``event: error`` (``{"message": ...}``).
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from streamkit.models import Chunk
+from streamkit.serve._encoder import safe_error_text
+from streamkit.serve._sse import sse_json
+
+__all__ = ["PlainChunkEncoder", "chunk_json"]
+
+
+def chunk_json(chunk: Chunk) -> dict[str, Any]:
+    """A chunk as JSON-ready data, without its provider event."""
+    data = chunk.model_dump(exclude={"chunk", "audio"})
+    data["audio"] = None if chunk.audio is None else base64.b64encode(chunk.audio).decode()
+    return data
+
+
+class PlainChunkEncoder:
+    """Encodes one stream as ``chunk`` events (see :class:`Encoder`)."""
+
+    def __init__(self) -> None:
+        self._ended = False
+
+    def open(self) -> list[bytes]:
+        """Nothing: the first chunk opens the stream."""
+        return []
+
+    def chunk(self, chunk: Chunk) -> list[bytes]:
+        """One ``chunk`` event."""
+        return [] if self._ended else [sse_json(chunk_json(chunk), "chunk")]
+
+    def _end(self, payload: dict[str, Any], event: str) -> list[bytes]:
+        if self._ended:
+            return []
+        self._ended = True
+        return [sse_json(payload, event)]
+
+    def finish(self) -> list[bytes]:
+        """``end`` with reason ``finish``."""
+        return self._end({"reason": "finish"}, "end")
+
+    def error(self, error: BaseException) -> list[bytes]:
+        """``error`` with a safe message."""
+        return self._end({"message": safe_error_text(error)}, "error")
+
+    def abort(self) -> list[bytes]:
+        """``end`` with reason ``abort``."""
+        return self._end({"reason": "abort"}, "end")

@@ -1,0 +1,256 @@
+"""The ASGI side: an observable of chunks streamed to one HTTP client.
+
+One subscription per response. The chunks pass through a bounded channel to the task
+that writes the socket:
+
+- the client disconnects (``http.disconnect``): the subscription is disposed at once,
+  which closes the provider's HTTP response (streamkit sources cancel to the socket);
+- nothing to send for ``heartbeat`` seconds: an SSE comment line is written;
+- back-pressure: the channel holds at most ``max_queue`` chunks. A source on its own
+  thread (a sync client) is made to wait when it is full, so a slow client slows the
+  provider read (TCP back-pressure) and memory stays bounded. A source on the event
+  loop (an async client) cannot wait: when the channel is full the subscription is
+  disposed and the client gets the protocol's abort event (reason ``"slow_client"``);
+- an error from the stream becomes the protocol's error event with a safe message.
+
+How every response ended is reported to ``on_end`` with the usage reported so far.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from reactivex import Observable
+from reactivex.abc import DisposableBase
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from streamkit.models import Chunk, Usage
+from streamkit.serve._encoder import Encoder
+from streamkit.serve._sse import HEARTBEAT
+
+__all__ = ["EndReason", "StreamEnd", "StreamResponse"]
+
+EndReason = Literal["completed", "error", "disconnected", "slow_client"]
+
+SSE_HEADERS = {
+    "cache-control": "no-cache, no-transform",
+    "x-accel-buffering": "no",
+    "connection": "keep-alive",
+}
+"""Headers every streamed response carries: no caching, no proxy buffering."""
+
+
+@dataclass(frozen=True)
+class StreamEnd:
+    """How one streamed response ended.
+
+    ``reason``: ``completed`` (the stream finished), ``error`` (it failed; ``error`` is
+    set), ``disconnected`` (the client went away: a closed tab or a stop button, which
+    HTTP/1.1 cannot tell apart) or ``slow_client`` (the send queue overflowed).
+    ``usage`` is the latest usage the stream reported (``None`` if none yet);
+    ``chunks`` how many chunks were sent.
+    """
+
+    reason: EndReason
+    usage: Usage | None
+    chunks: int
+    error: BaseException | None = None
+
+
+class _Channel:
+    """Chunks from the subscription (any thread) to the writer task (the loop)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, capacity: int) -> None:
+        self.loop = loop
+        self.capacity = capacity
+        self.items: deque[Chunk] = deque()
+        self.space = threading.Condition()
+        self.ready = asyncio.Event()
+        self.terminal: tuple[EndReason, BaseException | None] | None = None
+        self.closed = False
+
+    def _on_loop(self) -> bool:
+        try:
+            return asyncio.get_running_loop() is self.loop
+        except RuntimeError:
+            return False
+
+    def _wake(self) -> None:
+        if self._on_loop():
+            self.ready.set()
+        else:
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
+                self.loop.call_soon_threadsafe(self.ready.set)
+
+    def put(self, chunk: Chunk) -> bool:
+        """Queue a chunk; ``False`` when it had to be refused (full, on the loop)."""
+        on_loop = self._on_loop()
+        with self.space:
+            if on_loop and len(self.items) >= self.capacity:
+                return False
+            while len(self.items) >= self.capacity and not self.closed:
+                self.space.wait(0.25)
+            if self.closed:
+                return True
+            self.items.append(chunk)
+        self._wake()
+        return True
+
+    def end(self, reason: EndReason, error: BaseException | None = None) -> None:
+        with self.space:
+            if self.terminal is None:
+                self.terminal = (reason, error)
+        self._wake()
+
+    def close(self) -> None:
+        with self.space:
+            self.closed = True
+            self.space.notify_all()
+        self._wake()
+
+    def take(self) -> list[Chunk]:
+        with self.space:
+            items = list(self.items)
+            self.items.clear()
+            self.space.notify_all()
+        return items
+
+
+class StreamResponse(Response):
+    """A Starlette/FastAPI response streaming ``observable`` through ``encoder``.
+
+    Subscribes when the response starts; see the module docstring for disconnects,
+    heartbeats, back-pressure and errors.
+    """
+
+    media_type = "text/event-stream"
+
+    def __init__(
+        self,
+        observable: Observable[Chunk],
+        encoder: Encoder,
+        *,
+        headers: Mapping[str, str] | None = None,
+        heartbeat: float | None = 15.0,
+        max_queue: int = 256,
+        on_end: Callable[[StreamEnd], None] | None = None,
+    ) -> None:
+        if max_queue < 1:
+            raise ValueError(f"max_queue must be at least 1, not {max_queue}")
+        if heartbeat is not None and heartbeat <= 0:
+            raise ValueError(f"heartbeat must be positive seconds or None, not {heartbeat}")
+        super().__init__(
+            content=None,
+            status_code=200,
+            headers={**SSE_HEADERS, **dict(headers or {})},
+            media_type=self.media_type,
+        )
+        # A stream has no length: drop the ``content-length: 0`` of the empty body.
+        self.raw_headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
+        self.observable = observable
+        self.encoder = encoder
+        self.heartbeat = heartbeat
+        self.max_queue = max_queue
+        self.on_end = on_end
+        self.end: StreamEnd | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the stream to the client (ASGI)."""
+        loop = asyncio.get_running_loop()
+        channel = _Channel(loop, self.max_queue)
+        usage: list[Usage | None] = [None]
+        subscription: list[DisposableBase] = []
+        overflowed = threading.Event()
+
+        def dispose() -> None:
+            channel.close()
+            for disposable in subscription:
+                disposable.dispose()
+
+        def on_next(chunk: Chunk) -> None:
+            if chunk.usage is not None:
+                usage[0] = chunk.usage
+            if not channel.put(chunk) and not overflowed.is_set():
+                overflowed.set()
+                channel.end("slow_client")
+                dispose()
+
+        disconnected = asyncio.Event()
+
+        async def watch() -> None:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    disconnected.set()
+                    dispose()
+                    channel.ready.set()
+                    return
+
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        watcher = loop.create_task(watch())
+        sent = 0
+        reason: EndReason = "completed"
+        error: BaseException | None = None
+        try:
+            subscription.append(
+                self.observable.subscribe(
+                    on_next,
+                    lambda e: channel.end("error", e),
+                    lambda: channel.end("completed"),
+                )
+            )
+            if channel.closed:  # disconnected while subscribing
+                dispose()
+            await self._send(send, self.encoder.open())
+            while True:
+                try:
+                    if self.heartbeat is None:
+                        await channel.ready.wait()
+                    else:
+                        await asyncio.wait_for(channel.ready.wait(), self.heartbeat)
+                except asyncio.TimeoutError:
+                    await self._send(send, [HEARTBEAT])
+                    continue
+                channel.ready.clear()
+                if disconnected.is_set():
+                    reason = "disconnected"
+                    break
+                items = channel.take()
+                events: list[bytes] = []
+                for chunk in items:
+                    events += self.encoder.chunk(chunk)
+                sent += len(items)
+                await self._send(send, events)
+                if channel.terminal is not None and not channel.items:
+                    reason, error = channel.terminal
+                    if reason == "completed":
+                        await self._send(send, self.encoder.finish())
+                    elif reason == "error":
+                        assert error is not None
+                        await self._send(send, self.encoder.error(error))
+                    else:
+                        await self._send(send, self.encoder.abort())
+                    break
+            if not disconnected.is_set():
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except OSError:
+            reason = "disconnected"
+        finally:
+            dispose()
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            self.end = StreamEnd(reason=reason, usage=usage[0], chunks=sent, error=error)
+            if self.on_end is not None:
+                self.on_end(self.end)
+
+    async def _send(self, send: Send, events: list[bytes]) -> None:
+        if events:
+            await send({"type": "http.response.body", "body": b"".join(events), "more_body": True})

@@ -1,0 +1,76 @@
+"""The Vercel AI SDK's own client (the ``ai`` npm package, under node) rebuilds the same
+message from ``/api/chat`` as streamkit's reducer does from the provider stream."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import streamkit as sk
+from streamkit import ops
+from streamkit.serve import chat_app
+from streamkit.testing import ReplayServer
+from tests.serve._harness import Ends, running
+
+JS = Path(__file__).parent / "js"
+
+
+@pytest.fixture(scope="module")
+def node_client() -> Path:
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("node/npm are not installed: the ai package's client cannot run")
+    if not (JS / "node_modules" / "ai").is_dir():
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=JS, check=True, timeout=300)
+    return JS / "read_chat.mjs"
+
+
+CASES = [
+    ("openai", "gpt-4o-mini", "openai/chat-text-usage"),
+    ("anthropic", "claude-sonnet-4-5", "anthropic/messages-thinking"),
+    ("anthropic", "claude-sonnet-4-5", "anthropic/messages-parallel-tool-use"),
+    ("google", "gemini-2.5-flash", "google/gemini-parallel-function-calls"),
+    ("groq", "openai/gpt-oss-20b", "groq/chat-tool-call-reasoning-usage"),
+]
+
+
+@pytest.mark.parametrize(("provider", "model", "transcript"), CASES, ids=[c[2] for c in CASES])
+def test_ai_sdk_rebuilds_the_message(
+    node_client: Path, provider: str, model: str, transcript: str
+) -> None:
+    ends = Ends()
+    with ReplayServer(transcript) as replay:
+
+        def handler(messages: list[dict[str, Any]]) -> sk.Stream:
+            return sk.stream(provider, model, messages, client=replay.client(provider))
+
+        expected = handler([{"role": "user", "content": "hi"}]).pipe(ops.to_call_response()).run()
+        with running(chat_app(handler, on_end=ends)) as url:
+            result = subprocess.run(
+                ["node", str(node_client), f"{url}/api/chat", "hi"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=True,
+            )
+    output = json.loads(result.stdout)
+    assert output["errors"] == []
+    message = output["message"]
+    assert message["role"] == "assistant"
+    parts = message["parts"]
+    text = "".join(p["text"] for p in parts if p["type"] == "text")
+    assert text == expected.content + expected.refusal
+    reasoning = "".join(p["text"] for p in parts if p["type"] == "reasoning")
+    assert reasoning == expected.thinking
+    tools = [p for p in parts if p["type"].startswith("tool-") or p["type"] == "dynamic-tool"]
+    assert [(p["type"].removeprefix("tool-"), p["input"]) for p in tools] == [
+        (call.name, call.args) for call in expected.tool_calls
+    ]
+    assert all(p["state"] == "input-available" for p in tools)
+    if expected.usage is not None:
+        assert message["metadata"]["usage"]["output_tokens"] == expected.usage.output_tokens
+    assert ends.wait()[0].reason == "completed"

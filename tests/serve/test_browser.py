@@ -1,0 +1,103 @@
+"""A real browser (headless Chromium via Playwright) drives the chat page of
+``python -m streamkit serve``: text streams in; the stop button and closing the tab each
+close the provider connection within one event, per the replay server's records."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streamkit.serve._cli import ChatServer, build_chat_server
+from tests.serve._harness import running
+
+CHROMIUM = os.environ.get("STREAMKIT_CHROMIUM", "/usr/bin/chromium")
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "assets" / "serve-chat.png"
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install -y chromium)")
+    playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def chat() -> Iterator[tuple[ChatServer, str]]:
+    server = build_chat_server(pace=0.08)
+    try:
+        with running(server.app) as url:
+            yield server, url
+    finally:
+        server.close()
+
+
+def wait_for(condition: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.02)
+
+
+def start_streaming(page: Any, url: str) -> None:
+    page.goto(url)
+    page.fill("#prompt", "How do I cross the street?")
+    page.click("#send")
+    # Text streams in: the assistant's reasoning part grows over several events.
+    page.wait_for_function(
+        "document.querySelector('.assistant') && "
+        "document.querySelector('.assistant').textContent.length > 40"
+    )
+
+
+def test_the_page_streams_to_the_end_and_shows_usage(
+    browser: Any, chat: tuple[ChatServer, str]
+) -> None:
+    server, url = chat
+    page = browser.new_page(viewport={"width": 900, "height": 640})
+    page.goto(url)
+    page.fill("#prompt", "How do I cross the street?")  # the replayed recording's prompt
+    page.click("#send")
+    page.wait_for_selector(".usage", timeout=30_000)
+    assert "finish: stop" in page.inner_text(".usage")
+    assert page.inner_text(".assistant .text").strip()
+    page.locator("details.reasoning").evaluate("d => d.open = true")
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    page.close()
+    assert server.replay.wait_for_request_end().completed
+
+
+@pytest.mark.parametrize("how", ["stop button", "closed tab"])
+def test_stopping_closes_the_provider_connection_within_one_event(
+    browser: Any, chat: tuple[ChatServer, str], how: str
+) -> None:
+    server, url = chat
+    page = browser.new_page()
+    start_streaming(page, url)
+    record = server.replay.requests[-1]
+    sent_when_stopped = record.events_sent
+    if how == "stop button":
+        page.click("#stop")
+        page.wait_for_selector("text=stopped")
+    else:
+        page.close()
+    record = server.replay.wait_for_request_end()
+    wait_for(lambda: len(server.ends) == 1)
+    assert record.disconnected and not record.completed
+    assert record.events_sent <= sent_when_stopped + 1
+    assert server.ends[0].reason == "disconnected"
+    assert server.ends[0].usage is not None  # the usage reported so far is recorded
+    if how == "stop button":
+        page.close()
