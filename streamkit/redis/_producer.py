@@ -23,6 +23,7 @@ from reactivex import Observable
 from redis.exceptions import ResponseError
 
 from streamkit.accumulator import Accumulator
+from streamkit.errors import StreamError
 from streamkit.models import Chunk
 from streamkit.redis._codec import Terminal, encode_chunk, encode_terminal
 from streamkit.redis._log import (
@@ -178,7 +179,9 @@ async def produce(
             if kind == "done":
                 terminal = Terminal("complete", accumulator.usage)
             elif kind == "error":
-                terminal = Terminal("error", accumulator.usage, type(value).__name__, str(value))
+                # Only streamkit's own messages are kept: an SDK's can echo request headers.
+                message = str(value) if isinstance(value, StreamError) else None
+                terminal = Terminal("error", accumulator.usage, type(value).__name__, message)
             elif kind == "stop":
                 terminal = Terminal("cancelled", accumulator.usage)
             else:
