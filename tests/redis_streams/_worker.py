@@ -1,4 +1,4 @@
-"""A worker process for the Redis fault tests: ``python -m tests.redis._worker CMD ...``.
+"""A worker process for the Redis fault tests: ``python -m tests.redis_streams._worker CMD ...``.
 
 - ``produce REDIS_URL KEY OPENAI_URL LEASE``: stream from the (replay) provider at
   OPENAI_URL with ``ops.publish`` and follow it; prints each chunk's content as JSON.
@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 import streamkit as sk
 import streamkit.redis as skr
 from streamkit import ops
-from tests.redis.helpers import collect, producers_done
+from tests.redis_streams.helpers import collect, producers_done
 
 
 def say(*parts: str) -> None:

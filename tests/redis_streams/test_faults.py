@@ -25,7 +25,7 @@ import streamkit.redis as skr
 from streamkit import ops
 from streamkit.testing import ReplayServer
 from streamkit.testing.redis_server import RedisServer
-from tests.redis.helpers import (
+from tests.redis_streams.helpers import (
     TcpProxy,
     collect,
     producers_done,
@@ -43,11 +43,11 @@ def _url(redis: aioredis.Redis) -> str:
 
 
 async def _worker(*args: str) -> asyncio.subprocess.Process:
-    """``python -m tests.redis._worker ARGS`` with its stdout piped."""
+    """``python -m tests.redis_streams._worker ARGS`` with its stdout piped."""
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "tests.redis._worker",
+        "tests.redis_streams._worker",
         *args,
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},

@@ -10,7 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from streamkit.testing.redis_server import RedisServer
-from tests.redis.helpers import producers_done
+from tests.redis_streams.helpers import producers_done
 
 
 @pytest.fixture(scope="session")

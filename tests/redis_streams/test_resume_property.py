@@ -17,7 +17,7 @@ from reactivex.subject import Subject
 import streamkit as sk
 import streamkit.redis as skr
 from streamkit.testing.redis_server import RedisServer
-from tests.redis.helpers import TcpProxy
+from tests.redis_streams.helpers import TcpProxy
 
 Action = tuple[Literal["resume", "drop"], int]
 

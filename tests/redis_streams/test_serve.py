@@ -27,7 +27,7 @@ from streamkit.messages import Message
 from streamkit.serve import resumable_chat_app
 from streamkit.testing import ReplayServer
 from streamkit.testing.redis_server import RedisServer
-from tests.redis.helpers import text_of, text_transcript
+from tests.redis_streams.helpers import text_of, text_transcript
 
 ROOT = Path(__file__).resolve().parents[2]
 BODY = {"messages": [{"id": "u1", "role": "user", "parts": [{"type": "text", "text": "hi"}]}]}

@@ -13,7 +13,7 @@ import streamkit.redis as skr
 from streamkit import ops
 from streamkit.redis._log import lease_key
 from streamkit.testing import ReplayServer
-from tests.redis.helpers import collect, producers_done, texts
+from tests.redis_streams.helpers import collect, producers_done, texts
 
 TRANSCRIPT = "openai/chat-text-after-tool-results"
 
