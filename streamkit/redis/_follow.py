@@ -59,7 +59,8 @@ class _Tail:
     and ``retry_for``): it hands every new entry to each follower's queue, so a thousand
     followers cost one read per batch of entries and one connection, not a thousand.
 
-    On a read that timed out it checks the producer's lease and tells the followers
+    It ends once no follower is left (after its current read). On a read that timed
+    out it checks the producer's lease and tells the followers
     ``("idle", (stream exists, lease held))``; a Redis error that outlived ``retry_for``
     goes to them as ``("error", error)``.
     """
@@ -87,7 +88,7 @@ class _Tail:
 
     async def _run(self) -> None:
         try:
-            while True:
+            while self.queues:
                 batch = await self._read(int(self.poll * 1000))
                 if not batch:
                     stream, lease = await retrying(
@@ -112,10 +113,11 @@ class _Tail:
         return (self.task.get_loop(), id(self.redis), self.key, self.poll, self.retry_for)
 
     def leave(self, queue: asyncio.Queue[tuple[str, Any]]) -> None:
+        """Stop handing entries to ``queue``. The read goes on until its current
+        ``XREAD`` returns (at most ``poll``), then ends if no follower is left: cancelling
+        a blocking read would keep its connection out of the pool until the server
+        answers anyway, and a follower reconnecting meanwhile reuses it."""
         self.queues.discard(queue)
-        if not self.queues:
-            self.task.cancel()
-            _TAILS.pop(self.ident, None)
 
 
 _TAILS: dict[tuple[object, ...], _Tail] = {}

@@ -136,3 +136,20 @@ async def test_behind_retention_is_a_typed_error(redis: aioredis.Redis) -> None:
         await collect(skr.follow(redis, "nothing-here"))
     with pytest.raises(ValueError):
         skr.follow(redis, "trim", after="not-an-id")
+
+
+async def test_followers_coming_and_going_do_not_exhaust_the_connection_pool(
+    redis: aioredis.Redis,
+) -> None:
+    import reactivex
+
+    chunks = [sk.Chunk(provider="openai", content=f"w{i} ") for i in range(300)]
+    await skr.produce(redis, "churn", reactivex.from_iterable(chunks))
+    ids = [entry_id async for entry_id, _ in skr.entries(redis, "churn")]
+    # More reconnects than redis-py's default pool (100 connections) within one poll.
+    for position in range(150):
+        items = skr.entries(redis, "churn", ids[position], poll=5.0, retry_for=2.0)
+        entry_id, item = await items.__anext__()
+        await items.aclose()
+        assert entry_id == ids[position + 1]
+        assert isinstance(item, sk.Chunk) and item.content == f"w{position + 1} "
