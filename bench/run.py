@@ -479,10 +479,20 @@ def main(argv: list[str] | None = None) -> int:
     import _report
 
     text = _report.render(results, command=_command(args), environment=environment())
-    args.out.write_text(text)
+    args.out.write_text(_keep_redis_section(text, args.out))
     log(f"wrote {args.out} ({results.seconds / 60:.1f} min)")
     print(_report.summary(results))
     return 0
+
+
+def _keep_redis_section(text: str, out: Path) -> str:
+    """``text`` with the section ``bench/bench_redis.py`` wrote in ``out`` kept at its end."""
+    old = out.read_text(encoding="utf-8") if out.exists() else ""
+    start, end = "<!-- redis:start -->", "<!-- redis:end -->"
+    if start in old and end in old:
+        section = old[old.index(start) : old.index(end) + len(end)]
+        return text.rstrip("\n") + "\n\n" + section + "\n"
+    return text
 
 
 def _command(args: argparse.Namespace) -> str:

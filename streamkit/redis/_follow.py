@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -31,6 +32,7 @@ from streamkit.source import _event_loop, _on_loop_thread
 __all__ = ["entries", "follow"]
 
 BATCH = 500
+FIRST_BATCH = 20
 CATCH_UP = 16
 """Followers of one key in one process that replay history at the same time."""
 
@@ -70,6 +72,7 @@ class _Tail:
     ) -> None:
         self.redis, self.key, self.poll, self.retry_for = redis, key, poll, retry_for
         self.position = start
+        self.reads = 0
         self.queues: set[asyncio.Queue[tuple[str, Any]]] = set()
         self.limit = asyncio.Semaphore(CATCH_UP)
         self.task = asyncio.get_running_loop().create_task(self._run())
@@ -79,9 +82,12 @@ class _Tail:
             queue.put_nowait(message)
 
     async def _read(self, block: int | None) -> list[Entry]:
+        # The first read is short: a follower resuming gets its first entry at once.
+        count = BATCH if self.reads else FIRST_BATCH
+        self.reads += 1
         response = await retrying(
             self.key,
-            lambda: self.redis.xread({self.key: self.position}, count=BATCH, block=block),
+            lambda: self.redis.xread({self.key: self.position}, count=count, block=block),
             self.retry_for,
         )
         return _decoded(response)
@@ -168,12 +174,16 @@ async def entries(
             stream, lease = await retrying(key, lambda: _exists(redis, key), retry_for)
         if not stream and not lease:
             raise StreamNotFoundError(key)
+
+        async def replay(count: int) -> Any:
+            return await redis.xread({key: last}, count=count)
+
         joined_at = parse_id(tail.position)
+        count = FIRST_BATCH  # a short first read: the first missed entry comes at once
         while parse_id(last) < joined_at:  # replay what the shared read had passed
             async with tail.limit:
-                response = await retrying(
-                    key, lambda: redis.xread({key: last}, count=BATCH), retry_for
-                )
+                response = await retrying(key, functools.partial(replay, count), retry_for)
+            count = BATCH
             batch = _decoded(response)
             if not batch:
                 break

@@ -35,6 +35,7 @@ from streamkit.redis._log import (
     retrying,
     stop_key,
 )
+from streamkit.source import _on_loop_thread
 
 __all__ = ["acquire", "produce"]
 
@@ -105,6 +106,9 @@ async def produce(
     queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
 
     def put(item: tuple[str, Any]) -> None:
+        if _on_loop_thread(loop):  # an async source: no wake-up of the loop needed
+            queue.put_nowait(item)
+            return
         with contextlib.suppress(RuntimeError):  # loop closed
             loop.call_soon_threadsafe(queue.put_nowait, item)
 
@@ -149,15 +153,29 @@ async def produce(
         first = seq + 1
         seq += len(batch)
 
+        def command(offset: int, fields: dict[Any, Any]) -> list[Any]:
+            entry_id = f"{base}-{first + offset}"
+            flat = [part for pair in fields.items() for part in pair]
+            return ["XADD", key, "MAXLEN", "~", maxlen, entry_id, *flat]
+
+        def check(result: object) -> None:
+            # "equal or smaller": a retry of an XADD whose reply was lost, already there.
+            if isinstance(result, ResponseError) and "equal or smaller" not in str(result):
+                raise result
+
         async def xadd() -> None:
+            if len(batch) == 1:  # the paced case: one command, no pipeline to build
+                try:
+                    entry_id = f"{base}-{first}"
+                    await redis.xadd(key, batch[0], id=entry_id, maxlen=maxlen, approximate=True)
+                except ResponseError as error:
+                    check(error)
+                return
             pipe = redis.pipeline(transaction=False)
             for offset, fields in enumerate(batch):
-                entry_id = f"{base}-{first + offset}"
-                pipe.xadd(key, fields, id=entry_id, maxlen=maxlen, approximate=True)
+                pipe.execute_command(*command(offset, fields))
             for result in await pipe.execute(raise_on_error=False):
-                # "equal or smaller": a retry of an XADD whose reply was lost, already there.
-                if isinstance(result, ResponseError) and "equal or smaller" not in str(result):
-                    raise result
+                check(result)
 
         await retrying(key, xadd, retry_for)
 
