@@ -3,7 +3,6 @@ by its pid. Each test gets a fresh asyncio client on a flushed database."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -28,7 +27,3 @@ async def redis(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
     yield client
     await producers_done()  # they outlive their subscribers
     await client.aclose()
-
-
-BIG = os.environ.get("STREAMKIT_REDIS_BIG") == "1"
-"""Larger fault sizes (``STREAMKIT_REDIS_BIG=1``)."""

@@ -153,3 +153,24 @@ async def test_followers_coming_and_going_do_not_exhaust_the_connection_pool(
         await items.aclose()
         assert entry_id == ids[position + 1]
         assert isinstance(item, sk.Chunk) and item.content == f"w{position + 1} "
+
+
+async def test_a_slow_follower_never_makes_the_producer_wait(redis: aioredis.Redis) -> None:
+    from reactivex.subject import Subject
+
+    subject: Subject[sk.Chunk] = Subject()
+    producer = asyncio.ensure_future(skr.produce(redis, "slow", subject))
+    while not subject.observers:
+        await asyncio.sleep(0.001)
+    subject.on_next(sk.Chunk(provider="openai", content="w0 "))
+    slow = skr.entries(redis, "slow", poll=0.2)
+    _, first = await slow.__anext__()  # then it stops reading for a while
+    for i in range(1, 2000):
+        subject.on_next(sk.Chunk(provider="openai", content=f"w{i} "))
+    subject.on_completed()
+    terminal = await asyncio.wait_for(producer, 20)  # done without the follower reading
+    assert terminal is not None and terminal.state == "complete"
+    rest = [item async for _, item in slow]
+    assert isinstance(first, sk.Chunk)
+    assert [first.content] + [c.content for c in rest[:-1]] == [f"w{i} " for i in range(2000)]
+    assert rest[-1] == terminal
