@@ -125,6 +125,13 @@ def test_resume_on_the_other_worker_after_the_last_event_id(
     with httpx.stream("GET", f"{a.url}/api/chat/c1/stream", headers={"last-event-id": "0-0"}) as r:
         whole = list(events(r))
     assert whole[: len(first)] == first and whole[len(first) :] == rest
+    # Every cut point, resumed on either worker: exactly the events after it.
+    ids = [(position, i) for position, (i, _) in enumerate(whole) if i]
+    for n, (position, entry_id) in enumerate(ids):
+        worker = workers[n % 2]
+        url = f"{worker.url}/api/chat/c1/stream"
+        with httpx.stream("GET", url, headers={"last-event-id": entry_id}) as r:
+            assert list(events(r)) == whole[position + 1 :], entry_id
     # Finished and no Last-Event-ID: nothing active.
     assert httpx.get(f"{b.url}/api/chat/c1/stream").status_code == 204
     assert httpx.get(f"{a.url}/api/chat/never/stream").status_code == 204
