@@ -479,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:
     import _report
 
     text = _report.render(results, command=_command(args), environment=environment())
-    args.out.write_text(_keep_redis_section(text, args.out))
+    args.out.write_text(_keep_redis_section(_keep_serve_section(args.out, text), args.out))
     log(f"wrote {args.out} ({results.seconds / 60:.1f} min)")
     print(_report.summary(results))
     return 0
@@ -493,6 +493,17 @@ def _keep_redis_section(text: str, out: Path) -> str:
         section = old[old.index(start) : old.index(end) + len(end)]
         return text.rstrip("\n") + "\n\n" + section + "\n"
     return text
+
+
+def _keep_serve_section(page: Path, text: str) -> str:
+    """``text`` with the serving benchmark's section of the page as it was (it is written
+    by ``bench/bench_serve.py``, a server-side run of its own)."""
+    start, end = "<!-- serve-bench:start -->", "<!-- serve-bench:end -->"
+    old = page.read_text() if page.exists() else ""
+    if start not in old or end not in old:
+        return text
+    kept = old[old.index(start) : old.index(end) + len(end)]
+    return text.rstrip("\n") + "\n\n" + kept + "\n"
 
 
 def _command(args: argparse.Namespace) -> str:

@@ -20,12 +20,19 @@ from streamkit.serve._encoder import Encoder, safe_error_text
 from streamkit.serve._messages import from_openai_messages, from_ui_messages
 from streamkit.serve._openai_sse import OpenAIChunkEncoder
 from streamkit.serve._plain_sse import PlainChunkEncoder, chunk_json
-from streamkit.serve._response import SSE_HEADERS, EndReason, StreamEnd, StreamResponse
+from streamkit.serve._response import (
+    BURST_FACTOR,
+    SSE_HEADERS,
+    EndReason,
+    StreamEnd,
+    StreamResponse,
+)
 from streamkit.serve._resume import EntriesResponse, resumable_chat_app
 from streamkit.serve._sse import DONE, HEARTBEAT, sse_event, sse_json
 from streamkit.serve._ui_message import UI_MESSAGE_HEADERS, UIMessageEncoder, ui_finish_reason
 
 __all__ = [
+    "BURST_FACTOR",
     "DONE",
     "HEARTBEAT",
     "SSE_HEADERS",

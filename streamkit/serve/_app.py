@@ -80,11 +80,16 @@ def chat_app(
     """An ASGI app serving ``handler(messages) -> Observable[Chunk]``.
 
     Routes: ``POST /api/chat`` (``useChat``'s default transport body ``{"id",
-    "messages": [UIMessage...]}``; UI message stream v1), ``POST /v1/chat/completions``
-    (OpenAI-compatible, ``stream: true``) and, with ``page``, the chat page at ``/``.
+    "messages": [UIMessage...]}``; UI message stream v1), ``POST /api/chat/stop``
+    (body ``{"id"}``: stops that chat's stream, which then ends with ``abort`` and is
+    reported as ``stopped``, told apart from a client that went away), ``POST
+    /v1/chat/completions`` (OpenAI-compatible, ``stream: true``) and, with ``page``,
+    the chat page at ``/``.
     ``on_end`` is told how each response ended; ``options`` go to
     :class:`StreamResponse`.
     """
+
+    streaming: dict[str, StreamResponse] = {}  # chat id -> its running response
 
     async def api_chat(request: Request) -> Response:
         body = await _json_body(request)
@@ -94,7 +99,30 @@ def chat_app(
             messages = from_ui_messages(body.get("messages"))
         except ValueError as error:
             return _bad_request(str(error))
-        return ui_message_response(handler(messages), on_end=on_end, **options)
+        chat_id = body.get("id")
+        response = ui_message_response(handler(messages), **options)
+        if not isinstance(chat_id, str):
+            response.on_end = on_end
+            return response
+
+        def ended(end: StreamEnd) -> None:
+            if streaming.get(chat_id) is response:
+                del streaming[chat_id]
+            if on_end is not None:
+                on_end(end)
+
+        response.on_end = ended
+        streaming[chat_id] = response
+        return response
+
+    async def stop_chat(request: Request) -> Response:
+        body = await _json_body(request)
+        chat_id = body.get("id") if isinstance(body, dict) else None
+        response = streaming.get(chat_id) if isinstance(chat_id, str) else None
+        if response is None:
+            return JSONResponse({"stopped": False}, 404)
+        response.stop()
+        return JSONResponse({"stopped": True})
 
     async def completions(request: Request) -> Response:
         body = await _json_body(request)
@@ -124,6 +152,7 @@ def chat_app(
 
     routes = [
         Route("/api/chat", api_chat, methods=["POST"]),
+        Route("/api/chat/stop", stop_chat, methods=["POST"]),
         Route("/v1/chat/completions", completions, methods=["POST"]),
     ]
     if page:

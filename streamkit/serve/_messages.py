@@ -13,6 +13,8 @@ _ROLES = ("system", "user", "assistant")
 
 
 def _text_of(parts: Any) -> str:
+    if parts is None:  # an assistant turn of tool calls only: "content": null
+        return ""
     if isinstance(parts, str):
         return parts
     if not isinstance(parts, Sequence):

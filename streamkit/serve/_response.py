@@ -9,8 +9,13 @@ that writes the socket:
 - back-pressure: the channel holds at most ``max_queue`` chunks. A source on its own
   thread (a sync client) is made to wait when it is full, so a slow client slows the
   provider read (TCP back-pressure) and memory stays bounded. A source on the event
-  loop (an async client) cannot wait: when the channel is full the subscription is
-  disposed and the client gets the protocol's abort event (reason ``"slow_client"``);
+  loop (an async client) cannot wait. While the client keeps up, a burst (chunks the
+  source had already read, emitted without letting the loop run, so the writer could
+  not take them yet) is taken in, up to ``BURST_FACTOR`` times ``max_queue`` chunks; but
+  when the channel is full while the writer is stuck on the client (uvicorn waits for
+  the client to read: a slow client), or a burst goes past that limit, the subscription
+  is disposed, the chunks still queued are dropped and the client gets the protocol's
+  abort event (reason ``"slow_client"``);
 - an error from the stream becomes the protocol's error event with a safe message.
 
 How every response ended is reported to ``on_end`` with the usage reported so far.
@@ -35,9 +40,13 @@ from streamkit.models import Chunk, Usage
 from streamkit.serve._encoder import Encoder
 from streamkit.serve._sse import HEARTBEAT
 
-__all__ = ["EndReason", "StreamEnd", "StreamResponse"]
+__all__ = ["BURST_FACTOR", "EndReason", "StreamEnd", "StreamResponse"]
 
-EndReason = Literal["completed", "error", "disconnected", "slow_client"]
+BURST_FACTOR = 16
+"""How many times ``max_queue`` a source on the event loop may emit in one burst (without
+letting the loop run) while the client keeps up."""
+
+EndReason = Literal["completed", "error", "stopped", "disconnected", "slow_client"]
 
 SSE_HEADERS = {
     "cache-control": "no-cache, no-transform",
@@ -52,8 +61,10 @@ class StreamEnd:
     """How one streamed response ended.
 
     ``reason``: ``completed`` (the stream finished), ``error`` (it failed; ``error`` is
-    set), ``disconnected`` (the client went away: a closed tab or a stop button, which
-    HTTP/1.1 cannot tell apart) or ``slow_client`` (the send queue overflowed).
+    set), ``stopped`` (:meth:`StreamResponse.stop` was called: a stop request, such as
+    ``chat_app``'s ``POST /api/chat/stop``), ``disconnected`` (the client went away: a
+    closed tab, a lost network, or a stop button that only aborts the request, which
+    the server cannot tell apart) or ``slow_client`` (the send queue overflowed).
     ``usage`` is the latest usage the stream reported (``None`` if none yet);
     ``chunks`` how many chunks were sent.
     """
@@ -75,6 +86,8 @@ class _Channel:
         self.ready = asyncio.Event()
         self.terminal: tuple[EndReason, BaseException | None] | None = None
         self.closed = False
+        self.writer_blocked = False  # the writer waits for the client to take bytes
+        self.last_sent = loop.time()  # when the writer last sent bytes (loop time)
 
     def _on_loop(self) -> bool:
         try:
@@ -90,13 +103,16 @@ class _Channel:
                 self.loop.call_soon_threadsafe(self.ready.set)
 
     def put(self, chunk: Chunk) -> bool:
-        """Queue a chunk; ``False`` when it had to be refused (full, on the loop)."""
+        """Queue a chunk; ``False`` when it had to be refused (on the loop: full while
+        the client is slow, or past a burst's limit)."""
         on_loop = self._on_loop()
         with self.space:
-            if on_loop and len(self.items) >= self.capacity:
+            full = len(self.items) >= self.capacity
+            burst_over = len(self.items) >= self.capacity * BURST_FACTOR
+            if on_loop and full and (self.writer_blocked or burst_over):
                 return False
-            while len(self.items) >= self.capacity and not self.closed:
-                self.space.wait(0.25)
+            while not on_loop and len(self.items) >= self.capacity and not self.closed:
+                self.space.wait(0.25)  # a source thread: it waits for the writer
             if self.closed:
                 return True
             self.items.append(chunk)
@@ -121,6 +137,35 @@ class _Channel:
             self.items.clear()
             self.space.notify_all()
         return items
+
+
+class _Heartbeat:
+    """One timer on the loop that wakes the writer when nothing was sent for ``every``
+    seconds (re-armed from the last send, so a busy stream costs no timer per event)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, channel: _Channel) -> None:
+        self.loop = loop
+        self.channel = channel
+        self.due = False
+        self.every = 0.0
+        self.timer: asyncio.TimerHandle | None = None
+
+    def arm(self, every: float) -> None:
+        self.every = every
+        self.timer = self.loop.call_at(self.channel.last_sent + every, self._fire)
+
+    def _fire(self) -> None:
+        idle = self.loop.time() - self.channel.last_sent
+        if idle >= self.every:
+            self.due = True
+            self.channel.ready.set()
+            idle = 0.0
+        self.timer = self.loop.call_later(self.every - idle, self._fire)
+
+    def cancel(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
 
 
 class StreamResponse(Response):
@@ -160,6 +205,18 @@ class StreamResponse(Response):
         self.max_queue = max_queue
         self.on_end = on_end
         self.end: StreamEnd | None = None
+        self._stop: Callable[[], None] | None = None
+        self._stop_requested = False
+
+    def stop(self) -> None:
+        """Stop the stream at the server's request (a stop button that says so): the
+        subscription is disposed at once (the provider's response closed), the client
+        gets the protocol's abort event and the end is reported as ``stopped``. Call it
+        on the event loop's thread; before the response started, it stops it at once."""
+        if self._stop is None:
+            self._stop_requested = True
+        else:
+            self._stop()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the stream to the client (ASGI)."""
@@ -182,6 +239,11 @@ class StreamResponse(Response):
                 channel.end("slow_client")
                 dispose()
 
+        def stop() -> None:
+            channel.end("stopped")
+            dispose()
+
+        self._stop = stop
         disconnected = asyncio.Event()
 
         async def watch() -> None:
@@ -193,6 +255,7 @@ class StreamResponse(Response):
                     channel.ready.set()
                     return
 
+        heartbeat = _Heartbeat(loop, channel)
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
         watcher = loop.create_task(watch())
         sent = 0
@@ -206,44 +269,51 @@ class StreamResponse(Response):
                     lambda: channel.end("completed"),
                 )
             )
-            if channel.closed:  # disconnected while subscribing
+            if self._stop_requested:
+                stop()
+            if channel.closed:  # disconnected or stopped while subscribing
                 dispose()
-            await self._send(send, self.encoder.open())
+            await self._send(send, channel, self.encoder.open())
+            if self.heartbeat is not None:
+                heartbeat.arm(self.heartbeat)
             while True:
-                try:
-                    if self.heartbeat is None:
-                        await channel.ready.wait()
-                    else:
-                        await asyncio.wait_for(channel.ready.wait(), self.heartbeat)
-                except asyncio.TimeoutError:
-                    await self._send(send, [HEARTBEAT])
-                    continue
+                await channel.ready.wait()
                 channel.ready.clear()
                 if disconnected.is_set():
                     reason = "disconnected"
                     break
+                if heartbeat.due:
+                    heartbeat.due = False
+                    if not channel.items and channel.terminal is None:
+                        await self._send(send, channel, [HEARTBEAT])
+                        continue
                 items = channel.take()
+                if channel.terminal is not None and channel.terminal[0] == "slow_client":
+                    items = []  # a client that cannot keep up gets the abort, not a backlog
                 events: list[bytes] = []
                 for chunk in items:
                     events += self.encoder.chunk(chunk)
                 sent += len(items)
-                await self._send(send, events)
+                await self._send(send, channel, events)
                 if channel.terminal is not None and not channel.items:
                     reason, error = channel.terminal
                     if reason == "completed":
-                        await self._send(send, self.encoder.finish())
+                        await self._send(send, channel, self.encoder.finish())
                     elif reason == "error":
                         assert error is not None
-                        await self._send(send, self.encoder.error(error))
+                        await self._send(send, channel, self.encoder.error(error))
                     else:
-                        await self._send(send, self.encoder.abort())
+                        await self._send(send, channel, self.encoder.abort())
                     break
             if not disconnected.is_set():
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         except OSError:
             reason = "disconnected"
         finally:
+            heartbeat.cancel()
             dispose()
+            if channel.terminal is not None and channel.terminal[0] in ("slow_client", "stopped"):
+                reason = channel.terminal[0]  # what ended it, even if the client left after
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
@@ -251,6 +321,14 @@ class StreamResponse(Response):
             if self.on_end is not None:
                 self.on_end(self.end)
 
-    async def _send(self, send: Send, events: list[bytes]) -> None:
+    async def _send(self, send: Send, channel: _Channel, events: list[bytes]) -> None:
         if events:
-            await send({"type": "http.response.body", "body": b"".join(events), "more_body": True})
+            body = b"".join(events)
+            # A chunk emitted on the loop while this is suspended found the writer stuck
+            # on the client (uvicorn's send only waits when the client is not reading).
+            channel.writer_blocked = True
+            try:
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+            finally:
+                channel.writer_blocked = False
+                channel.last_sent = channel.loop.time()

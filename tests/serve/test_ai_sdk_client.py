@@ -24,8 +24,14 @@ JS = Path(__file__).parent / "js"
 def node_client() -> Path:
     if shutil.which("node") is None or shutil.which("npm") is None:
         pytest.skip("node/npm are not installed: the ai package's client cannot run")
-    if not (JS / "node_modules" / "ai").is_dir():
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=JS, check=True, timeout=300)
+    if not (JS / "node_modules" / "ai" / "package.json").is_file():
+        # Once per checkout (node_modules/ is git-ignored), the exact versions of the
+        # committed lock file, from npm's cache when it has them.
+        command = ["npm", "ci", "--no-audit", "--no-fund", "--prefer-offline"]
+        installed = subprocess.run(command, cwd=JS, capture_output=True, text=True, timeout=300)
+        if installed.returncode != 0:
+            tail = (installed.stderr or installed.stdout).strip().splitlines()[-3:]
+            pytest.skip(f"npm ci could not install the ai package: {' / '.join(tail)}")
     return JS / "read_chat.mjs"
 
 

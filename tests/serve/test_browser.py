@@ -1,6 +1,7 @@
 """A real browser (headless Chromium via Playwright) drives the chat page of
 ``python -m streamkit serve``: text streams in; the stop button and closing the tab each
-close the provider connection within one event, per the replay server's records."""
+close the provider connection within one event, per the replay server's records, and
+are recorded apart (``stopped``, ``disconnected``)."""
 
 from __future__ import annotations
 
@@ -33,8 +34,9 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def chat() -> Iterator[tuple[ChatServer, str]]:
-    server = build_chat_server(pace=0.08)
+def chat(request: pytest.FixtureRequest) -> Iterator[tuple[ChatServer, str]]:
+    # Slow enough by default for a stop to land mid-stream; a test may ask for faster.
+    server = build_chat_server(pace=getattr(request, "param", 0.08))
     try:
         with running(server.app) as url:
             yield server, url
@@ -61,6 +63,7 @@ def start_streaming(page: Any, url: str) -> None:
     )
 
 
+@pytest.mark.parametrize("chat", [0.02], indirect=True, ids=["paced 20 ms"])
 def test_the_page_streams_to_the_end_and_shows_usage(
     browser: Any, chat: tuple[ChatServer, str]
 ) -> None:
@@ -97,7 +100,28 @@ def test_stopping_closes_the_provider_connection_within_one_event(
     wait_for(lambda: len(server.ends) == 1)
     assert record.disconnected and not record.completed
     assert record.events_sent <= sent_when_stopped + 1
-    assert server.ends[0].reason == "disconnected"
+    # The page's stop button asks the server to stop; a closed tab just goes away.
+    assert server.ends[0].reason == ("stopped" if how == "stop button" else "disconnected")
     assert server.ends[0].usage is not None  # the usage reported so far is recorded
     if how == "stop button":
         page.close()
+
+
+def test_the_page_shows_tool_calls_with_their_input(browser: Any) -> None:
+    server = build_chat_server(transcript="anthropic/messages-parallel-tool-use", pace=0.0)
+    try:
+        with running(server.app) as url:
+            page = browser.new_page()
+            page.goto(url)
+            page.click("#send")
+            page.wait_for_selector(".usage", timeout=30_000)
+            usage = page.inner_text(".usage")
+            tools = page.locator(".assistant .tool").all_inner_texts()
+            page.close()
+    finally:
+        server.close()
+    assert "finish: tool-calls" in usage
+    assert tools == [
+        'secret_retrieval_tool({"password":"mellon"})',
+        'secret_retrieval_tool({"password":"radiance"})',
+    ]

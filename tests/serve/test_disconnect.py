@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import threading
 from typing import Any
 
 import httpx
 import pytest
 from reactivex import Observable
 from reactivex import operators as rxo
+from reactivex.disposable import Disposable
 
 import streamkit as sk
 from streamkit import ops
-from streamkit.serve import HEARTBEAT, StreamResponse, UIMessageEncoder, chat_app
+from streamkit.serve import BURST_FACTOR, HEARTBEAT, StreamResponse, UIMessageEncoder, chat_app
 from streamkit.testing import ReplayServer
 from tests.serve._harness import Ends, running
 
@@ -114,20 +117,81 @@ def test_a_slow_client_makes_a_sync_source_wait_instead_of_buffering() -> None:
     assert text == content
 
 
-def test_a_full_queue_with_a_source_on_the_event_loop_aborts_the_stream() -> None:
-    """Bounded queue, a source that cannot wait (emits on the loop): the policy is to
-    dispose it and end the response with ``abort``, reported as ``slow_client``."""
+def test_a_burst_from_an_async_source_past_max_queue_reaches_a_client_that_keeps_up() -> None:
+    """An async client reads a whole burst (every event in one socket read) and emits it
+    without letting the loop run: the writer takes it once the loop turns, nothing lost."""
+    ends = Ends()
+    with ReplayServer("anthropic/messages-thinking") as replay:  # 118 events, no pacing
+        expected = sk.stream("anthropic", "m", "hi", client=replay.client("anthropic"))
+        reference = expected.pipe(ops.to_call_response()).run()
+
+        def handler(messages: list[dict[str, Any]]) -> Observable[sk.Chunk]:
+            client = replay.client("anthropic", async_=True)
+            return sk.stream("anthropic", "m", messages, client=client)
+
+        # 117 chunks in one burst: past max_queue, within BURST_FACTOR times it.
+        with running(chat_app(handler, on_end=ends, max_queue=16)) as url:
+            body = httpx.post(f"{url}/api/chat", json=BODY, timeout=10).text
+    events = [json.loads(line[6:]) for line in body.splitlines() if line.startswith("data: {")]
+    text = "".join(e["delta"] for e in events if e["type"] == "text-delta")
+    thinking = "".join(e["delta"] for e in events if e["type"] == "reasoning-delta")
+    (end,) = ends.wait()
+    assert end.reason == "completed"
+    assert (text, thinking) == (reference.content, reference.thinking)
+    assert 16 < end.chunks <= 16 * BURST_FACTOR
+
+
+def test_a_slow_client_with_an_async_source_aborts_the_stream_at_max_queue() -> None:
+    """Bounded queue, a source on the event loop (it cannot be made to wait) and a client
+    that stops reading: once uvicorn waits for the client and the queue is full, the
+    source is disposed and the response ends with ``abort`` (``slow_client``)."""
+    ends = Ends()
+    disposed = threading.Event()
+    big = "x" * 65_536
+
+    def endless(observer: Any, scheduler: Any = None) -> Any:
+        async def emit() -> None:
+            while not disposed.is_set():
+                observer.on_next(sk.Chunk(provider="openai", content=big))
+                await asyncio.sleep(0)  # a real async source awaits its socket
+
+        task = asyncio.get_running_loop().create_task(emit())
+        return Disposable(lambda: (disposed.set(), task.cancel()))
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        response = StreamResponse(
+            Observable(endless), UIMessageEncoder("m"), max_queue=8, on_end=ends
+        )
+        await response(scope, receive, send)
+
+    with (
+        running(app) as url,
+        socket.create_connection(url.removeprefix("http://").split(":")) as sock,
+    ):
+        sock.sendall(b"GET / HTTP/1.1\r\nhost: t\r\n\r\n")
+        sock.recv(1024)  # the headers and the first events; then the client stops reading
+        # The source is disposed while the client is still connected, not reading.
+        assert disposed.wait(10)
+    (end,) = ends.wait()
+    assert end.reason == "slow_client"
+    # Only what the client's socket took was sent; the rest was held (at most max_queue
+    # chunks) and then dropped.
+    assert end.chunks < 8 * BURST_FACTOR
+
+
+def test_a_runaway_burst_on_the_event_loop_is_cut_at_its_limit() -> None:
+    """A source on the loop that emits without ever letting the loop run: past
+    ``BURST_FACTOR`` times ``max_queue`` chunks it is disposed and the response ends with
+    ``abort`` (``slow_client``), so even such a source cannot grow memory without bound."""
     ends = Ends()
 
     def burst(observer: Any, scheduler: Any = None) -> Any:
         disposed: list[bool] = []
-        for index in range(50):
+        for index in range(4 * BURST_FACTOR + 50):
             if disposed:
                 break
             observer.on_next(sk.Chunk(provider="openai", content=str(index)))
         observer.on_completed()
-        from reactivex.disposable import Disposable
-
         return Disposable(lambda: disposed.append(True))
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
@@ -141,7 +205,8 @@ def test_a_full_queue_with_a_source_on_the_event_loop_aborts_the_stream() -> Non
     (end,) = ends.wait()
     assert end.reason == "slow_client"
     assert '{"type":"abort"}' in body and body.endswith("data: [DONE]\n\n")
-    assert end.chunks == 4
+    assert end.chunks == 0  # the backlog is dropped: the abort goes out at once
+    assert body.count("text-delta") == 0
 
 
 def test_bad_options_are_refused() -> None:
