@@ -9,7 +9,9 @@ uses, each answer read back from the chat's Redis Stream (:mod:`streamkit.redis`
 - ``GET /api/chat/{id}/stream``: the chat's active stream from its start, or with a
   ``Last-Event-ID`` header exactly the events after that one (even if the stream has
   finished meanwhile, while it is retained); ``204`` when nothing is active;
-- ``POST /api/chat/{id}/stop``: stops the chat's producer, whichever worker runs it.
+- ``POST /api/chat/{id}/stop`` (or ``POST /api/chat/stop`` with ``{"id"}``, what the
+  bundled chat page sends): stops the chat's producer, whichever worker runs it;
+- ``GET /``: the bundled chat page (with ``page``).
 
 SSE event ids are the Redis entry ids: the events a chunk becomes share its entry, the
 id is on the last of them. A resumed response is encoded from the stream's start (so the
@@ -28,12 +30,13 @@ from typing import TYPE_CHECKING, Any
 from reactivex import Observable
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from streamkit.messages import Message
 from streamkit.models import Chunk
+from streamkit.serve._app import chat_page
 from streamkit.serve._messages import from_ui_messages
 from streamkit.serve._response import SSE_HEADERS
 from streamkit.serve._ui_message import UI_MESSAGE_HEADERS, UIMessageEncoder
@@ -154,6 +157,7 @@ def resumable_chat_app(
     maxlen: int = 10_000,
     lease: float = 10.0,
     poll: float = 1.0,
+    page: bool = True,
 ) -> Starlette:
     """An ASGI app serving ``handler(messages) -> Observable[Chunk]`` as resumable chats.
 
@@ -217,13 +221,27 @@ def resumable_chat_app(
         stopped = await stop(redis, prefix + request.path_params["chat_id"])
         return JSONResponse({"stopped": stopped})
 
-    return Starlette(
-        routes=[
-            Route("/api/chat", start, methods=["POST"]),
-            Route("/api/chat/{chat_id}/stream", resume, methods=["GET"]),
-            Route("/api/chat/{chat_id}/stop", stop_chat, methods=["POST"]),
-        ]
-    )
+    async def stop_by_body(request: Request) -> Response:
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("id"), str):
+            return bad_request("the body must be a JSON object with a chat 'id'")
+        return JSONResponse({"stopped": await stop(redis, prefix + body["id"])})
+
+    async def index(request: Request) -> Response:
+        return HTMLResponse(chat_page())
+
+    routes = [
+        Route("/api/chat", start, methods=["POST"]),
+        Route("/api/chat/stop", stop_by_body, methods=["POST"]),
+        Route("/api/chat/{chat_id}/stream", resume, methods=["GET"]),
+        Route("/api/chat/{chat_id}/stop", stop_chat, methods=["POST"]),
+    ]
+    if page:
+        routes.append(Route("/", index, methods=["GET"]))
+    return Starlette(routes=routes)
 
 
 def redis_app(handler: Handler, url: str) -> Starlette:

@@ -221,6 +221,17 @@ def test_two_serve_processes_with_redis_are_interchangeable(redis_server: RedisS
             whole = list(events(r))
         assert first + rest == whole
         assert whole[-2][1]["type"] == "finish" and text(whole)
+        page = httpx.get(f"{urls[1]}/")
+        assert page.status_code == 200 and "/api/chat/stop" in page.text
+        # The chat page's stop ({"id"} to /api/chat/stop) on the other process.
+        with httpx.stream("POST", f"{urls[0]}/api/chat", json={"id": "p2", **BODY}) as r:
+            got = []
+            for event in events(r):
+                got.append(event)
+                if len(got) == 4:
+                    stopped = httpx.post(f"{urls[1]}/api/chat/stop", json={"id": "p2"})
+                    assert stopped.json() == {"stopped": True}
+        assert got[-1][1] == "[DONE]" and got[-2][1]["type"] == "abort"
     finally:
         for process in processes:
             process.terminate()
