@@ -11,6 +11,7 @@ from streamkit.ops._fallback import Alternative, fallback
 from streamkit.ops._hedge import hedge
 from streamkit.ops._partial_object import partial_object
 from streamkit.ops._partial_tool_args import PartialToolArgs, partial_tool_args
+from streamkit.ops._publish import publish
 from streamkit.ops._race import first_match, race
 from streamkit.ops._retry_on_error import retry_on_error
 from streamkit.ops._share_replay import share_replay
@@ -37,6 +38,7 @@ __all__ = [
     "idle_timeout",
     "partial_object",
     "partial_tool_args",
+    "publish",
     "race",
     "retry_on_error",
     "share_replay",

@@ -4,7 +4,9 @@ Three wire formats, each a pure encoder (``open``/``chunk``/``finish``/``error``
 ``abort`` to SSE bytes): the Vercel AI SDK UI message stream v1 (``useChat``), OpenAI's
 chat completions SSE and plain SSE of normalized chunks. :class:`StreamResponse` runs one
 subscription per response with disconnect-disposes, heartbeats and a bounded queue;
-:func:`chat_app` serves a handler as ``/api/chat`` and ``/v1/chat/completions``.
+:func:`chat_app` serves a handler as ``/api/chat`` and ``/v1/chat/completions``;
+:func:`resumable_chat_app` serves it as chats on Redis Streams that any worker can
+resume or stop (needs the ``[redis]`` extra too).
 """
 
 from streamkit.serve._app import (
@@ -25,6 +27,7 @@ from streamkit.serve._response import (
     StreamEnd,
     StreamResponse,
 )
+from streamkit.serve._resume import EntriesResponse, resumable_chat_app
 from streamkit.serve._sse import DONE, HEARTBEAT, sse_event, sse_json
 from streamkit.serve._ui_message import UI_MESSAGE_HEADERS, UIMessageEncoder, ui_finish_reason
 
@@ -36,6 +39,7 @@ __all__ = [
     "UI_MESSAGE_HEADERS",
     "Encoder",
     "EndReason",
+    "EntriesResponse",
     "OpenAIChunkEncoder",
     "PlainChunkEncoder",
     "StreamEnd",
@@ -47,6 +51,7 @@ __all__ = [
     "from_openai_messages",
     "from_ui_messages",
     "openai_sse_response",
+    "resumable_chat_app",
     "safe_error_text",
     "sse_event",
     "sse_json",

@@ -42,6 +42,12 @@ def add_serve_parser(commands: Any) -> None:
         help=f"the recording to replay without --provider (default {DEFAULT_SERVE_TRANSCRIPT})",
     )
     serve.add_argument("--pace", type=float, default=0.05, help="seconds between replayed events")
+    serve.add_argument(
+        "--redis",
+        metavar="URL",
+        help="resumable chats on this Redis (redis://...): any serve process sharing it "
+        "serves, resumes (GET /api/chat/{id}/stream) or stops (POST .../stop) any chat",
+    )
 
 
 @dataclass
@@ -64,6 +70,7 @@ def build_chat_server(
     *,
     transcript: str = DEFAULT_SERVE_TRANSCRIPT,
     pace: float = 0.05,
+    redis_url: str | None = None,
 ) -> ChatServer:
     """The chat app against the real API (``provider``/``model``) or the replay server."""
     from streamkit.serve import chat_app
@@ -92,7 +99,12 @@ def build_chat_server(
         return sk.stream(chosen_provider, chosen_model, messages, client=client, async_=True)
 
     server = ChatServer(app=None, replay=replay, stack=stack)
-    server.app = chat_app(handler, on_end=server.ends.append)
+    if redis_url is not None:
+        from streamkit.serve._resume import redis_app
+
+        server.app = redis_app(handler, redis_url)
+    else:
+        server.app = chat_app(handler, on_end=server.ends.append)
     return server
 
 
@@ -105,7 +117,11 @@ def run_serve(args: argparse.Namespace, out: TextIO | None = None) -> int:
         print("--provider needs --model", file=sys.stderr)
         return 2
     server = build_chat_server(
-        args.provider, args.model, transcript=args.transcript, pace=args.pace
+        args.provider,
+        args.model,
+        transcript=args.transcript,
+        pace=args.pace,
+        redis_url=getattr(args, "redis", None),
     )
     source = (
         f"the real {args.provider} API ({args.model})"

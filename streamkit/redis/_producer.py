@@ -1,0 +1,222 @@
+"""The producer: runs a stream detached from any one client and appends it to the log.
+
+One producer per key, through a ``SET NX PX`` lease renewed every third of its length.
+Each chunk is one ``XADD`` with its own id (``<base>-<seq>``, so a retry after a lost
+reply cannot duplicate it; chunks that queued up meanwhile share one pipelined round
+trip) and ``MAXLEN ~``; the terminal entry says complete / error / cancelled with the
+usage folded so far; then the stream gets its TTL and the lease is
+released. A follower never slows the producer: it only appends. An explicit stop
+(:func:`streamkit.redis.stop`) wakes a ``BLPOP`` on the stop list, which disposes the
+source at once (closing the provider's HTTP response) before the next event is read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from typing import Any
+
+import redis.asyncio as aioredis
+from reactivex import Observable
+from redis.exceptions import ResponseError
+
+from streamkit.accumulator import Accumulator
+from streamkit.errors import StreamError
+from streamkit.models import Chunk
+from streamkit.redis._codec import Terminal, encode_chunk, encode_terminal
+from streamkit.redis._log import (
+    CHUNK_FIELD,
+    END_FIELD,
+    LOST,
+    TRANSIENT,
+    lease_key,
+    retrying,
+    stop_key,
+)
+from streamkit.source import _on_loop_thread
+
+__all__ = ["acquire", "produce"]
+
+# Take the lease and clear the previous generation of the stream in one step, so a
+# follower that starts after acquire() never sees an older answer under the key.
+_ACQUIRE = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  redis.call('DEL', KEYS[2], KEYS[3])
+  return 1
+end
+return 0
+"""
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+async def acquire(redis: aioredis.Redis, key: str, lease: float, retry_for: float) -> str | None:
+    """Take ``key``'s producer lease; its token, or ``None`` when another producer holds it."""
+    token = uuid.uuid4().hex
+
+    async def run() -> Any:
+        return await redis.eval(
+            _ACQUIRE, 3, lease_key(key), key, stop_key(key), token, int(lease * 1000)
+        )
+
+    return token if await retrying(key, run, retry_for) else None
+
+
+async def produce(
+    redis: aioredis.Redis,
+    key: str,
+    source: Observable[Chunk],
+    *,
+    ttl: float = 3600.0,
+    maxlen: int = 10_000,
+    lease: float = 10.0,
+    retry_for: float = 30.0,
+    token: str | None = None,
+    batch_max: int = 64,
+) -> Terminal | None:
+    """Run ``source`` as ``key``'s producer; the terminal entry written, or ``None`` when
+    another producer holds the lease (nothing is requested then).
+
+    ``ttl``: seconds the finished stream is kept; ``maxlen``: entries kept (``MAXLEN ~``);
+    ``lease``: seconds without renewal after which followers consider the producer dead;
+    ``retry_for``: seconds to keep retrying Redis when it is unreachable. ``token`` is a
+    lease already taken with :func:`acquire`. Chunks that arrived while an ``XADD``
+    was in flight go in the next round trip together (at most ``batch_max``): a burst
+    costs few round trips, a paced stream one per chunk, and no chunk waits for another.
+    """
+    if maxlen < 1 or ttl <= 0 or lease <= 0 or batch_max < 1:
+        raise ValueError("maxlen, ttl, lease and batch_max must be positive")
+    if token is None:
+        token = await acquire(redis, key, lease, retry_for)
+        if token is None:
+            return None
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+
+    def put(item: tuple[str, Any]) -> None:
+        if _on_loop_thread(loop):  # an async source: no wake-up of the loop needed
+            queue.put_nowait(item)
+            return
+        with contextlib.suppress(RuntimeError):  # loop closed
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+
+    subscription = source.subscribe(
+        on_next=lambda chunk: put(("chunk", chunk)),
+        on_error=lambda error: put(("error", error)),
+        on_completed=lambda: put(("done", None)),
+    )
+
+    async def watch_stop() -> None:
+        while True:
+            try:
+                got = await redis.blpop([stop_key(key)], timeout=1)
+            except TRANSIENT:
+                await asyncio.sleep(0.05)
+                continue
+            if got:
+                subscription.dispose()  # closes the provider's response now
+                put(("stop", None))
+                return
+
+    async def renew() -> None:
+        while True:
+            await asyncio.sleep(lease / 3)
+            try:
+                held = await redis.eval(_RENEW, 1, lease_key(key), token, int(lease * 1000))
+            except TRANSIENT:
+                continue
+            if not held:
+                subscription.dispose()
+                put(("lost", None))
+                return
+
+    tasks = [loop.create_task(watch_stop()), loop.create_task(renew())]
+    base = int(time.time() * 1000)
+    seq = 0
+    accumulator = Accumulator()
+
+    async def append(batch: list[dict[Any, Any]]) -> None:
+        """``XADD`` the entries of ``batch`` in one round trip, each with its own id."""
+        nonlocal seq
+        first = seq + 1
+        seq += len(batch)
+
+        def command(offset: int, fields: dict[Any, Any]) -> list[Any]:
+            entry_id = f"{base}-{first + offset}"
+            flat = [part for pair in fields.items() for part in pair]
+            return ["XADD", key, "MAXLEN", "~", maxlen, entry_id, *flat]
+
+        def check(result: object) -> None:
+            # "equal or smaller": a retry of an XADD whose reply was lost, already there.
+            if isinstance(result, ResponseError) and "equal or smaller" not in str(result):
+                raise result
+
+        async def xadd() -> None:
+            if len(batch) == 1:  # the paced case: one command, no pipeline to build
+                try:
+                    entry_id = f"{base}-{first}"
+                    await redis.xadd(key, batch[0], id=entry_id, maxlen=maxlen, approximate=True)
+                except ResponseError as error:
+                    check(error)
+                return
+            pipe = redis.pipeline(transaction=False)
+            for offset, fields in enumerate(batch):
+                pipe.execute_command(*command(offset, fields))
+            for result in await pipe.execute(raise_on_error=False):
+                check(result)
+
+        await retrying(key, xadd, retry_for)
+
+    try:
+        while True:
+            kind, value = await queue.get()
+            batch: list[dict[Any, Any]] = []
+            while kind == "chunk":
+                accumulator.add(value)
+                batch.append({CHUNK_FIELD: encode_chunk(value)})
+                if queue.empty() or len(batch) >= batch_max:
+                    kind = ""
+                    break
+                kind, value = queue.get_nowait()
+            if batch:
+                await append(batch)
+            if not kind:
+                continue
+            if kind == "done":
+                terminal = Terminal("complete", accumulator.usage)
+            elif kind == "error":
+                # Only streamkit's own messages are kept: an SDK's can echo request headers.
+                message = str(value) if isinstance(value, StreamError) else None
+                terminal = Terminal("error", accumulator.usage, type(value).__name__, message)
+            elif kind == "stop":
+                terminal = Terminal("cancelled", accumulator.usage)
+            else:
+                terminal = Terminal("error", accumulator.usage, LOST, "lease lost")
+            break
+        subscription.dispose()
+        await append([{END_FIELD: encode_terminal(terminal)}])
+    finally:
+        subscription.dispose()
+        for task in tasks:
+            task.cancel()
+        await asyncio.wait(tasks, timeout=2)
+
+    async def finish() -> None:
+        await redis.pexpire(key, int(ttl * 1000))
+        await redis.delete(stop_key(key))
+        await redis.eval(_RELEASE, 1, lease_key(key), token)
+
+    await retrying(key, finish, retry_for)
+    return terminal
