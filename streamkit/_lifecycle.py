@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
 
@@ -95,6 +95,12 @@ class StreamStart:
     """1, or the attempt number under ``ops.retry_on_error``."""
     started_ns: int
     """``time.time_ns()`` when the subscription was made."""
+    messages: Sequence[Mapping[str, Any]] | None = None
+    """The request's normalized messages (the stream's own list, not a copy): content,
+    to be recorded only where the user opted in."""
+    params: Mapping[str, Any] | None = None
+    """The request's keyword parameters (the stream's own mapping, not a copy); may hold
+    secrets (litellm's ``api_key=``): read only the keys you know."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,8 +323,10 @@ class Recorder:
         "_finalizer",
         "_kept_chars",
         "_lock",
+        "_messages",
         "_observers",
         "_out_chars",
+        "_params",
         "_pieces",
         "_text_after_usage",
         "chunks",
@@ -341,8 +349,12 @@ class Recorder:
         *,
         estimate_input: InputEstimate | None = None,
         observers: Observers = (),
+        messages: Sequence[Mapping[str, Any]] | None = None,
+        params: Mapping[str, Any] | None = None,
     ) -> None:
         self.provider = provider
+        self._messages = messages
+        self._params = params
         self.request_model = request_model
         self._estimate_input = estimate_input
         self._observers: Observers = observers
@@ -391,10 +403,13 @@ class Recorder:
             request_model=self.request_model,
             attempt=_attempt.get(),
             started_ns=time.time_ns(),
+            messages=self._messages,
+            params=self._params,
         )
         if owner is not None:
+            # Also at interpreter exit: a pull kept alive by a loop closed with its task
+            # pending (anyio keeps the task) is never collected.
             finalizer = weakref.finalize(owner, self.abandon)
-            finalizer.atexit = False
             self._finalizer = finalizer
         for observer in observers:
             _report(observer.on_start, start)

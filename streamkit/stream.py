@@ -89,6 +89,8 @@ class Stream(Observable[Chunk]):
             self.model_name,
             estimate_input=self.estimate_input_tokens,
             observers=observers,
+            messages=self._messages,
+            params=self._params,
         )
 
     def _new_sync_pull(self) -> SyncPull:

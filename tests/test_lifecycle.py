@@ -431,6 +431,17 @@ def test_share_replay_is_one_subscription(server: ReplayServer) -> None:
     assert len(server.requests) == 1
 
 
+def test_start_holds_the_request(server: ReplayServer) -> None:
+    server.push("openai/chat-text-usage")
+    recording = Recording()
+    stream = sk.stream("openai", "m", "hi there", client=server.client("openai"), temperature=0)
+    with lc.observing(recording):
+        collect_sync(stream)
+    start = recording.only_end().start
+    assert start.messages is not None and start.messages[-1]["content"] == "hi there"
+    assert start.params == {"temperature": 0}
+
+
 def test_no_observer_costs_no_call(server: ReplayServer) -> None:
     """With nothing attached the recorder still keeps the end (for Stream's totals),
     and no observer method exists to call."""
