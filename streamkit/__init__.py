@@ -11,12 +11,14 @@ from streamkit import ops, prices
 from streamkit.accumulator import Accumulator, ResponseSnapshot
 from streamkit.call import call
 from streamkit.errors import (
+    BudgetError,
     IncompleteStreamError,
     StreamDivergedError,
     StreamError,
     StreamTimeoutError,
     UnknownProviderError,
 )
+from streamkit.ledger import Ledger, UsageReport
 from streamkit.models import CallResponse, Chunk, FinishReason, ToolCall, ToolCallDelta, Usage
 from streamkit.providers import PROVIDERS
 from streamkit.stream import Stream, stream
@@ -24,10 +26,12 @@ from streamkit.stream import Stream, stream
 __all__ = [
     "PROVIDERS",
     "Accumulator",
+    "BudgetError",
     "CallResponse",
     "Chunk",
     "FinishReason",
     "IncompleteStreamError",
+    "Ledger",
     "ResponseSnapshot",
     "Stream",
     "StreamDivergedError",
@@ -37,6 +41,7 @@ __all__ = [
     "ToolCallDelta",
     "UnknownProviderError",
     "Usage",
+    "UsageReport",
     "call",
     "ops",
     "prices",

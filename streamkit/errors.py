@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "BudgetError",
     "IncompleteStreamError",
     "StreamDivergedError",
     "StreamError",
@@ -60,3 +61,8 @@ class StreamDivergedError(StreamError):
             "the retried stream diverged from the text already delivered "
             f"(delivered {len(delivered)} chars, retry produced {len(retried)} chars)"
         )
+
+
+class BudgetError(StreamError):
+    """``ops.budget(max_cost=...)`` cannot price the stream's model (no known price:
+    register one with ``sk.prices.register``)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import wave
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import PydanticUndefined
@@ -30,6 +30,9 @@ UsageSource = Literal["reported", "estimated", "mixed"]
 
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "refusal", "error"]
 """The provider-independent reason a generation ended (``CallResponse.finish_reason``)."""
+
+if TYPE_CHECKING:
+    from streamkit.prices import Cost
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -279,6 +282,14 @@ class CallResponse(BaseModel):
     def output_tokens(self) -> int | None:
         """Output tokens of the call, or ``None`` when the provider reported no usage."""
         return None if self.usage is None else self.usage.output_tokens
+
+    @property
+    def cost(self) -> Cost:
+        """What :attr:`usage` costs at the model's price (:mod:`streamkit.prices`);
+        ``cost.amount`` is ``None``, with a ``reason``, when it cannot be known."""
+        from streamkit.prices import cost_of
+
+        return cost_of(self.provider, self.model, self.usage)
 
     def write_wav(
         self,

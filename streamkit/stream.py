@@ -22,6 +22,7 @@ from streamkit.accumulator import Accumulator
 from streamkit.errors import StreamError
 from streamkit.messages import Message, normalize_messages
 from streamkit.models import CallResponse, Chunk, ToolCall, Usage
+from streamkit.prices import Cost, cost_of
 from streamkit.providers import ProviderAdapter, get_adapter
 from streamkit.source import AsyncPull, SyncPull, async_source, sync_source
 
@@ -305,14 +306,25 @@ class Stream(Observable[Chunk]):
         return None if usage is None else usage.output_tokens
 
     @property
+    def cost(self) -> Cost:
+        """What :attr:`usage` costs at the model's price (:mod:`streamkit.prices`);
+        ``cost.amount`` is ``None``, with a ``reason``, when it cannot be known."""
+        return cost_of(self.provider, self.model or self.model_name, self.usage)
+
+    @property
     def tool_calls(self) -> list[ToolCall]:
         """The tool calls received so far."""
         return self._accumulator.tool_calls
 
     def construct_call_response(self) -> CallResponse:
         """The :class:`CallResponse` of what iteration received (the whole call once the
-        stream is exhausted)."""
-        return self._accumulator.response()
+        stream is exhausted). Its usage is :attr:`usage`: once the iteration ended on
+        any path, the usage so far with its source."""
+        response = self._accumulator.response()
+        usage = self.usage
+        if usage is not None and usage != response.usage:
+            response = response.model_copy(update={"usage": usage})
+        return response
 
     def __repr__(self) -> str:
         kind = "async" if self.is_async else "sync"

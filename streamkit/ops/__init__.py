@@ -5,6 +5,8 @@ as reactivex's own operators do: ``stream.pipe(ops.text(), ...)``.
 """
 
 from streamkit.ops._accumulate import accumulate
+from streamkit.ops._budget import budget
+from streamkit.ops._on_usage import on_usage
 from streamkit.ops._partial_object import partial_object
 from streamkit.ops._partial_tool_args import PartialToolArgs, partial_tool_args
 from streamkit.ops._retry_on_error import retry_on_error
@@ -21,8 +23,10 @@ __all__ = [
     "TeeSide",
     "TextPattern",
     "accumulate",
+    "budget",
     "first_chunk_timeout",
     "idle_timeout",
+    "on_usage",
     "partial_object",
     "partial_tool_args",
     "retry_on_error",
