@@ -1,18 +1,19 @@
 """streamkit: LLM provider streams as ReactiveX observables of normalized chunks.
 
 import streamkit as sk
-from streamkit import ops
+from streamkit import ops, prices
 
 stream = sk.stream("openai", "gpt-4o-mini", "Recommend a fantasy book")
 response = stream.pipe(ops.to_call_response()).run()
 """
 
-from streamkit import ops
+from streamkit import ops, prices
 from streamkit.accumulator import Accumulator, ResponseSnapshot
 from streamkit.call import call
 from streamkit.deadlines import Deadlines
 from streamkit.errors import (
     AllFailedError,
+    BudgetError,
     IncompleteStreamError,
     MissingAPIKeyError,
     StreamDivergedError,
@@ -20,6 +21,7 @@ from streamkit.errors import (
     StreamTimeoutError,
     UnknownProviderError,
 )
+from streamkit.ledger import Ledger, UsageReport
 from streamkit.models import (
     CallResponse,
     Chunk,
@@ -38,12 +40,14 @@ __all__ = [
     "PROVIDERS",
     "Accumulator",
     "AllFailedError",
+    "BudgetError",
     "CallResponse",
     "Chunk",
     "ContentSpan",
     "Deadlines",
     "FinishReason",
     "IncompleteStreamError",
+    "Ledger",
     "MissingAPIKeyError",
     "NoMatchError",
     "Pipeline",
@@ -56,6 +60,7 @@ __all__ = [
     "ToolCallDelta",
     "UnknownProviderError",
     "Usage",
+    "UsageReport",
     "aiter",
     "arun",
     "best_of",
@@ -63,6 +68,7 @@ __all__ = [
     "first_match",
     "iterate",
     "ops",
+    "prices",
     "race",
     "stream",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "AllFailedError",
+    "BudgetError",
     "IncompleteStreamError",
     "MissingAPIKeyError",
     "StreamDivergedError",
@@ -113,3 +114,8 @@ class AllFailedError(StreamError):
 def _short(error: BaseException, limit: int = 120) -> str:
     text = " ".join(str(error).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class BudgetError(StreamError):
+    """``ops.budget(max_cost=...)`` cannot price the stream's model (no known price:
+    register one with ``sk.prices.register``)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import wave
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import PydanticUndefined
@@ -23,10 +23,17 @@ __all__ = [
     "ToolCall",
     "ToolCallDelta",
     "Usage",
+    "UsageSource",
 ]
+
+UsageSource = Literal["reported", "estimated", "mixed"]
+"""Where a :class:`Usage`'s numbers come from."""
 
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "refusal", "error"]
 """The provider-independent reason a generation ended (``CallResponse.finish_reason``)."""
+
+if TYPE_CHECKING:
+    from streamkit.prices import Cost
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -48,6 +55,13 @@ class Usage(BaseModel):
     total_tokens: int = 0
     cached_tokens: int | None = None
     reasoning_tokens: int | None = None
+    audio_input_tokens: int | None = None
+    audio_output_tokens: int | None = None
+    source: UsageSource = "reported"
+    """Where the numbers come from: ``reported`` (the provider's own figures),
+    ``estimated`` (counted by streamkit: the stream stopped before the provider
+    reported, or it never reports) or ``mixed`` (input reported, output estimated; or a
+    sum of both kinds)."""
 
     def __add__(self, other: Usage) -> Usage:
         """Add two usages (used to bill several attempts of one call)."""
@@ -61,6 +75,9 @@ class Usage(BaseModel):
             total_tokens=self.total_tokens + other.total_tokens,
             cached_tokens=_opt(self.cached_tokens, other.cached_tokens),
             reasoning_tokens=_opt(self.reasoning_tokens, other.reasoning_tokens),
+            audio_input_tokens=_opt(self.audio_input_tokens, other.audio_input_tokens),
+            audio_output_tokens=_opt(self.audio_output_tokens, other.audio_output_tokens),
+            source=self.source if self.source == other.source else "mixed",
         )
 
 
@@ -285,6 +302,14 @@ class CallResponse(BaseModel):
     def output_tokens(self) -> int | None:
         """Output tokens of the call, or ``None`` when the provider reported no usage."""
         return None if self.usage is None else self.usage.output_tokens
+
+    @property
+    def cost(self) -> Cost:
+        """What :attr:`usage` costs at the model's price (:mod:`streamkit.prices`);
+        ``cost.amount`` is ``None``, with a ``reason``, when it cannot be known."""
+        from streamkit.prices import cost_of
+
+        return cost_of(self.provider, self.model, self.usage)
 
     def write_wav(
         self,

@@ -6,9 +6,11 @@ as reactivex's own operators do: ``stream.pipe(ops.text(), ...)``.
 
 from streamkit.ops._accumulate import accumulate
 from streamkit.ops._best_of import best_of
+from streamkit.ops._budget import budget
 from streamkit.ops._contest import NoMatchError
 from streamkit.ops._fallback import Alternative, fallback
 from streamkit.ops._hedge import hedge
+from streamkit.ops._on_usage import on_usage
 from streamkit.ops._partial_object import partial_object
 from streamkit.ops._partial_tool_args import PartialToolArgs, partial_tool_args
 from streamkit.ops._publish import publish
@@ -30,12 +32,14 @@ __all__ = [
     "TextPattern",
     "accumulate",
     "best_of",
+    "budget",
     "deadlines",
     "fallback",
     "first_chunk_timeout",
     "first_match",
     "hedge",
     "idle_timeout",
+    "on_usage",
     "partial_object",
     "partial_tool_args",
     "publish",

@@ -16,6 +16,7 @@ from reactivex.scheduler import TimeoutScheduler
 from reactivex.scheduler.eventloop import AsyncIOScheduler
 from reactivex.scheduler.virtualtimescheduler import VirtualTimeScheduler
 
+from streamkit._lifecycle import disposing
 from streamkit.deadlines import Deadlines
 from streamkit.errors import StreamTimeoutError
 
@@ -294,7 +295,9 @@ class _Watch(Generic[T]):
 
     def _fire(self) -> None:
         self._timer.dispose()
-        self.upstream.dispose()
+        # Named for the source's end record: this subscription ended by a timeout.
+        with disposing(f"timeout:{self._kind.replace(' ', '_')}"):  # type: ignore[arg-type]
+            self.upstream.dispose()
         self._observer.on_error(StreamTimeoutError(self._kind, self._seconds, self._scope))
 
     def on_error(self, error: Exception) -> None:

@@ -6,7 +6,9 @@ from collections.abc import Callable
 
 from reactivex import Observable, abc
 
+from streamkit._lifecycle import observing
 from streamkit.accumulator import Accumulator, ResponseSnapshot
+from streamkit.ledger import EndCollector, total_usage
 from streamkit.models import CallResponse, Chunk
 
 __all__ = ["to_call_response"]
@@ -48,6 +50,7 @@ def to_call_response() -> Callable[
         ) -> abc.DisposableBase:
             accumulator = Accumulator()
             last_snapshot: list[ResponseSnapshot] = []
+            requests = EndCollector()
 
             def on_next(item: Chunk | ResponseSnapshot) -> None:
                 if isinstance(item, ResponseSnapshot):
@@ -65,11 +68,29 @@ def to_call_response() -> Callable[
                 except Exception as error:
                     observer.on_error(error)
                     return
-                observer.on_next(response)
+                observer.on_next(_billed(response, requests))
                 observer.on_completed()
 
-            return source.subscribe(on_next, observer.on_error, on_completed, scheduler=scheduler)
+            with observing(requests):
+                return source.subscribe(
+                    on_next, observer.on_error, on_completed, scheduler=scheduler
+                )
 
         return Observable(subscribe)
 
     return to_call_response_
+
+
+def _billed(response: CallResponse, requests: EndCollector) -> CallResponse:
+    """The response with the usage of the requests it was made from, when they ended
+    before the provider's final figure (an early stop: estimated or mixed) or were
+    several (retried: every attempt billed)."""
+    ends = requests.ends
+    if not ends:  # a share_replay subscriber that did not connect: nothing to add
+        return response
+    usage = total_usage(ends)
+    if usage is None or usage == response.usage:
+        return response
+    if len(ends) == 1 and ends[0].usage is not None and ends[0].usage.source == "reported":
+        return response  # the provider's own final figure, as folded
+    return response.model_copy(update={"usage": usage})
