@@ -478,8 +478,11 @@ def main(argv: list[str] | None = None) -> int:
     results.seconds = time.perf_counter() - START
     import _report
 
+    import _sections
+
     text = _report.render(results, command=_command(args), environment=environment())
-    args.out.write_text(text)
+    # sections other scripts write (bench/bench_otel.py) survive this rewrite
+    args.out.write_text(_sections.kept_sections(args.out, text))
     log(f"wrote {args.out} ({results.seconds / 60:.1f} min)")
     print(_report.summary(results))
     return 0
