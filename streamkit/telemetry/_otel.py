@@ -323,15 +323,21 @@ class RetryOperation:
             self._ended = True
             outcome, error, disposed_by = self._finished
             last, usage, chunks, attempts = self._last, self._usage, self._chunks, self._attempts
-        if outcome == "disposed" and last is not None and last.outcome in ("disposed", "timeout"):
-            # disposed while an attempt ran: the attempt's record knows who disposed it
-            outcome, disposed_by = last.outcome, last.disposed_by
+        timeout: str | None = None
+        error_type = _qualified_name(error) if error is not None else None
+        if outcome == "disposed":
+            if last is not None and last.outcome in ("disposed", "timeout"):
+                # disposed while an attempt ran: the attempt's record knows why
+                outcome, disposed_by, timeout = last.outcome, last.disposed_by, last.timeout
+                error_type = last.error_type
+            elif disposed_by is not None and disposed_by.startswith("timeout:"):
+                # during a backoff delay, by a timeout operator downstream
+                outcome, timeout = "timeout", disposed_by.removeprefix("timeout:")
+                error_type = "streamkit.errors.StreamTimeoutError"
         attributes: dict[str, Any] = {sc.END_OUTCOME: outcome, sc.ATTEMPTS: attempts}
         attributes[sc.CHUNKS] = chunks
-        error_type = _qualified_name(error) if error is not None else None
-        if outcome == "timeout" and last is not None:
-            attributes[sc.END_TIMEOUT] = last.timeout or ""
-            error_type = last.error_type
+        if outcome == "timeout":
+            attributes[sc.END_TIMEOUT] = timeout or "unknown"
         if outcome == "disposed":
             attributes[sc.END_DISPOSED_BY] = disposed_by or "unknown"
         if error_type is not None:

@@ -119,6 +119,12 @@ _BLUE, _BLUE_FILL = "#2563eb", "#dbeafe"
 _GREY_FILL = "#f3f4f6"
 _ROW = 34.0
 _STEP = 44.0
+_INDENT = 18.0
+
+
+def _row_name(span: SpanLike) -> str:
+    operator = dict(span.attributes or {}).get("streamkit.operator")
+    return f"{span.name} [{operator}]" if operator else span.name
 
 
 def render_span_svg(spans: Iterable[SpanLike], *, title: str = "spans") -> str:
@@ -135,25 +141,31 @@ def render_span_svg(spans: Iterable[SpanLike], *, title: str = "spans") -> str:
         moments.update(t for t in (span.start_time, span.end_time) if t is not None)
         moments.update(e.timestamp for e in span.events if e.name != "streamkit.end")
     column = {t: i for i, t in enumerate(sorted(moments))}
-    names = ["    " * depth + span.name for depth, span in rows]
-    origin = _PAD + max(len(n) for n in names) * _CHAR + 2 * _PAD
+    names = [_row_name(span) for _, span in rows]
+    origin = (
+        _PAD
+        + max(depth * _INDENT + len(n) * _CHAR for (depth, _), n in zip(rows, names, strict=True))
+        + 2 * _PAD
+    )
     plot_end = origin + max(len(column) - 1, 1) * _STEP
     summaries = [span_summary(span) for _, span in rows]
     width = plot_end + 2 * _PAD + max((len(s) for s in summaries), default=0) * 6.6 + _PAD
-    height = _PAD * 2 + 28 + len(rows) * _ROW
+    height = _PAD * 2 + 28 + len(rows) * _ROW + 18
 
     def x_of(t: int | None) -> float:
         return origin + column[t] * _STEP if t is not None else plot_end
 
     svg = _Svg()
     svg.text(_PAD, _PAD + 12, title, font_size="13", font_weight="bold", fill=_INK)
-    for index, ((_depth, span), name, summary) in enumerate(zip(rows, names, summaries, strict=True)):
+    for index, ((depth, span), name, summary) in enumerate(
+        zip(rows, names, summaries, strict=True)
+    ):
         top = _PAD + 28 + index * _ROW
         middle = top + _ROW / 2
         attributes = dict(span.attributes or {})
         outcome = attributes.get("streamkit.end.outcome")
         mine = outcome is not None
-        svg.text(_PAD, middle + 4, name, font_size="12", fill=_INK, xml_space="preserve")
+        svg.text(_PAD + depth * _INDENT, middle + 4, name, font_size="12", fill=_INK)
         x1, x2 = x_of(span.start_time), x_of(span.end_time)
         svg.add(
             f'<rect x="{_num(x1)}" y="{_num(middle - 8)}" width="{_num(max(x2 - x1, 3))}" '
@@ -162,6 +174,8 @@ def render_span_svg(spans: Iterable[SpanLike], *, title: str = "spans") -> str:
             f"<title>{span.name}</title></rect>"
         )
         for event in span.events:
+            if event.timestamp not in column:
+                continue  # the end event: the bar's end shows it
             ex = x_of(event.timestamp)
             if event.name == "streamkit.first_chunk":
                 svg.add(
@@ -195,7 +209,7 @@ def render_span_svg(spans: Iterable[SpanLike], *, title: str = "spans") -> str:
     head = (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{_num(width)}" height="{_num(height)}" '
         f'viewBox="0 0 {_num(width)} {_num(height)}" font-family="ui-monospace, SFMono-Regular, '
-        "Menlo, Consolas, 'DejaVu Sans Mono', monospace\" role=\"img\" "
+        'Menlo, Consolas, \'DejaVu Sans Mono\', monospace" role="img" '
         f'aria-label="{title}">\n<title>{title}</title>\n'
         f'<rect width="{_num(width)}" height="{_num(height)}" rx="6" fill="#ffffff"/>\n'
     )

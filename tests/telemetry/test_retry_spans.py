@@ -145,7 +145,7 @@ def test_the_operation_span_ends_when_the_subscriber_disposes(telemetry: Telemet
 
 def test_nothing_is_open_before_the_end_and_it_ends_at_completion(telemetry: Telemetry) -> None:
     scheduler = TestScheduler()
-    failing = _cold(scheduler, on_error(20, sk.IncompleteStreamError("cut")))
+    failing = _cold(scheduler, on_error(20, sk.IncompleteStreamError("openai", "[DONE]")))
     working = _cold(
         scheduler, on_next(10, sk.Chunk(provider="openai", content="a")), on_completed(20)
     )
@@ -179,7 +179,11 @@ def test_the_operation_span_ends_once_whatever_the_faults(
 
         def next_source(_scheduler: Any) -> Any:
             fails = breaks[len(made)] if len(made) < len(breaks) else False
-            last = on_error(20, sk.IncompleteStreamError("cut")) if fails else on_completed(20)
+            last = (
+                on_error(20, sk.IncompleteStreamError("openai", "[DONE]"))
+                if fails
+                else on_completed(20)
+            )
             source = _cold(scheduler, on_next(10, sk.Chunk(provider="openai", content="a")), last)
             made.append(source)
             return source
