@@ -47,6 +47,8 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 SECTION = "telemetry"
+X = "\u00d7"  # the multiplication sign (spelled out: ruff flags it as ambiguous)
+DASH = "\u2013"
 MODES = ("before", "off", "on")
 
 
@@ -207,9 +209,13 @@ def render(results: dict[str, Any], command: str) -> str:
     when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     load = ", ".join(f"{value:.1f}" for value in results["load"])
 
+    def span(ratio: dict[str, float]) -> str:
+        return f"{ratio['low']:.3f}{dash}{ratio['high']:.3f}"
+
     def met(value: float, goal: float) -> str:
         return "**yes**" if value <= goal else "**no**"
 
+    x, dash = X, DASH
     return f"""
 ## 7. Telemetry
 
@@ -225,18 +231,18 @@ histogram record is really processed). Median CPU per chunk over {results["round
 rounds of {results["reads"]} reads; each ratio is the median of the per-round ratios
 (range: lowest to highest round).
 
-| client | µs CPU / chunk | × before | range |
+| client | µs CPU / chunk | {x} before | range |
 | --- | ---: | ---: | --- |
 | before (`{results["baseline"]}`) | {us["before"]:.1f} | 1 (baseline) | |
-| telemetry off | {us["off"]:.1f} | {off["median"]:.3f}× | {off["low"]:.3f}–{off["high"]:.3f} |
-| telemetry on | {us["on"]:.1f} | {on["median"]:.3f}× | {on["low"]:.3f}–{on["high"]:.3f} |
+| telemetry off | {us["off"]:.1f} | {off["median"]:.3f}{x} | {span(off)} |
+| telemetry on | {us["on"]:.1f} | {on["median"]:.3f}{x} | {span(on)} |
 
 | target | measured | met |
 | --- | --- | --- |
-| off ≤ 1.01× before | {off["median"]:.3f}× | {met(off["median"], 1.01)} |
-| on ≤ 1.05× before | {on["median"]:.3f}× | {met(on["median"], 1.05)} |
+| off ≤ 1.01{x} before | {off["median"]:.3f}{x} | {met(off["median"], 1.01)} |
+| on ≤ 1.05{x} before | {on["median"]:.3f}{x} | {met(on["median"], 1.05)} |
 
-On is {ratios["on/off"]["median"]:.3f}× off (range {ratios["on/off"]["low"]:.3f}–\
+On is {ratios["on/off"]["median"]:.3f}{x} off (range {ratios["on/off"]["low"]:.3f}{dash}\
 {ratios["on/off"]["high"]:.3f}). Off costs, per request, one observer call at the start,
 at the first chunk and at the end (the DEBUG request log, which returns at once unless
 DEBUG is enabled) and nothing per chunk; on adds, per chunk, one

@@ -477,7 +477,6 @@ def main(argv: list[str] | None = None) -> int:
     results.load.append(os.getloadavg())
     results.seconds = time.perf_counter() - START
     import _report
-
     import _sections
 
     text = _report.render(results, command=_command(args), environment=environment())

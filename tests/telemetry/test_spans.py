@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from opentelemetry.trace import SpanKind, StatusCode
 from reactivex import operators as rx
+from streamkit._lifecycle import LifecycleObserver, StreamEnd, observing
 
 import streamkit as sk
 from streamkit import ops
-from streamkit._lifecycle import LifecycleObserver, StreamEnd, observing
 from streamkit.testing import Fault, ReplayServer, Reply
 from tests.ops._pipelines import collect_sync, run_async, run_sync
 from tests.telemetry._harness import Telemetry, attrs, event_names
