@@ -49,11 +49,19 @@ sys.path.insert(0, str(HERE))
 SECTION = "telemetry"
 X = "\u00d7"  # the multiplication sign (spelled out: ruff flags it as ambiguous)
 DASH = "\u2013"
-MODES = ("before", "off", "on")
+LE = "\u2264"
+MODES = ("before", "seam", "off", "on", "on-no-chunk-timing")
+LABELS = {
+    "before": "before",
+    "seam": "the lifecycle seam alone (usage and cost, no telemetry)",
+    "off": "telemetry off (the default)",
+    "on": "telemetry on",
+    "on-no-chunk-timing": "telemetry on, `chunk_timing=False`",
+}
 
 
 # -- the child -----------------------------------------------------------------------------
-def _instrument() -> None:
+def _instrument(*, chunk_timing: bool = True) -> None:
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
     from opentelemetry.sdk.trace import TracerProvider
@@ -72,7 +80,9 @@ def _instrument() -> None:
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(BatchSpanProcessor(Drop()))
     meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
-    sk.telemetry.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+    sk.telemetry.instrument(
+        tracer_provider=tracer_provider, meter_provider=meter_provider, chunk_timing=chunk_timing
+    )
 
 
 def child(mode: str, url: str) -> None:
@@ -81,8 +91,8 @@ def child(mode: str, url: str) -> None:
 
     import streamkit
 
-    if mode == "on":
-        _instrument()
+    if mode.startswith("on"):
+        _instrument(chunk_timing=mode == "on")
     run = _clients.make_sk_pipeline(url)
     run()  # warm-up: imports, first connection
     print(json.dumps({"ready": streamkit.__file__}), flush=True)
@@ -151,41 +161,57 @@ def export_tree(ref: str, into: Path) -> str:
     return commit
 
 
-def measure(args: argparse.Namespace) -> dict[str, Any]:
-    """Run the three clients round after round; the figures of the run."""
+RATIOS = {
+    # name: (mode, the mode it is set against)
+    "off": ("off", "before"),
+    "on": ("on", "before"),
+    "on-no-chunk-timing": ("on-no-chunk-timing", "before"),
+    "seam": ("seam", "before"),
+    "off/seam": ("off", "seam"),
+    "on/off": ("on", "off"),
+    "on-no-chunk-timing/off": ("on-no-chunk-timing", "off"),
+}
+
+
+def measure(args: argparse.Namespace, stream: str, pace: float) -> dict[str, Any]:
+    """Run the clients round after round on one stream; the figures of the run."""
     from _server import ServerPool
 
-    chunks = 500 if args.quick else 2000
+    chunks = int(stream.split(":")[1])
     rounds = 5 if args.quick else 9
     per_round = 2 if args.quick else 3
+    modes = [m for m in MODES if m != "seam" or args.seam]
     results: dict[str, Any] = {"chunks": chunks, "rounds": rounds, "reads": per_round}
     with tempfile.TemporaryDirectory() as tmp, ServerPool() as pool:
-        results["baseline"] = export_tree(args.baseline, Path(tmp))
-        url = pool.start([("burst", f"openai:{chunks}", 0.0)])["burst"]
-        clients = {
-            "before": Client("before", url, Path(tmp)),
-            "off": Client("off", url, ROOT),
-            "on": Client("on", url, ROOT),
-        }
+        trees = {"before": Path(tmp) / "before", "seam": Path(tmp) / "seam"}
+        trees["before"].mkdir()
+        results["baseline"] = export_tree(args.baseline, trees["before"])
+        if args.seam:
+            trees["seam"].mkdir()
+            results["seam"] = export_tree(args.seam, trees["seam"])
+        url = pool.start([("stream", stream, pace)])["stream"]
+        clients = {mode: Client(mode, url, trees.get(mode, ROOT)) for mode in modes}
         results["modules"] = {mode: client.module for mode, client in clients.items()}
-        cpu: dict[str, list[float]] = {mode: [] for mode in MODES}
-        ratios: dict[str, list[float]] = {"off": [], "on": [], "on/off": []}
+        cpu: dict[str, list[float]] = {mode: [] for mode in modes}
+        ratios: dict[str, list[float]] = {
+            name: [] for name, (a, b) in RATIOS.items() if a in modes and b in modes
+        }
         loads = [os.getloadavg()[0]]
         try:
             for number in range(rounds):
                 medians = {}
-                order = MODES if number % 2 == 0 else tuple(reversed(MODES))
+                order = modes if number % 2 == 0 else list(reversed(modes))
                 for mode in order:
                     reads = clients[mode].reads(per_round)
                     cpu[mode].extend(reads)
                     medians[mode] = statistics.median(reads)
-                ratios["off"].append(medians["off"] / medians["before"])
-                ratios["on"].append(medians["on"] / medians["before"])
-                ratios["on/off"].append(medians["on"] / medians["off"])
+                for name in ratios:
+                    mode, against = RATIOS[name]
+                    ratios[name].append(medians[mode] / medians[against])
                 loads.append(os.getloadavg()[0])
                 print(
-                    f"round {number + 1}/{rounds}: "
-                    + ", ".join(f"{m} {medians[m] / chunks * 1e6:.1f} µs" for m in MODES),
+                    f"{stream} pace {pace}: round {number + 1}/{rounds}: "
+                    + ", ".join(f"{m} {medians[m] / chunks * 1e6:.1f} µs" for m in modes),
                     file=sys.stderr,
                 )
         finally:
@@ -202,59 +228,108 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
-def render(results: dict[str, Any], command: str) -> str:
-    """The section of ``docs/performance.md``."""
+def _table(results: dict[str, Any]) -> list[str]:
+    x, dash = X, DASH
     us, ratios = results["us_per_chunk"], results["ratios"]
-    off, on = ratios["off"], ratios["on"]
-    when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    load = ", ".join(f"{value:.1f}" for value in results["load"])
+    lines = [f"| client | µs CPU / chunk | {x} before | range |", "| --- | ---: | ---: | --- |"]
+    for mode in MODES:
+        if mode not in us:
+            continue
+        label = LABELS[mode]
+        if mode == "before":
+            label += f" (`{results['baseline']}`)"
+        elif mode == "seam":
+            label += f" (`{results['seam']}`)"
+        if mode == "before":
+            lines.append(f"| {label} | {us[mode]:.1f} | 1 (baseline) | |")
+            continue
+        r = ratios[mode]
+        lines.append(
+            f"| {label} | {us[mode]:.1f} | {r['median']:.3f}{x} | "
+            f"{r['low']:.3f}{dash}{r['high']:.3f} |"
+        )
+    return lines
 
-    def span(ratio: dict[str, float]) -> str:
-        return f"{ratio['low']:.3f}{dash}{ratio['high']:.3f}"
+
+def render(runs: dict[str, dict[str, Any]], command: str) -> str:
+    """The section of ``docs/performance.md``: one table per stream, then the targets."""
+    x = X
+    when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    burst, paced = runs["burst"], runs["paced"]
 
     def met(value: float, goal: float) -> str:
         return "**yes**" if value <= goal else "**no**"
 
-    x, dash = X, DASH
-    return f"""
-## 7. Telemetry
+    def ratio(run: dict[str, Any], name: str) -> str:
+        r = run["ratios"][name]
+        return f"{r['median']:.3f}{x}"
 
-<!-- Generated by bench/bench_otel.py: do not edit by hand, run it again. -->
-
-What OpenTelemetry instrumentation (`sk.telemetry.instrument()`) costs, measured by
-`bench/bench_otel.py` in one run: the realistic pipeline of section 1 over one burst
-stream of {results["chunks"]:,} OpenAI chat deltas, read by three clients in processes of
-their own: streamkit **before** telemetry existed (`{results["baseline"]}`, exported with
-`git archive`), today's streamkit with telemetry **off** (the default), and **on** (the
-OpenTelemetry SDK with a batch span processor and a metric reader: every span, event and
-histogram record is really processed). Median CPU per chunk over {results["rounds"]}
-rounds of {results["reads"]} reads; each ratio is the median of the per-round ratios
-(range: lowest to highest round).
-
-| client | µs CPU / chunk | {x} before | range |
-| --- | ---: | ---: | --- |
-| before (`{results["baseline"]}`) | {us["before"]:.1f} | 1 (baseline) | |
-| telemetry off | {us["off"]:.1f} | {off["median"]:.3f}{x} | {span(off)} |
-| telemetry on | {us["on"]:.1f} | {on["median"]:.3f}{x} | {span(on)} |
-
-| target | measured | met |
-| --- | --- | --- |
-| off ≤ 1.01{x} before | {off["median"]:.3f}{x} | {met(off["median"], 1.01)} |
-| on ≤ 1.05{x} before | {on["median"]:.3f}{x} | {met(on["median"], 1.05)} |
-
-On is {ratios["on/off"]["median"]:.3f}{x} off (range {ratios["on/off"]["low"]:.3f}{dash}\
-{ratios["on/off"]["high"]:.3f}). Off costs, per request, one observer call at the start,
-at the first chunk and at the end (the DEBUG request log, which returns at once unless
-DEBUG is enabled) and nothing per chunk; on adds, per chunk, one
-`gen_ai.client.operation.time_per_output_chunk` record with attributes built once per
-request. The noise floor of such ratios on this shared machine is a few per cent (see
-[Noise](#noise)): a ratio within it is not a measured difference.
-
-- Written: {when}; machine: {platform.machine()}, {os.cpu_count()} cores,
-  {platform.platform()}; Python {platform.python_version()}
-- Load average (1 min) along the run: {load}
-- Command: `{command}`
-"""
+    out = [
+        "## 7. Telemetry",
+        "",
+        "<!-- Generated by bench/bench_otel.py: do not edit by hand, run it again. -->",
+        "",
+        "What OpenTelemetry instrumentation (`sk.telemetry.instrument()`) costs, from "
+        "`bench/bench_otel.py`, in one run: the realistic pipeline of section 1 read by "
+        "clients in processes of their own: streamkit **before** (exported with "
+        "`git archive`, so it is the old code, not a switch in today's), the lifecycle "
+        "**seam** alone when given (the usage and cost record telemetry is built on, without "
+        "telemetry), today's streamkit with telemetry **off** (the default) and **on** "
+        "(the OpenTelemetry SDK with a batch span processor and a metric reader: every span, "
+        "event and histogram record is really processed), with and without the per-chunk "
+        "histogram. Median CPU per chunk (every thread of the process) over "
+        f"{burst['rounds']} rounds of {burst['reads']} reads; each ratio is the median of "
+        "the per-round ratios (range: lowest to highest round).",
+        "",
+        f"### Burst ({burst['chunks']:,} chunks written at once)",
+        "",
+        *_table(burst),
+        "",
+        f"### Paced ({paced['chunks']:,} chunks, 1 ms apart, as from a real model)",
+        "",
+        *_table(paced),
+        "",
+        "### Targets",
+        "",
+        "| target | burst | paced | met (burst / paced) |",
+        "| --- | ---: | ---: | --- |",
+    ]
+    for name, goal, title in (
+        ("off", 1.01, f"telemetry off {LE} 1.01{x} before"),
+        ("on", 1.05, f"telemetry on {LE} 1.05{x} before"),
+        ("on-no-chunk-timing", 1.05, f"on, `chunk_timing=False`, {LE} 1.05{x} before"),
+    ):
+        out.append(
+            f"| {title} | {ratio(burst, name)} | {ratio(paced, name)} | "
+            f"{met(burst['ratios'][name]['median'], goal)} / "
+            f"{met(paced['ratios'][name]['median'], goal)} |"
+        )
+    if "off/seam" in burst["ratios"]:
+        out.append(
+            f"| telemetry off {LE} 1.01{x} the seam alone (what telemetry itself adds when "
+            f"off) | {ratio(burst, 'off/seam')} | {ratio(paced, 'off/seam')} | "
+            f"{met(burst['ratios']['off/seam']['median'], 1.01)} / "
+            f"{met(paced['ratios']['off/seam']['median'], 1.01)} |"
+        )
+    out += [
+        "",
+        "Off, telemetry adds per request one observer call at the start, at the first chunk "
+        "and at the end (the DEBUG request log, which returns at once unless DEBUG is "
+        "enabled) and nothing per chunk; what off costs over *before* beyond that is the "
+        "seam's own per-chunk bookkeeping (usage and cost on every exit path). On, per "
+        "request: one span with two events and five histogram records; per chunk: one "
+        "`gen_ai.client.operation.time_per_output_chunk` record with attributes built "
+        "once per request, a few microseconds in the SDK, which `chunk_timing=False` "
+        "leaves out. The noise floor of such ratios on this shared machine is a few per "
+        "cent (see [Noise](#noise)).",
+        "",
+        f"- Written: {when}; {platform.machine()}, {os.cpu_count()} cores, "
+        f"{platform.platform()}; Python {platform.python_version()}",
+        "- Load average (1 min) along the runs: "
+        + ", ".join(f"{v:.1f}" for v in burst["load"] + paced["load"]),
+        f"- Command: `{command}`",
+    ]
+    return "\n".join(out) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -262,6 +337,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smaller run")
     parser.add_argument("--baseline", default="main", help="the git ref of 'before'")
+    parser.add_argument(
+        "--seam", default=None, help="the git ref of the lifecycle seam alone (optional)"
+    )
     parser.add_argument(
         "--out", type=Path, default=ROOT / "docs" / "performance.md", help="the page"
     )
@@ -272,17 +350,24 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     import _sections
 
-    results = measure(args)
-    modules = results["modules"]
+    burst_chunks, paced_chunks = (500, 200) if args.quick else (2000, 400)
+    runs = {
+        "burst": measure(args, f"openai:{burst_chunks}", 0.0),
+        "paced": measure(args, f"openai:{paced_chunks}", 0.001),
+    }
+    modules = runs["burst"]["modules"]
     assert modules["before"] != modules["off"], f"the baseline is today's code: {modules}"
     command = "python bench/bench_otel.py" + (" --quick" if args.quick else "")
     if args.baseline != "main":
         command += f" --baseline {args.baseline}"
+    if args.seam:
+        command += f" --seam {args.seam}"
     page = args.out.read_text(encoding="utf-8") if args.out.exists() else "# Performance\n"
     args.out.write_text(
-        _sections.replace_section(page, SECTION, render(results, command)), encoding="utf-8"
+        _sections.replace_section(page, SECTION, render(runs, command)), encoding="utf-8"
     )
-    print(json.dumps({k: results[k] for k in ("us_per_chunk", "ratios")}, indent=2))
+    summary = {name: {k: run[k] for k in ("us_per_chunk", "ratios")} for name, run in runs.items()}
+    print(json.dumps(summary, indent=2))
     return 0
 
 

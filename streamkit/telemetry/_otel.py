@@ -30,7 +30,7 @@ from streamkit.telemetry import _semconv as sc
 from streamkit.telemetry._fields import base_attributes, end_fields, usage_attributes
 from streamkit.telemetry._operations import OperationOutcome, current_operation, enter
 
-__all__ = ["Instruments", "OTelObserver", "RetryOperation"]
+__all__ = ["Instruments", "OTelChunkObserver", "OTelObserver", "RetryOperation", "observer"]
 
 _NS = 1e-9
 
@@ -117,18 +117,25 @@ def _output_json(content: str, finish_reasons: Sequence[str] | None) -> str:
 
 
 class OTelObserver(LifecycleObserver):
-    """One CLIENT span per request, and the GenAI client metrics.
+    """One CLIENT span per request, and the GenAI client metrics, with no work per chunk
+    (see :class:`OTelChunkObserver` for the per-chunk histogram and content capture).
 
     Also the :class:`~streamkit.telemetry._operations.OperationFactory` of
     ``retry_on_error``'s parent spans.
     """
 
-    wants_chunks = True  # the inter-chunk histogram (and opted-in content capture)
-
-    def __init__(self, tracer: Tracer, instruments: Instruments, *, capture_content: bool) -> None:
+    def __init__(
+        self,
+        tracer: Tracer,
+        instruments: Instruments,
+        *,
+        capture_content: bool,
+        chunk_timing: bool = True,
+    ) -> None:
         self.tracer = tracer
         self.instruments = instruments
         self.capture_content = capture_content
+        self.chunk_timing = chunk_timing
         self._requests: dict[int, _Request] = {}
         self._lock = threading.Lock()
 
@@ -173,20 +180,6 @@ class OTelObserver(LifecycleObserver):
             (now_ns - start.started_ns) * _NS, request.metric_attributes
         )
 
-    def on_chunk(self, start: StreamStart, chunk: Chunk, now_ns: int) -> None:
-        """The inter-chunk histogram: one record per chunk after the first, with the
-        request's prebuilt attributes (nothing of ours is allocated per chunk)."""
-        request = self._requests.get(start.id)
-        if request is None:
-            return
-        if request.last_ns:
-            self.instruments.time_per_output_chunk.record(
-                (now_ns - request.last_ns) * _NS, request.metric_attributes
-            )
-        request.last_ns = now_ns
-        if request.content is not None and chunk.content:
-            request.content.append(chunk.content)
-
     def on_end(self, end: StreamEnd) -> None:
         """Set the end's figures on the span, end it at the record's end time, record the
         duration and token histograms."""
@@ -230,12 +223,45 @@ class OTelObserver(LifecycleObserver):
                     count, {**attributes, sc.TOKEN_TYPE: token_type, sc.USAGE_SOURCE: source}
                 )
 
+    def on_chunk(self, start: StreamStart, chunk: Chunk, now_ns: int) -> None:
+        """Not called (``wants_chunks`` is false); :class:`OTelChunkObserver` overrides."""
+
     # -- operations ------------------------------------------------------------------
     def operation(
         self, operator: str, provider: str | None, request_model: str | None
     ) -> RetryOperation:
         """A multi-attempt operation's span, started now as a child of the current span."""
         return RetryOperation(self.tracer, operator, provider, request_model)
+
+
+class OTelChunkObserver(OTelObserver):
+    """:class:`OTelObserver` that also sees every chunk: the inter-chunk histogram
+    (``gen_ai.client.operation.time_per_output_chunk``) and, when asked, the text for
+    ``gen_ai.output.messages``."""
+
+    wants_chunks = True
+
+    def on_chunk(self, start: StreamStart, chunk: Chunk, now_ns: int) -> None:
+        """The inter-chunk histogram: one record per chunk after the first, with the
+        request's prebuilt attributes (nothing of ours is allocated per chunk)."""
+        request = self._requests.get(start.id)
+        if request is None:
+            return
+        if request.last_ns and self.chunk_timing:
+            self.instruments.time_per_output_chunk.record(
+                (now_ns - request.last_ns) * _NS, request.metric_attributes
+            )
+        request.last_ns = now_ns
+        if request.content is not None and chunk.content:
+            request.content.append(chunk.content)
+
+
+def observer(
+    tracer: Tracer, instruments: Instruments, *, capture_content: bool, chunk_timing: bool
+) -> OTelObserver:
+    """The observer ``instrument()`` attaches: per-chunk work only when asked for."""
+    kind = OTelChunkObserver if chunk_timing or capture_content else OTelObserver
+    return kind(tracer, instruments, capture_content=capture_content, chunk_timing=chunk_timing)
 
 
 class RetryOperation:

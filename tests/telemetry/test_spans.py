@@ -6,7 +6,11 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +25,7 @@ from tests.ops._pipelines import collect_sync, run_async, run_sync
 from tests.telemetry._harness import Telemetry, attrs, event_names
 
 MODEL = "replayed-model"
+ROOT = Path(__file__).resolve().parents[2]
 CASES = [
     pytest.param("openai", "openai/chat-text-usage", id="openai"),
     pytest.param("anthropic", "anthropic/messages-text", id="anthropic"),
@@ -248,6 +253,76 @@ def test_the_event_loop_closing_ends_the_span(telemetry: Telemetry) -> None:
     assert attrs(span)["streamkit.chunks"] >= 1
 
 
+LOOP_CLOSED_UNDER_A_STREAM = """
+import asyncio, json, sys
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+import streamkit as sk
+from streamkit.testing import ReplayServer
+
+class Print(SpanExporter):
+    def export(self, spans):
+        for span in spans:
+            print(json.dumps({"name": span.name, **dict(span.attributes)}), flush=True)
+        return SpanExportResult.SUCCESS
+
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(Print()))
+sk.telemetry.instrument(tracer_provider=provider)
+server = ReplayServer("openai/chat-text-usage", pace=0.05).start()
+loop = asyncio.new_event_loop()
+received = []
+
+async def start():
+    client = server.client("openai", async_=True)
+    sk.stream("openai", "m", "hello", client=client).subscribe(received.append)
+    while not received:
+        await asyncio.sleep(0.01)
+
+loop.run_until_complete(start())
+loop.close()  # the stream's task is still pending: it will never run again
+print("closed", flush=True)
+"""
+
+
+def test_a_loop_closed_without_cancelling_its_tasks_ends_the_span_at_exit() -> None:
+    """``loop.close()`` with the stream's task pending (asyncio.run cancels first): the
+    task can never run again, and httpx's anyio keeps it reachable, so the request ends
+    as abandoned when the process exits, before the SDK's own shutdown exports it."""
+    result = subprocess.run(
+        [sys.executable, "-c", LOOP_CLOSED_UNDER_A_STREAM],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    lines = result.stdout.splitlines()
+    assert "closed" in lines, result.stderr
+    spans = [json.loads(line) for line in lines[lines.index("closed") + 1 :]]
+    assert len(spans) == 1, (lines, result.stderr)
+    assert spans[0]["streamkit.end.outcome"] == "abandoned"
+    assert spans[0]["streamkit.chunks"] >= 1
+
+
+async def test_an_async_stream_disposed_from_another_thread(telemetry: Telemetry) -> None:
+    with ReplayServer("openai/chat-text-usage", pace=0.05) as server:
+        client = server.client("openai", async_=True)
+        first = asyncio.Event()
+        subscription = sk.stream("openai", MODEL, "hello", client=client).subscribe(
+            lambda _chunk: first.set()
+        )
+        await asyncio.wait_for(first.wait(), 5)
+        await asyncio.to_thread(subscription.dispose)
+        telemetry.wait_for(1, SpanKind.CLIENT)
+        await asyncio.sleep(0.05)  # the task's cancellation runs on the loop
+        await client.close()
+    (span,) = telemetry.requests()
+    telemetry.check_ended_once()
+    assert attrs(span)["streamkit.end.outcome"] == "disposed"
+    assert attrs(span)["streamkit.end.disposed_by"] == "unknown"
+
+
 def test_an_abandoned_iterator_collected_by_the_gc_ends_the_span(telemetry: Telemetry) -> None:
     with ReplayServer("openai/chat-text-usage", pace=0.01) as server:
         stream = _stream(server)
@@ -353,6 +428,17 @@ def test_the_metrics_equal_the_streams_figures(telemetry: Telemetry) -> None:
     assert first.sum == pytest.approx(attrs(span)["gen_ai.response.time_to_first_chunk"], abs=1e-3)
 
 
+def test_without_chunk_timing_nothing_is_recorded_per_chunk(telemetry_factory: Any) -> None:
+    harness = telemetry_factory(chunk_timing=False)
+    with ReplayServer("openai/chat-text-usage", pace=0.001) as server:
+        (response,) = run_sync(_stream(server).pipe(ops.to_call_response()))
+    assert harness.points("gen_ai.client.operation.time_per_output_chunk") == []
+    (first,) = harness.points("gen_ai.client.operation.time_to_first_chunk")
+    assert first.count == 1
+    (span,) = harness.requests()
+    assert attrs(span)["gen_ai.usage.output_tokens"] == response.usage.output_tokens  # type: ignore[union-attr]
+
+
 # -- on and off ------------------------------------------------------------------------------
 def test_after_uninstrument_no_span_is_made(telemetry: Telemetry) -> None:
     telemetry.instrumentation.uninstrument()
@@ -376,6 +462,19 @@ def test_a_request_running_when_uninstrumented_still_ends_its_span(telemetry: Te
     assert attrs(span)["streamkit.end.outcome"] == "completed"
 
 
-def test_instrument_rejects_a_capture_content_that_is_not_a_bool() -> None:
+def test_instrument_rejects_flags_that_are_not_bools() -> None:
     with pytest.raises(TypeError, match="capture_content"):
         sk.telemetry.instrument(capture_content="yes")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="chunk_timing"):
+        sk.telemetry.instrument(chunk_timing=1)  # type: ignore[arg-type]
+    assert not sk.telemetry.is_instrumented()
+
+
+def test_instrumenting_again_replaces_the_previous_instrumentation(
+    telemetry: Telemetry, telemetry_factory: Any
+) -> None:
+    second = telemetry_factory()
+    assert not telemetry.instrumentation.active and second.instrumentation.active
+    with ReplayServer("openai/chat-text-usage") as server:
+        run_sync(_stream(server))
+    assert telemetry.spans() == [] and len(second.requests()) == 1
