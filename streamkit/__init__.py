@@ -1,13 +1,13 @@
 """streamkit: LLM provider streams as ReactiveX observables of normalized chunks.
 
 import streamkit as sk
-from streamkit import ops
+from streamkit import ops, prices
 
 stream = sk.stream("openai", "gpt-4o-mini", "Recommend a fantasy book")
 response = stream.pipe(ops.to_call_response()).run()
 """
 
-from streamkit import ops
+from streamkit import ops, prices
 from streamkit.accumulator import Accumulator, ResponseSnapshot
 from streamkit.call import call
 from streamkit.errors import (
@@ -39,6 +39,7 @@ __all__ = [
     "Usage",
     "call",
     "ops",
+    "prices",
     "stream",
 ]
 __version__ = "0.1.0"

@@ -22,7 +22,11 @@ __all__ = [
     "ToolCall",
     "ToolCallDelta",
     "Usage",
+    "UsageSource",
 ]
+
+UsageSource = Literal["reported", "estimated", "mixed"]
+"""Where a :class:`Usage`'s numbers come from."""
 
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "refusal", "error"]
 """The provider-independent reason a generation ended (``CallResponse.finish_reason``)."""
@@ -47,6 +51,13 @@ class Usage(BaseModel):
     total_tokens: int = 0
     cached_tokens: int | None = None
     reasoning_tokens: int | None = None
+    audio_input_tokens: int | None = None
+    audio_output_tokens: int | None = None
+    source: UsageSource = "reported"
+    """Where the numbers come from: ``reported`` (the provider's own figures),
+    ``estimated`` (counted by streamkit: the stream stopped before the provider
+    reported, or it never reports) or ``mixed`` (input reported, output estimated; or a
+    sum of both kinds)."""
 
     def __add__(self, other: Usage) -> Usage:
         """Add two usages (used to bill several attempts of one call)."""
@@ -60,6 +71,9 @@ class Usage(BaseModel):
             total_tokens=self.total_tokens + other.total_tokens,
             cached_tokens=_opt(self.cached_tokens, other.cached_tokens),
             reasoning_tokens=_opt(self.reasoning_tokens, other.reasoning_tokens),
+            audio_input_tokens=_opt(self.audio_input_tokens, other.audio_input_tokens),
+            audio_output_tokens=_opt(self.audio_output_tokens, other.audio_output_tokens),
+            source=self.source if self.source == other.source else "mixed",
         )
 
 

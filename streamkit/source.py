@@ -6,6 +6,10 @@ the pull loop runs in a scheduled action (a background thread for sync SDKs, an 
 task for async ones), checks for disposal after every chunk, and closes the SDK stream
 in ``finally``. A sync read blocked in the socket is not woken by ``close()`` from
 another thread, so disposal first shuts the socket down (:func:`shutdown_socket`).
+
+Each pull owns a :class:`~streamkit._lifecycle.Recorder`: it records the subscription's
+start, every chunk and its one end (completed, error, disposed and by whom, timeout,
+abandoned), which it reports to the lifecycle observers exactly once.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from reactivex.disposable import CompositeDisposable, Disposable
 from reactivex.scheduler import NewThreadScheduler
 from reactivex.scheduler.eventloop import AsyncIOScheduler, AsyncIOThreadSafeScheduler
 
+from streamkit._lifecycle import DisposeReason, Recorder, current_reason
 from streamkit.errors import StreamError
 from streamkit.models import Chunk
 from streamkit.providers import Decoder, ProviderAdapter
@@ -93,10 +98,18 @@ class SyncPull:
     """One request of a sync SDK client, as an iterator of chunks that can be cancelled
     from any thread."""
 
-    def __init__(self, adapter: ProviderAdapter, client: Any, request: Any) -> None:
+    def __init__(
+        self,
+        adapter: ProviderAdapter,
+        client: Any,
+        request: Any,
+        *,
+        recorder: Recorder | None = None,
+    ) -> None:
         self.adapter = adapter
         self.client = client
         self.request = request
+        self.recorder = recorder if recorder is not None else Recorder(adapter.name, None)
         self._lock = threading.Lock()
         self._sdk_stream: Any = None
         self._reader: threading.Thread | None = None
@@ -105,27 +118,44 @@ class SyncPull:
     def chunks(self) -> Generator[Chunk, None, None]:
         """Make the request and yield its chunks; the SDK stream is closed on every exit."""
         adapter = self.adapter
+        recorder = self.recorder
+        recorder.begin(self)
         with self._lock:
             if self.cancelled:
                 return
             self._reader = threading.current_thread()
-        decoder = adapter.new_decoder(self.request)
-        sdk_stream = adapter.open(self.client, self.request)
+        try:
+            decoder = adapter.new_decoder(self.request)
+            sdk_stream = adapter.open(self.client, self.request)
+        except Exception as error:
+            if not self.cancelled:
+                recorder.fail(error)
+            raise
+        except BaseException as stop:
+            recorder.dispose(_stopped(stop))
+            raise
+        recorder.headers()
         with self._lock:
             self._sdk_stream = sdk_stream
         try:
             if self.cancelled:
                 return
             for event in sdk_stream:
-                yield from decoder.decode(event)
+                for chunk in decoder.decode(event):
+                    recorder.chunk(chunk)
+                    yield chunk
                 if self.cancelled:
                     return
             if not decoder.complete:
                 raise adapter.incomplete(decoder)
+            recorder.complete()
         except Exception as error:
             if self.cancelled:
                 return  # the read error our own socket shutdown caused
-            _raise_read_failure(adapter, decoder, error)
+            _fail(recorder, adapter, decoder, error)
+        except BaseException as stop:  # GeneratorExit: the iteration was stopped
+            recorder.dispose(_stopped(stop))
+            raise
         finally:
             # Forget the stream before closing it: once closed, its connection may go
             # back to the pool and serve another request, whose socket a late cancel()
@@ -134,38 +164,97 @@ class SyncPull:
                 self._sdk_stream = None
             adapter.close(sdk_stream)
 
-    def cancel(self) -> None:
-        """Stop the pull; from another thread, wake a blocked read by shutting the socket."""
+    def cancel(self, reason: DisposeReason | None = None) -> None:
+        """Stop the pull; from another thread, wake a blocked read by shutting the socket.
+
+        The end is recorded at once as disposed: for the active
+        :func:`~streamkit._lifecycle.disposing` reason, else ``reason``, else ``"take"``
+        when called from the reading thread (a downstream operator stopping on a chunk),
+        else ``"unknown"``.
+        """
+        on_reader = self._reader is threading.current_thread()
+        self.recorder.dispose(current_reason() or reason or ("take" if on_reader else "unknown"))
         with self._lock:
             self.cancelled = True
-            if self._sdk_stream is not None and self._reader is not threading.current_thread():
+            if self._sdk_stream is not None and not on_reader:
                 shutdown_socket(self.adapter.http_response(self._sdk_stream))
 
 
 class AsyncPull:
     """One request of an async SDK client, as an async iterator of chunks."""
 
-    def __init__(self, adapter: ProviderAdapter, client: Any, request: Any) -> None:
+    def __init__(
+        self,
+        adapter: ProviderAdapter,
+        client: Any,
+        request: Any,
+        *,
+        recorder: Recorder | None = None,
+    ) -> None:
         self.adapter = adapter
         self.client = client
         self.request = request
+        self.recorder = recorder if recorder is not None else Recorder(adapter.name, None)
 
     async def chunks(self) -> AsyncGenerator[Chunk, None]:
         """Make the request and yield its chunks; the SDK stream is closed on every exit,
         cancellation included."""
         adapter = self.adapter
-        decoder = adapter.new_decoder(self.request)
-        sdk_stream = await adapter.open_async(self.client, self.request)
+        recorder = self.recorder
+        recorder.begin(self)
+        try:
+            decoder = adapter.new_decoder(self.request)
+            sdk_stream = await adapter.open_async(self.client, self.request)
+        except Exception as error:
+            recorder.fail(error)
+            raise
+        except BaseException as stop:
+            recorder.dispose(_stopped(stop))
+            raise
+        recorder.headers()
         try:
             async for event in sdk_stream:
                 for chunk in decoder.decode(event):
+                    recorder.chunk(chunk)
                     yield chunk
             if not decoder.complete:
                 raise adapter.incomplete(decoder)
+            recorder.complete()
         except Exception as error:
-            _raise_read_failure(adapter, decoder, error)
+            _fail(recorder, adapter, decoder, error)
+        except BaseException as stop:  # GeneratorExit, or its task was cancelled
+            recorder.dispose(_stopped(stop))
+            raise
         finally:
             await adapter.close_async(sdk_stream)
+
+    def cancel(self, reason: DisposeReason | None = None, *, inline: bool = False) -> None:
+        """Record the dispose of this pull (its task is cancelled by the source): for the
+        active :func:`~streamkit._lifecycle.disposing` reason, else ``reason``, else
+        ``"take"`` when ``inline`` (disposed from inside the pull's own task, by a
+        downstream operator on a chunk), else ``"unknown"``."""
+        self.recorder.dispose(current_reason() or reason or ("take" if inline else "unknown"))
+
+
+def _stopped(stop: BaseException) -> DisposeReason:
+    """Why a pull ended on a ``BaseException`` no dispose had recorded: the active
+    ``disposing`` reason, ``"break"`` for a closed iteration (``GeneratorExit``), else
+    ``"unknown"`` (a cancelled task, ``KeyboardInterrupt``)."""
+    reason = current_reason()
+    if reason is not None:
+        return reason
+    return "break" if isinstance(stop, GeneratorExit) else "unknown"
+
+
+def _fail(recorder: Recorder, adapter: ProviderAdapter, decoder: Decoder, error: Exception) -> None:
+    """Record and raise what a read error means (:func:`_raise_read_failure`), or record
+    the completion it does not prevent."""
+    try:
+        _raise_read_failure(adapter, decoder, error)
+    except Exception as raised:
+        recorder.fail(raised)
+        raise
+    recorder.complete()
 
 
 def _raise_read_failure(adapter: ProviderAdapter, decoder: Decoder, error: Exception) -> None:
@@ -195,6 +284,7 @@ def sync_source(make_pull: Callable[[], SyncPull]) -> Observable[Chunk]:
         observer: abc.ObserverBase[Chunk], scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
         pull = make_pull()
+        pull.recorder.begin(pull)
 
         def run(_scheduler: abc.SchedulerBase, _state: Any = None) -> None:
             chunks = pull.chunks()
@@ -245,6 +335,7 @@ def async_source(make_pull: Callable[[], AsyncPull]) -> Observable[Chunk]:
     ) -> abc.DisposableBase:
         loop = _event_loop(scheduler)
         pull = make_pull()
+        pull.recorder.begin(pull)
         disposed = threading.Event()
 
         async def run() -> None:
@@ -274,6 +365,8 @@ def async_source(make_pull: Callable[[], AsyncPull]) -> Observable[Chunk]:
                 task_holder.append(loop.create_task(run()))
 
         def dispose() -> None:
+            inline = any(task is _current_task(loop) for task in task_holder)
+            pull.cancel(inline=inline)
             disposed.set()
 
             def cancel() -> None:
@@ -297,6 +390,12 @@ def async_source(make_pull: Callable[[], AsyncPull]) -> Observable[Chunk]:
         return Disposable(dispose)
 
     return Observable(subscribe)
+
+
+def _current_task(loop: asyncio.AbstractEventLoop) -> asyncio.Task[Any] | None:
+    if not _on_loop_thread(loop):
+        return None
+    return asyncio.current_task(loop)
 
 
 def _on_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:

@@ -16,6 +16,8 @@ from typing import Any
 
 from reactivex import Observable
 
+from streamkit._lifecycle import LifecycleObserver, Recorder, StreamEnd, disposing
+from streamkit._tokens import count_input
 from streamkit.accumulator import Accumulator
 from streamkit.errors import StreamError
 from streamkit.messages import Message, normalize_messages
@@ -65,7 +67,9 @@ class Stream(Observable[Chunk]):
         self._pairs: list[Pair] | None = None
         self._error: BaseException | None = None
         self._sync_pull: SyncPull | None = None
+        self._async_pull: AsyncPull | None = None
         self._async_iterator: AsyncGenerator[Chunk, None] | None = None
+        self._end: StreamEnd | None = None
         source = (
             async_source(self._new_async_pull)
             if self.is_async
@@ -79,11 +83,32 @@ class Stream(Observable[Chunk]):
             self._client = self._adapter.default_client(self.is_async)
         return self._client
 
+    def _recorder(self, *observers: LifecycleObserver) -> Recorder:
+        return Recorder(
+            self.provider,
+            self.model_name,
+            estimate_input=self.estimate_input_tokens,
+            observers=observers,
+            messages=self._messages,
+            params=self._params,
+        )
+
     def _new_sync_pull(self) -> SyncPull:
-        return SyncPull(self._adapter, self._resolved_client(), self._request)
+        return SyncPull(
+            self._adapter, self._resolved_client(), self._request, recorder=self._recorder()
+        )
 
     def _new_async_pull(self) -> AsyncPull:
-        return AsyncPull(self._adapter, self._resolved_client(), self._request)
+        return AsyncPull(
+            self._adapter, self._resolved_client(), self._request, recorder=self._recorder()
+        )
+
+    def estimate_input_tokens(self) -> int:
+        """streamkit's estimate of this request's input tokens (its messages and tool
+        definitions; see the usage-and-cost docs for the method and its error bound)."""
+        return count_input(
+            self.provider, self.model_name, self._messages, self._params.get("tools")
+        )
 
     # -- retrying --------------------------------------------------------------------
     def continuation(self, delivered: str) -> Stream:
@@ -123,7 +148,12 @@ class Stream(Observable[Chunk]):
             yield from self._replay()
             return
         self._pairs = []
-        pull = self._sync_pull = self._new_sync_pull()
+        pull = self._sync_pull = SyncPull(
+            self._adapter,
+            self._resolved_client(),
+            self._request,
+            recorder=self._recorder(_EndKeeper(self)),
+        )
         chunks = pull.chunks()
         try:
             for chunk in chunks:
@@ -144,9 +174,13 @@ class Stream(Observable[Chunk]):
                 yield pair
             return
         self._pairs = []
-        chunks = self._async_iterator = AsyncPull(
-            self._adapter, self._resolved_client(), self._request
-        ).chunks()
+        pull = self._async_pull = AsyncPull(
+            self._adapter,
+            self._resolved_client(),
+            self._request,
+            recorder=self._recorder(_EndKeeper(self)),
+        )
+        chunks = self._async_iterator = pull.chunks()
         try:
             async for chunk in chunks:
                 for pair in self._fold(chunk):
@@ -186,12 +220,13 @@ class Stream(Observable[Chunk]):
     def close(self) -> None:
         """Close the HTTP response of the current iteration (safe from any thread)."""
         if self._sync_pull is not None:
-            self._sync_pull.cancel()
+            self._sync_pull.cancel("close")
 
     async def aclose(self) -> None:
         """Close the HTTP response of the current async iteration."""
         if self._async_iterator is not None:
-            await _aclose_once(self._async_iterator)
+            with disposing("close"):
+                await _aclose_once(self._async_iterator)
 
     def __enter__(self) -> Stream:
         return self
@@ -242,20 +277,31 @@ class Stream(Observable[Chunk]):
         return self._accumulator.id
 
     @property
+    def end(self) -> StreamEnd | None:
+        """How the iteration's request ended (``None`` before its end): the outcome,
+        who disposed it, usage so far, timings."""
+        return self._end
+
+    @property
     def usage(self) -> Usage | None:
-        """The call's usage, once reported."""
+        """The call's usage: as reported while iterating; once the iteration has ended
+        on any path, its usage so far, with its ``source`` (reported, estimated or
+        mixed)."""
+        end = self._end
+        if end is not None and end.usage is not None:
+            return end.usage
         return self._accumulator.usage
 
     @property
     def input_tokens(self) -> int | None:
-        """Input tokens of the call, once reported."""
-        usage = self._accumulator.usage
+        """Input tokens of the call (see :attr:`usage`)."""
+        usage = self.usage
         return None if usage is None else usage.input_tokens
 
     @property
     def output_tokens(self) -> int | None:
-        """Output tokens of the call, once reported."""
-        usage = self._accumulator.usage
+        """Output tokens of the call (see :attr:`usage`)."""
+        usage = self.usage
         return None if usage is None else usage.output_tokens
 
     @property
@@ -282,6 +328,16 @@ async def _aclose_once(chunks: AsyncGenerator[Chunk, None]) -> None:
     """
     if not getattr(chunks, "ag_running", False):  # typeshed's AsyncGenerator lacks it
         await chunks.aclose()
+
+
+class _EndKeeper(LifecycleObserver):
+    """Keeps the end of a stream's own iteration on the stream."""
+
+    def __init__(self, stream: Stream) -> None:
+        self._stream = stream
+
+    def on_end(self, end: StreamEnd) -> None:
+        self._stream._end = end
 
 
 def _empty_like(chunk: Chunk) -> Chunk:

@@ -10,11 +10,13 @@ import time
 from collections.abc import Callable
 from typing import Any, Generic, Literal, TypeVar
 
-from reactivex import Observable, abc
+from reactivex import Observable, Observer, abc
 from reactivex.disposable import Disposable, SerialDisposable, SingleAssignmentDisposable
 from reactivex.scheduler import TimeoutScheduler
 from reactivex.scheduler.eventloop import AsyncIOScheduler
 
+from streamkit._lifecycle import attempt as lifecycle_attempt
+from streamkit._lifecycle import capture
 from streamkit.errors import StreamDivergedError
 from streamkit.models import Chunk, ToolCallDelta, Usage
 from streamkit.providers import is_transient_error
@@ -441,6 +443,9 @@ def retry_on_error(
             failures: list[Exception] = []
             attempt = 0
             stopped = False
+            # Later attempts subscribe from a timer: in the subscriber's context, so they
+            # report to the same lifecycle observers (ops.on_usage, a ledger, telemetry).
+            context = capture()
 
             def stop_with(error: Exception) -> None:
                 nonlocal stopped
@@ -509,8 +514,12 @@ def retry_on_error(
                         attempt_source, continuing = continue_from(delivered.content), True
                     if attempt > 1:
                         delivered.begin_attempt(continuing)
-                    subscription.disposable = attempt_source.subscribe(
-                        on_next, on_error, on_completed, scheduler=scheduler_
+                    subscription.disposable = context.copy().run(
+                        _subscribe_attempt,
+                        attempt,
+                        attempt_source,
+                        Observer(on_next, on_error, on_completed),
+                        scheduler_,
                     )
                 except Exception as error:  # raised on a timer thread, it would be lost
                     stop_with(error)
@@ -521,6 +530,16 @@ def retry_on_error(
         return Observable(subscribe)
 
     return retry_on_error_
+
+
+def _subscribe_attempt(
+    number: int,
+    source: Observable[Chunk],
+    observer: abc.ObserverBase[Chunk],
+    scheduler: abc.SchedulerBase | None,
+) -> abc.DisposableBase:
+    with lifecycle_attempt(number):
+        return source.subscribe(observer, scheduler=scheduler)
 
 
 def _check_seconds(name: str, value: object) -> None:

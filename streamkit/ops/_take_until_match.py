@@ -9,6 +9,7 @@ from typing import Protocol, TypeAlias, TypeVar
 from reactivex import Observable, abc
 from reactivex.disposable import SingleAssignmentDisposable
 
+from streamkit._lifecycle import disposing
 from streamkit.accumulator import ResponseSnapshot
 from streamkit.models import Chunk
 
@@ -96,7 +97,8 @@ def take_until_match(
                 stopped = True
                 # Dispose before telling downstream: the HTTP response closes now, not
                 # after whatever downstream does with the last chunk.
-                upstream.dispose()
+                with disposing("take_until_match"):
+                    upstream.dispose()
 
             def on_next(item: ItemT) -> None:
                 nonlocal tested

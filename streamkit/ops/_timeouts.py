@@ -15,6 +15,7 @@ from reactivex.scheduler import TimeoutScheduler
 from reactivex.scheduler.eventloop import AsyncIOScheduler
 from reactivex.scheduler.virtualtimescheduler import VirtualTimeScheduler
 
+from streamkit._lifecycle import disposing
 from streamkit.errors import StreamTimeoutError
 
 __all__ = ["first_chunk_timeout", "idle_timeout"]
@@ -216,7 +217,9 @@ class _Watch(Generic[T]):
 
     def _fire(self) -> None:
         self._timer.dispose()
-        self.upstream.dispose()
+        # Named for the source's end record: this subscription ended by a timeout.
+        with disposing("timeout:idle" if self._idle else "timeout:first_chunk"):
+            self.upstream.dispose()
         self._observer.on_error(StreamTimeoutError(self._kind, self._seconds))
 
     def on_error(self, error: Exception) -> None:
