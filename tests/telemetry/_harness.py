@@ -57,7 +57,7 @@ class _DoubleEnds(logging.Handler):
 class Telemetry:
     """What the tests read: finished spans, metric points, open spans."""
 
-    def __init__(self, *, capture_content: bool = False) -> None:
+    def __init__(self, *, capture_content: bool = False, chunk_timing: bool = True) -> None:
         self.exporter = InMemorySpanExporter()
         self.tracker = EndTracker()
         self.tracer_provider = TracerProvider()
@@ -70,6 +70,7 @@ class Telemetry:
             tracer_provider=self.tracer_provider,
             meter_provider=self.meter_provider,
             capture_content=capture_content,
+            chunk_timing=chunk_timing,
         )
         self._warnings = _DoubleEnds()
         logging.getLogger("opentelemetry").addHandler(self._warnings)
