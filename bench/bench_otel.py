@@ -3,28 +3,31 @@ before telemetry existed, in one run. Writes its section of ``docs/performance.m
 
 Run from the repository root (any environment with streamkit's ``[dev]`` extra)::
 
-    python bench/bench_otel.py                 # ~3 minutes
-    python bench/bench_otel.py --quick         # ~1 minute
-    python bench/bench_otel.py --baseline REF  # "before" = that git ref (default: main)
+    python bench/bench_otel.py                        # ~5 minutes
+    python bench/bench_otel.py --quick                # ~2 minutes
+    python bench/bench_otel.py --baseline REF         # "before" = that git ref (default: main)
+    python bench/bench_otel.py --seam issue-14        # also the lifecycle seam alone
 
-Three clients, each in a child process of its own, read the same stream (generated
-OpenAI chat deltas, served in one burst by a ReplayServer in a fourth process, so no
-server work is counted) through the realistic pipeline of ``bench/run.py``
+Clients, each in a child process of its own, read the same stream (generated OpenAI
+chat deltas from a ReplayServer in another process, so no server work is counted; once
+in one burst, once paced 1 ms apart) through the realistic pipeline of ``bench/run.py``
 (``take_until_match`` never matching + ``accumulate`` + ``do_action`` +
 ``to_call_response``):
 
 - **before**: streamkit as of ``--baseline`` (exported with ``git archive`` into a
   temporary directory, so it is the code before this work, not a switch in today's);
+- **seam** (with ``--seam``): the lifecycle record telemetry is built on, alone;
 - **off**: today's streamkit, not instrumented (the default);
 - **on**: today's streamkit with ``sk.telemetry.instrument()`` on the OpenTelemetry
   SDK: a ``TracerProvider`` with a ``BatchSpanProcessor`` (to an exporter that drops
   the batches: no I/O measured) and a ``MeterProvider`` with a reader, so the spans,
-  events and every histogram record are really processed and aggregated.
+  events and every histogram record are really processed and aggregated;
+- **on-no-chunk-timing**: the same with ``chunk_timing=False``.
 
 Each round asks every client for a few reads, in turn; a client's figure is the median
 CPU time (every thread of its process) per chunk, and each ratio is the median over
 rounds of the ratio within the round, so load drifting on the shared machine lands on
-all three alike.
+all of them alike.
 """
 
 from __future__ import annotations

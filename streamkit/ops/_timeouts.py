@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import threading
 import time
@@ -19,6 +20,8 @@ from streamkit._lifecycle import disposing
 from streamkit.errors import StreamTimeoutError
 
 __all__ = ["first_chunk_timeout", "idle_timeout"]
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -217,6 +220,7 @@ class _Watch(Generic[T]):
 
     def _fire(self) -> None:
         self._timer.dispose()
+        logger.debug("%s timeout after %.3f s: disposing upstream", self._kind, self._seconds)
         # Named for the source's end record: this subscription ended by a timeout.
         with disposing("timeout:idle" if self._idle else "timeout:first_chunk"):
             self.upstream.dispose()
