@@ -3,13 +3,14 @@ the DEBUG log lines use the same fields)."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from streamkit._lifecycle import StreamEnd
 from streamkit.models import Usage
 from streamkit.telemetry import _semconv as sc
 
-__all__ = ["base_attributes", "cost_attributes", "end_fields", "usage_attributes"]
+__all__ = ["base_attributes", "cost_attributes", "cost_of", "end_fields", "usage_attributes"]
 
 _NS = 1e-9
 
@@ -30,7 +31,7 @@ def usage_attributes(usage: Usage | None) -> dict[str, Any]:
     attributes: dict[str, Any] = {
         sc.USAGE_INPUT_TOKENS: usage.input_tokens,
         sc.USAGE_OUTPUT_TOKENS: usage.output_tokens,
-        sc.USAGE_SOURCE: getattr(usage, "source", "reported"),
+        sc.USAGE_SOURCE: usage.source,
     }
     if usage.cached_tokens is not None:
         attributes[sc.USAGE_CACHE_READ_INPUT_TOKENS] = usage.cached_tokens
@@ -39,19 +40,24 @@ def usage_attributes(usage: Usage | None) -> dict[str, Any]:
     return attributes
 
 
-def cost_attributes(end: Any) -> dict[str, Any]:
-    """``streamkit.cost`` (USD) from the record's cost, or why there is none."""
+def cost_of(end: StreamEnd) -> tuple[Decimal | None, str | None]:
+    """The record's cost in US dollars, or ``None`` and why (an unknown model, no
+    usage, no prices installed)."""
     try:
         cost = end.cost
-    except Exception:  # prices not installed, or no cost support in this record
-        return {}
-    if cost is None:
-        return {}
-    amount = getattr(cost, "amount", None)
+    except Exception as error:  # a price lookup that failed: say so, never raise here
+        return None, f"the price lookup failed: {type(error).__name__}"
+    if cost.amount is not None and cost.currency == "USD":
+        return cost.amount, None
+    return None, cost.reason or f"priced in {cost.currency}"
+
+
+def cost_attributes(end: StreamEnd) -> dict[str, Any]:
+    """``streamkit.cost`` (USD, a float) from the record's cost, or why there is none."""
+    amount, reason = cost_of(end)
     if amount is not None:
         return {sc.COST: float(amount)}
-    reason = getattr(cost, "reason", None)
-    return {sc.COST_UNKNOWN: str(reason)} if reason else {}
+    return {sc.COST_UNKNOWN: reason} if reason else {}
 
 
 def end_fields(end: StreamEnd) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -27,7 +28,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from streamkit._lifecycle import LifecycleObserver, StreamEnd, StreamStart
 from streamkit.models import Chunk, Usage
 from streamkit.telemetry import _semconv as sc
-from streamkit.telemetry._fields import base_attributes, end_fields, usage_attributes
+from streamkit.telemetry._fields import base_attributes, cost_of, end_fields, usage_attributes
 from streamkit.telemetry._operations import OperationOutcome, current_operation, enter
 
 __all__ = ["Instruments", "OTelChunkObserver", "OTelObserver", "RetryOperation", "observer"]
@@ -148,12 +149,12 @@ class OTelObserver(LifecycleObserver):
         metric_attributes = dict(attributes)
         attributes[sc.SYSTEM] = attributes[sc.PROVIDER_NAME]
         attributes[sc.REQUEST_STREAM] = True
-        attributes.update(sc.request_attributes(getattr(start, "params", None)))
+        attributes.update(sc.request_attributes(start.params))
         if isinstance(operation, RetryOperation):
             attributes[sc.ATTEMPT] = start.attempt
         else:
             operation = None
-        messages = getattr(start, "messages", None)
+        messages = start.messages
         if self.capture_content and messages:
             attributes[sc.INPUT_MESSAGES] = _messages_json(messages)
         span = self.tracer.start_span(
@@ -214,7 +215,7 @@ class OTelObserver(LifecycleObserver):
         self.instruments.duration.record((end.ended_ns - end.start.started_ns) * _NS, attributes)
         usage = end.usage
         if usage is not None:
-            source = getattr(usage, "source", "reported")
+            source = usage.source
             for token_type, count in (
                 ("input", usage.input_tokens),
                 ("output", usage.output_tokens),
@@ -286,6 +287,7 @@ class RetryOperation:
         self._attempts = 0
         self._usage: Usage | None = None
         self._chunks = 0
+        self._cost: Decimal | None = Decimal(0)  # None once an attempt's cost is unknown
         self._last: StreamEnd | None = None
         self._running: StreamEnd | None = None
         self._finished: tuple[OperationOutcome, BaseException | None, str | None] | None = None
@@ -323,6 +325,8 @@ class RetryOperation:
         with self._lock:
             self._open -= 1
             self._chunks += end.chunks
+            amount, _reason = cost_of(end)
+            self._cost = None if amount is None or self._cost is None else self._cost + amount
             if end.usage is not None:
                 self._usage = end.usage if self._usage is None else self._usage + end.usage
             self._last = end
@@ -349,6 +353,7 @@ class RetryOperation:
             self._ended = True
             outcome, error, disposed_by = self._finished
             last, usage, chunks, attempts = self._last, self._usage, self._chunks, self._attempts
+            cost = self._cost if last is not None else None
         timeout: str | None = None
         error_type = _qualified_name(error) if error is not None else None
         if outcome == "disposed":
@@ -376,6 +381,8 @@ class RetryOperation:
             if last.finish_reasons:
                 attributes[sc.RESPONSE_FINISH_REASONS] = list(last.finish_reasons)
         attributes.update(usage_attributes(usage))
+        if cost is not None:
+            attributes[sc.COST] = float(cost)  # every attempt's, the aborted ones too
         self.span.set_attributes(attributes)
         self.span.add_event(sc.END_EVENT, attributes={sc.END_OUTCOME: outcome})
         _set_outcome_status(self.span, outcome, error_type)

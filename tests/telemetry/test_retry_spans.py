@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from opentelemetry.trace import SpanKind, StatusCode
@@ -62,6 +63,10 @@ def test_each_attempt_is_a_child_of_the_logical_calls_span(telemetry: Telemetry)
     assert list(a["gen_ai.response.finish_reasons"]) == response.finish_reasons
     children_output = sum(attrs(c)["gen_ai.usage.output_tokens"] for c in (first, second))
     assert a["gen_ai.usage.output_tokens"] == children_output
+    # both attempts were billed: the call's cost is theirs together
+    assert a["streamkit.cost"] == pytest.approx(
+        attrs(first)["streamkit.cost"] + attrs(second)["streamkit.cost"]
+    )
     assert operation.status.status_code is StatusCode.UNSET
     # the call contains its attempts
     assert operation.start_time <= first.start_time  # type: ignore[operator]

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from opentelemetry.trace import SpanKind, StatusCode
 from reactivex import operators as rx
-from streamkit._lifecycle import LifecycleObserver, StreamEnd, observing
 
 import streamkit as sk
 from streamkit import ops
+from streamkit._lifecycle import LifecycleObserver, StreamEnd, observing
 from streamkit.testing import Fault, ReplayServer, Reply
 from tests.ops._pipelines import collect_sync, run_async, run_sync
 from tests.telemetry._harness import Telemetry, attrs, event_names
@@ -84,8 +84,10 @@ def test_a_completed_stream_has_one_span_with_its_own_figures(
     assert a["gen_ai.response.time_to_first_chunk"] > 0
     assert event_names(span) == ["streamkit.first_chunk", "streamkit.end"]
     assert span.status.status_code is StatusCode.UNSET
-    # the span's times are those of the stream's own end record
+    # the span's times and cost are those of the stream's own end record
     (end,) = ends.ends
+    assert end.cost.amount is not None and end.cost.amount > 0
+    assert a["streamkit.cost"] == float(end.cost.amount)
     assert span.start_time == end.start.started_ns and span.end_time == end.ended_ns
 
 
