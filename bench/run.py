@@ -477,11 +477,11 @@ def main(argv: list[str] | None = None) -> int:
     results.load.append(os.getloadavg())
     results.seconds = time.perf_counter() - START
     import _report
-
-    text = _report.render(results, command=_command(args), environment=environment())
     import _sections
 
-    # sections other scripts write (bench_serve.py, bench_multistream.py, ...) survive
+    text = _report.render(results, command=_command(args), environment=environment())
+    # sections other scripts write (bench_serve.py, bench_multistream.py, bench_redis.py,
+    # bench_otel.py) survive this rewrite
     args.out.write_text(_sections.kept_sections(args.out, text))
     log(f"wrote {args.out} ({results.seconds / 60:.1f} min)")
     print(_report.summary(results))

@@ -28,6 +28,7 @@ from reactivex.testing import TestScheduler
 import streamkit as sk
 from streamkit import ops
 from streamkit.testing import ReplayServer, load_transcript, marbles
+from streamkit.testing.spans import render_span_svg
 
 DIAGRAM_DIR = Path(__file__).resolve().parent / "diagrams"
 
@@ -229,7 +230,9 @@ def hedge() -> marbles.Diagram:
 
 
 def race() -> marbles.Diagram:
-    a = marbles.cold(chunks_of("openai", "Well,", " 4200", " plus", " 42", " is", " 4242"), name="a")
+    a = marbles.cold(
+        chunks_of("openai", "Well,", " 4200", " plus", " 42", " is", " 4242"), name="a"
+    )
     b = marbles.cold(
         "--x--y-z|",
         values=dict(zip("xyz", chunks_of("anthropic", "It is", " 4242", "."), strict=True)),
@@ -240,6 +243,45 @@ def race() -> marbles.Diagram:
         return sk.race(a, b, until=lambda text: "4242" in text)
 
     return marbles.record(pipeline, a, b, title='race(a, b, until="4242" in text)')
+
+
+# -- pictures that are not marble diagrams ------------------------------------------------
+def telemetry_spans() -> str:
+    """The spans of a retried, early-stopped stream, from a real run: an application span,
+    ``retry_on_error``'s span for the logical call, and one request span per attempt
+    (the first cut mid-body, the second stopped by ``take_until_match``).
+
+    Bars are placed by the order of what happened (each start, event and end gets the
+    next column), not by the clock, so every run draws the same picture.
+    """
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from streamkit.testing import Fault, Reply
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    transcript = "openai/chat-text-usage"
+    with sk.telemetry.instrument(tracer_provider=provider), ReplayServer(pace=0.002) as server:
+        server.push(Reply(transcript, fault=Fault(close_after_events=3)), transcript)
+        stream = sk.stream("openai", "gpt-4o-mini", "hi", client=server.client("openai"))
+        with provider.get_tracer("app").start_as_current_span("answer the question"):
+            stream.pipe(
+                ops.retry_on_error(3, backoff=0.01, jitter=0.0),
+                ops.take_until_match("4242"),
+                rx.to_list(),
+            ).run()
+        server.wait_for_request_end(-1, 5.0)
+    provider.shutdown()
+    return render_span_svg(
+        exporter.get_finished_spans(), title="spans of a retried, early-stopped stream"
+    )
+
+
+PICTURES: dict[str, Callable[[], str]] = {"telemetry-spans": telemetry_spans}
+"""Pictures drawn by code of their own: name -> the run that returns the SVG text."""
 
 
 DIAGRAMS: dict[str, Callable[[], marbles.Diagram]] = {
@@ -266,7 +308,9 @@ DIAGRAMS: dict[str, Callable[[], marbles.Diagram]] = {
 
 def render_all() -> dict[str, str]:
     """Every diagram's SVG text, by file name."""
-    return {f"{name}.svg": marbles.render_svg(draw()) for name, draw in DIAGRAMS.items()}
+    rendered = {f"{name}.svg": marbles.render_svg(draw()) for name, draw in DIAGRAMS.items()}
+    rendered.update({f"{name}.svg": draw() for name, draw in PICTURES.items()})
+    return rendered
 
 
 def main(argv: list[str]) -> int:

@@ -7,7 +7,7 @@ stream = sk.stream("openai", "gpt-4o-mini", "Recommend a fantasy book")
 response = stream.pipe(ops.to_call_response()).run()
 """
 
-from streamkit import ops, prices
+from streamkit import ops, prices, telemetry
 from streamkit.accumulator import Accumulator, ResponseSnapshot
 from streamkit.call import call
 from streamkit.deadlines import Deadlines
@@ -71,5 +71,6 @@ __all__ = [
     "prices",
     "race",
     "stream",
+    "telemetry",
 ]
 __version__ = "0.1.0"

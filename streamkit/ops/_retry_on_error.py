@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import logging
 import random
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any, Generic, Literal, TypeVar
 
@@ -16,11 +18,12 @@ from reactivex.scheduler import TimeoutScheduler
 from reactivex.scheduler.eventloop import AsyncIOScheduler
 
 from streamkit._lifecycle import attempt as lifecycle_attempt
-from streamkit._lifecycle import capture
+from streamkit._lifecycle import capture, current_reason
 from streamkit.errors import StreamDivergedError
 from streamkit.models import Chunk, ToolCallDelta, Usage
 from streamkit.providers import is_transient_error
 from streamkit.stream import Stream
+from streamkit.telemetry._operations import Operation, begin_operation
 
 __all__ = ["Backoff", "Continuation", "retry_after_seconds", "retry_on_error"]
 
@@ -31,6 +34,8 @@ Continuation = Literal["continue"] | Callable[[str], Observable[Chunk]]
 """``"continue"`` (the source ``Stream`` builds the request), or ``delivered text -> source``."""
 
 PieceT = TypeVar("PieceT", str, bytes)
+
+logger = logging.getLogger(__name__)
 
 
 class _Mismatch(Exception):
@@ -448,11 +453,15 @@ def retry_on_error(
             # Later attempts subscribe from a timer: in the subscriber's context, so they
             # report to the same lifecycle observers (ops.on_usage, a ledger, telemetry).
             context = capture()
+            # The logical call's span when telemetry is on (None, and nothing more, when off)
+            operation = begin_operation("retry_on_error", *_names(source))
 
             def stop_with(error: Exception) -> None:
                 nonlocal stopped
                 stopped = True
                 current.dispose()
+                if operation is not None:
+                    operation.finish("error", error=error)
                 observer.on_error(error)
 
             def on_next(chunk: Chunk) -> None:
@@ -474,6 +483,8 @@ def retry_on_error(
                 except StreamDivergedError as diverged:
                     stop_with(diverged)
                     return
+                if operation is not None:
+                    operation.finish("completed")
                 observer.on_completed()
 
             def on_error(error: Exception) -> None:
@@ -499,6 +510,15 @@ def retry_on_error(
                     stop_with(error)
                     return
                 delivered.attempt_failed()
+                logger.debug(
+                    "retry_on_error: attempt %d of %d failed (%s), next attempt in %.3f s",
+                    attempt,
+                    max_attempts,
+                    type(error).__qualname__,
+                    delay,
+                )
+                if operation is not None:
+                    operation.retrying(attempt, error, delay)
                 timer = SingleAssignmentDisposable()
                 current.disposable = timer
                 timer.disposable = _timer_scheduler(scheduler).schedule_relative(
@@ -522,12 +542,15 @@ def retry_on_error(
                         attempt_source,
                         Observer(on_next, on_error, on_completed),
                         scheduler_,
+                        operation,
                     )
                 except Exception as error:  # raised on a timer thread, it would be lost
                     stop_with(error)
 
             start_attempt()
-            return current
+            if operation is None:
+                return current
+            return _ending(current, operation)
 
         return Observable(subscribe)
 
@@ -539,9 +562,35 @@ def _subscribe_attempt(
     source: Observable[Chunk],
     observer: abc.ObserverBase[Chunk],
     scheduler: abc.SchedulerBase | None,
+    operation: Operation | None,
 ) -> abc.DisposableBase:
     with lifecycle_attempt(number):
-        return source.subscribe(observer, scheduler=scheduler)
+        if operation is None:
+            return source.subscribe(observer, scheduler=scheduler)
+        with operation.attempt(number):  # the attempt's request span: a child of the call's
+            return source.subscribe(observer, scheduler=scheduler)
+
+
+def _names(source: Observable[Chunk]) -> tuple[str | None, str | None]:
+    """The provider and model of a ``Stream`` source (to name the call's span)."""
+    if isinstance(source, Stream):
+        return source.provider, source.model_name
+    return None, None
+
+
+def _ending(current: SerialDisposable, operation: Operation) -> abc.DisposableBase:
+    """``current``, whose disposal (or collection, if it is dropped without one) also ends
+    the operation: after the running attempt's request has ended, so that record says
+    who disposed it."""
+    finalizer = weakref.finalize(current, operation.finish, "abandoned")
+
+    def dispose() -> None:
+        reason = current_reason()
+        current.dispose()
+        finalizer.detach()
+        operation.finish("disposed", disposed_by=reason)
+
+    return Disposable(dispose)
 
 
 def _check_seconds(name: str, value: object) -> None:

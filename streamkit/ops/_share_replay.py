@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -16,6 +17,8 @@ from streamkit.errors import StreamError
 __all__ = ["SharedReplay", "share_replay"]
 
 T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
 
 CANCELLED_MESSAGE = (
     "share_replay: every subscriber left before the stream completed, so its one "
@@ -215,6 +218,7 @@ class SharedReplay(Generic[T]):
             if cancel:
                 self._cancelled = True
         if cancel:
+            logger.debug("share_replay: every subscriber left: disposing its one request")
             self._upstream.dispose()
 
     def _cancel(self) -> None:

@@ -4,6 +4,7 @@ stream that stalls or runs over its budget."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import threading
 import time
@@ -21,6 +22,8 @@ from streamkit.deadlines import Deadlines
 from streamkit.errors import StreamTimeoutError
 
 __all__ = ["deadlines", "first_chunk_timeout", "idle_timeout", "total_timeout"]
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -295,6 +298,7 @@ class _Watch(Generic[T]):
 
     def _fire(self) -> None:
         self._timer.dispose()
+        logger.debug("%s timeout after %.3f s: disposing upstream", self._kind, self._seconds)
         # Named for the source's end record: this subscription ended by a timeout.
         with disposing(f"timeout:{self._kind.replace(' ', '_')}"):  # type: ignore[arg-type]
             self.upstream.dispose()

@@ -28,6 +28,7 @@ from streamkit.source import THREAD_NAME_PREFIX
 from streamkit.testing import ReplayServer
 from streamkit.testing.replay import ReplyLike
 from tests.reliability._matrix import PACE, SETTLE, settle
+from tests.telemetry._harness import Telemetry
 
 
 def _lingering(before: set[threading.Thread]) -> list[str]:
@@ -93,3 +94,13 @@ def replay() -> Iterator[Callable[..., ReplayServer]]:
         server.close()
         assert server.threads == [], "replay server threads left after close"
     assert not open_left, f"HTTP connections left open on the server side: {open_left}"
+
+
+@pytest.fixture
+def telemetry() -> Iterator[Telemetry]:
+    """streamkit instrumented with the OpenTelemetry SDK's in-memory exporter."""
+    harness = Telemetry()
+    try:
+        yield harness
+    finally:
+        harness.close()

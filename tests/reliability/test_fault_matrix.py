@@ -13,7 +13,12 @@ Every cell asserts:
   a 429's ``retry-after`` honored between them;
 - nothing hangs: the cell ends within :data:`WAIT_LIMIT`, stalls end by the library's
   own timeouts long before the stall would, and pytest-timeout bounds the test;
-- nothing leaks: the fixtures in ``conftest.py`` check connections, threads, tasks.
+- nothing leaks: the fixtures in ``conftest.py`` check connections, threads, tasks;
+- telemetry (every cell runs instrumented): exactly one ended request span per request
+  the server saw, none open and none ended twice; under ``retry_on_error`` each is a
+  child of the one span of the logical call, under ``share_replay`` one request span
+  serves every subscriber; the span's end says what the subscriber got (its error's
+  type, a timeout, a completion, or take_until_match's dispose).
 
 By default a pairwise-covering subset runs; ``STREAMKIT_FULL_MATRIX=1`` runs every
 cell. ``python tests/reliability/report.py`` runs it and writes ``docs/reliability.md``.
@@ -52,6 +57,7 @@ from tests.reliability._matrix import (
     settle,
 )
 from tests.reliability._run import close_async_client
+from tests.telemetry._harness import Telemetry, attrs
 
 WAIT_LIMIT = 15.0
 """Seconds a cell may take to end before it counts as hung."""
@@ -292,6 +298,41 @@ def _status_of(error: BaseException) -> int | None:
     return None
 
 
+def _qualified(error: BaseException) -> str:
+    return f"{type(error).__module__}.{type(error).__qualname__}"
+
+
+def _check_spans(run: CellRun, telemetry: Telemetry) -> None:
+    """One ended request span per request, in the right tree, ending as the cell did."""
+    requests = len(run.server.requests)
+    pipeline = run.cell.pipeline
+    telemetry.wait_for(requests + (pipeline == "retry_on_error"))
+    spans = telemetry.requests()
+    assert len(spans) == requests, [s.name for s in spans]
+    if pipeline == "retry_on_error":
+        (operation,) = telemetry.operations()
+        for span in spans:
+            assert span.parent is not None and span.parent.span_id == operation.context.span_id
+        assert attrs(operation)["streamkit.attempts"] == requests
+        ended_with = attrs(operation)
+    else:
+        assert telemetry.operations() == []
+        assert all(span.parent is None for span in spans)
+        ended_with = attrs(spans[-1])
+    telemetry.check_ended_once()
+    error = run.subscribers[0].error
+    outcome = ended_with["streamkit.end.outcome"]
+    if error is None:
+        expected = "disposed" if pipeline == "take_until_match" else "completed"
+        assert outcome == expected, ended_with
+    elif run.cell.fault.stall and isinstance(error, sk.StreamTimeoutError):
+        assert outcome == "timeout", ended_with
+        assert ended_with["error.type"] == "streamkit.errors.StreamTimeoutError"
+    else:
+        assert outcome == "error", ended_with
+        assert ended_with["error.type"] == _qualified(error)
+
+
 def _skip_if_missing(cell: Cell) -> None:
     reason = cell.skip_reason()
     if reason is not None:
@@ -315,7 +356,10 @@ def _check_leaks(run: CellRun) -> None:
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("cell", list(cells_for("sync")), ids=lambda cell: cell.id)
 def test_sync_cell(
-    cell: Cell, replay: Callable[..., ReplayServer], record_property: Callable[[str, str], None]
+    cell: Cell,
+    replay: Callable[..., ReplayServer],
+    record_property: Callable[[str, str], None],
+    telemetry: Telemetry,
 ) -> None:
     _skip_if_missing(cell)
     record_property("cell", describe(cell))
@@ -327,13 +371,17 @@ def test_sync_cell(
         record_property("observed", json.dumps(run.check()))
     finally:
         run.dispose()
+    _check_spans(run, telemetry)
     _check_leaks(run)
 
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("cell", list(cells_for("async")), ids=lambda cell: cell.id)
 async def test_async_cell(
-    cell: Cell, replay: Callable[..., ReplayServer], record_property: Callable[[str, str], None]
+    cell: Cell,
+    replay: Callable[..., ReplayServer],
+    record_property: Callable[[str, str], None],
+    telemetry: Telemetry,
 ) -> None:
     _skip_if_missing(cell)
     record_property("cell", describe(cell))
@@ -350,4 +398,5 @@ async def test_async_cell(
     finally:
         run.dispose()
         await close_async_client(run.client)
+    _check_spans(run, telemetry)
     _check_leaks(run)

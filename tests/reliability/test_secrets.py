@@ -1,13 +1,16 @@
 """An API key never shows: stream with a recognisable fake key through every provider,
 sync and async, on success and on each kind of failure, capture every log record at
-DEBUG (streamkit's, the SDKs', httpx's), and search everything produced: chunks and
-responses (repr and JSON), the stream's repr, errors (str, repr, the whole formatted
-traceback with causes and notes) and the replay server's records.
+DEBUG (streamkit's, the SDKs', httpx's), record telemetry (spans and metrics, with
+``capture_content=True``), and search everything produced: chunks and responses (repr
+and JSON), the stream's repr, errors (str, repr, the whole formatted traceback with
+causes and notes), every exported span and metric point, and the replay server's
+records.
 
 What the SDKs log at DEBUG (checked here, so a change shows): openai, anthropic and
 groq log request options and "HTTP Request: POST ..." lines, httpx/httpcore log
 connection and header-phase events without header values, google-genai and cohere log
-little; none of them logs the key. streamkit itself logs nothing.
+little; none of them logs the key. streamkit logs each request's start, first chunk and
+end, at DEBUG only.
 
 The replay server binds 127.0.0.1 only.
 """
@@ -37,6 +40,7 @@ from tests.reliability._matrix import (
     ProviderCase,
 )
 from tests.reliability._run import close_async_client, run
+from tests.telemetry._harness import Telemetry
 
 CANARY = "sk-streamkit-canary-0123456789"
 """A fake key nobody could mistake for a real one, and easy to search for."""
@@ -61,6 +65,17 @@ def everything_about(error: BaseException | None) -> str:
     return "\n".join([str(error), repr(error), "".join(traceback.format_exception(error))])
 
 
+def everything_recorded(telemetry: Telemetry) -> str:
+    """Every exported span (name, attributes, events, status) and metric point, as text."""
+    parts = []
+    for span in telemetry.spans():
+        parts.append(span.to_json())
+    data = telemetry.reader.get_metrics_data()
+    if data is not None:
+        parts.append(data.to_json())
+    return "\n".join(parts)
+
+
 def everything_about_items(items: list[Any]) -> str:
     parts = []
     for item in items:
@@ -82,6 +97,7 @@ async def test_the_key_appears_nowhere(
     if missing:
         pytest.skip(missing)
     caplog.set_level(logging.DEBUG)  # every logger: streamkit, the SDK, httpx
+    telemetry = Telemetry(capture_content=True)  # prompts and answers recorded too
     server = replay()
     client = server.client(provider.name, async_=async_, api_key=CANARY)
     produced: list[str] = []
@@ -107,6 +123,9 @@ async def test_the_key_appears_nowhere(
     finally:
         if async_:
             await close_async_client(client)
+        telemetry.wait_for(len(scenarios(provider)))
+        produced.append(everything_recorded(telemetry))
+        telemetry.close()
         if KNOWN_GAPS.get(("stall_mid", provider.name, "async" if async_ else "sync")):
             # The stall's reader thread stays blocked in recv (see KNOWN_GAPS): closing
             # the server wakes it, so the leak checks see only what this test is about.
@@ -126,7 +145,9 @@ async def test_the_key_appears_nowhere(
     # The search reads what was produced: the response's JSON holds the answer.
     assert json.dumps(answer, ensure_ascii=False)[1:-1] in haystack
     assert CANARY not in haystack
-    assert not [r for r in caplog.records if r.name.startswith("streamkit")], "streamkit logs"
+    assert "gen_ai.output.messages" in haystack  # telemetry was searched, content and all
+    ours = [r for r in caplog.records if r.name.startswith("streamkit")]
+    assert {r.levelno for r in ours} == {logging.DEBUG}, "streamkit logs above DEBUG"
 
 
 def test_replay_server_binds_loopback_only(replay: Callable[..., ReplayServer]) -> None:

@@ -1,0 +1,394 @@
+"""The OpenTelemetry side: a lifecycle observer that turns each request's start, first
+chunk and end into a GenAI span and metrics, and the spans of multi-attempt operations.
+
+Imported only by ``instrument()``: importing streamkit never imports OpenTelemetry.
+
+Every span here is started from a :class:`~streamkit._lifecycle.StreamStart` and ended
+from the one :class:`~streamkit._lifecycle.StreamEnd` the source produces for it, on
+whatever path the request ended (completion, error, dispose from any thread, timeout,
+the event loop closing, the garbage collector): the span's end is the record's end, so
+a span cannot be missed or ended twice, and its figures are the stream's own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.metrics import Histogram, Meter
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+
+from streamkit._lifecycle import LifecycleObserver, StreamEnd, StreamStart
+from streamkit.models import Chunk, Usage
+from streamkit.telemetry import _semconv as sc
+from streamkit.telemetry._fields import base_attributes, cost_of, end_fields, usage_attributes
+from streamkit.telemetry._operations import OperationOutcome, current_operation, enter
+
+__all__ = ["Instruments", "OTelChunkObserver", "OTelObserver", "RetryOperation", "observer"]
+
+_NS = 1e-9
+
+
+class Instruments:
+    """The four histograms, created once per ``instrument()`` call (never per request)."""
+
+    def __init__(self, meter: Meter) -> None:
+        self.token_usage: Histogram = meter.create_histogram(
+            sc.TOKEN_USAGE,
+            unit="{token}",
+            description="Number of input and output tokens used.",
+            explicit_bucket_boundaries_advisory=sc.TOKEN_BUCKETS,
+        )
+        self.duration: Histogram = meter.create_histogram(
+            sc.OPERATION_DURATION,
+            unit="s",
+            description="GenAI operation duration.",
+            explicit_bucket_boundaries_advisory=sc.SECONDS_BUCKETS,
+        )
+        self.time_to_first_chunk: Histogram = meter.create_histogram(
+            sc.TIME_TO_FIRST_CHUNK,
+            unit="s",
+            description="Time to receive the first chunk, from when the request is made.",
+            explicit_bucket_boundaries_advisory=sc.SECONDS_BUCKETS,
+        )
+        self.time_per_output_chunk: Histogram = meter.create_histogram(
+            sc.TIME_PER_OUTPUT_CHUNK,
+            unit="s",
+            description="Time between a chunk and the one before it, for every chunk "
+            "after the first.",
+            explicit_bucket_boundaries_advisory=sc.SECONDS_BUCKETS,
+        )
+
+
+class _Request:
+    """What the observer keeps for one request between its start and its end."""
+
+    __slots__ = ("chunks", "content", "last_ns", "metric_attributes", "operation", "span")
+
+    def __init__(
+        self, span: Span, metric_attributes: dict[str, Any], operation: RetryOperation | None
+    ) -> None:
+        self.span = span
+        self.metric_attributes = metric_attributes  # built once, reused for every record
+        self.operation = operation
+        self.last_ns = 0
+        self.chunks = 0
+        self.content: list[str] | None = None
+
+
+def _set_outcome_status(span: Span, outcome: str, error_type: str | None) -> None:
+    # Only the error's type, never its message: a provider's error text can quote a
+    # (partly masked) key or the prompt.
+    if outcome in ("error", "timeout"):
+        span.set_status(Status(StatusCode.ERROR, error_type or outcome))
+
+
+def _messages_json(messages: Sequence[Mapping[str, Any]]) -> str:
+    """Request messages in the conventions' ``gen_ai.input.messages`` shape."""
+    converted: list[dict[str, Any]] = []
+    for message in messages:
+        content = message.get("content")
+        parts: list[dict[str, Any]] = []
+        if isinstance(content, str):
+            parts.append({"type": "text", "content": content})
+        elif isinstance(content, list):
+            for part in content:
+                text = part.get("text") if isinstance(part, Mapping) else None
+                if isinstance(text, str):
+                    parts.append({"type": "text", "content": text})
+        converted.append({"role": str(message.get("role", "user")), "parts": parts})
+    return json.dumps(converted, ensure_ascii=False)
+
+
+def _output_json(content: str, finish_reasons: Sequence[str] | None) -> str:
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "parts": [{"type": "text", "content": content}] if content else [],
+    }
+    if finish_reasons:
+        message["finish_reason"] = finish_reasons[0]
+    return json.dumps([message], ensure_ascii=False)
+
+
+class OTelObserver(LifecycleObserver):
+    """One CLIENT span per request, and the GenAI client metrics, with no work per chunk
+    (see :class:`OTelChunkObserver` for the per-chunk histogram and content capture).
+
+    Also the :class:`~streamkit.telemetry._operations.OperationFactory` of
+    ``retry_on_error``'s parent spans.
+    """
+
+    def __init__(
+        self,
+        tracer: Tracer,
+        instruments: Instruments,
+        *,
+        capture_content: bool,
+        chunk_timing: bool = True,
+    ) -> None:
+        self.tracer = tracer
+        self.instruments = instruments
+        self.capture_content = capture_content
+        self.chunk_timing = chunk_timing
+        self._requests: dict[int, _Request] = {}
+        self._lock = threading.Lock()
+
+    # -- requests --------------------------------------------------------------------
+    def on_start(self, start: StreamStart) -> None:
+        """Start the request's span, a child of the subscriber's current span (or of
+        the operation whose attempt this is)."""
+        operation = current_operation()
+        attributes = base_attributes(start.provider, start.request_model)
+        metric_attributes = dict(attributes)
+        attributes[sc.SYSTEM] = attributes[sc.PROVIDER_NAME]
+        attributes[sc.REQUEST_STREAM] = True
+        attributes.update(sc.request_attributes(start.params))
+        if isinstance(operation, RetryOperation):
+            attributes[sc.ATTEMPT] = start.attempt
+        else:
+            operation = None
+        messages = start.messages
+        if self.capture_content and messages:
+            attributes[sc.INPUT_MESSAGES] = _messages_json(messages)
+        span = self.tracer.start_span(
+            sc.span_name(start.provider, start.request_model),
+            kind=SpanKind.CLIENT,
+            attributes=attributes,
+            start_time=start.started_ns,
+        )
+        request = _Request(span, metric_attributes, operation)
+        if self.capture_content:
+            request.content = []
+        with self._lock:
+            self._requests[start.id] = request
+        if operation is not None:
+            operation.attempt_started(start)
+
+    def on_first_chunk(self, start: StreamStart, chunk: Chunk, now_ns: int) -> None:
+        """The first-chunk event and the time-to-first-chunk histogram."""
+        request = self._requests.get(start.id)
+        if request is None:
+            return
+        request.span.add_event(sc.FIRST_CHUNK_EVENT, timestamp=now_ns)
+        self.instruments.time_to_first_chunk.record(
+            (now_ns - start.started_ns) * _NS, request.metric_attributes
+        )
+
+    def on_end(self, end: StreamEnd) -> None:
+        """Set the end's figures on the span, end it at the record's end time, record the
+        duration and token histograms."""
+        with self._lock:
+            request = self._requests.pop(end.start.id, None)
+        if request is None:
+            return  # started before instrument() was called
+        span = request.span
+        attributes = end_fields(end)
+        if request.content is not None:
+            attributes[sc.OUTPUT_MESSAGES] = _output_json(
+                "".join(request.content), end.finish_reasons
+            )
+        span.set_attributes(attributes)
+        event: dict[str, Any] = {sc.END_OUTCOME: end.outcome, sc.CHUNKS: end.chunks}
+        for key in (sc.END_DISPOSED_BY, sc.END_TIMEOUT, sc.ERROR_TYPE):
+            if key in attributes:
+                event[key] = attributes[key]
+        span.add_event(sc.END_EVENT, attributes=event, timestamp=end.ended_ns)
+        _set_outcome_status(span, end.outcome, end.error_type)
+        span.end(end_time=end.ended_ns)
+        self._record_metrics(end, request.metric_attributes)
+        if request.operation is not None:
+            request.operation.attempt_ended(end)
+
+    def _record_metrics(self, end: StreamEnd, base: dict[str, Any]) -> None:
+        attributes = dict(base)
+        if end.response_model:
+            attributes[sc.RESPONSE_MODEL] = end.response_model
+        if end.error_type is not None and end.outcome in ("error", "timeout"):
+            attributes[sc.ERROR_TYPE] = end.error_type
+        self.instruments.duration.record((end.ended_ns - end.start.started_ns) * _NS, attributes)
+        usage = end.usage
+        if usage is not None:
+            source = usage.source
+            for token_type, count in (
+                ("input", usage.input_tokens),
+                ("output", usage.output_tokens),
+            ):
+                self.instruments.token_usage.record(
+                    count, {**attributes, sc.TOKEN_TYPE: token_type, sc.USAGE_SOURCE: source}
+                )
+
+    def on_chunk(self, start: StreamStart, chunk: Chunk, now_ns: int) -> None:
+        """Not called (``wants_chunks`` is false); :class:`OTelChunkObserver` overrides."""
+
+    # -- operations ------------------------------------------------------------------
+    def operation(
+        self, operator: str, provider: str | None, request_model: str | None
+    ) -> RetryOperation:
+        """A multi-attempt operation's span, started now as a child of the current span."""
+        return RetryOperation(self.tracer, operator, provider, request_model)
+
+
+class OTelChunkObserver(OTelObserver):
+    """:class:`OTelObserver` that also sees every chunk: the inter-chunk histogram
+    (``gen_ai.client.operation.time_per_output_chunk``) and, when asked, the text for
+    ``gen_ai.output.messages``."""
+
+    wants_chunks = True
+
+    def on_chunk(self, start: StreamStart, chunk: Chunk, now_ns: int) -> None:
+        """The inter-chunk histogram: one record per chunk after the first, with the
+        request's prebuilt attributes (nothing of ours is allocated per chunk)."""
+        request = self._requests.get(start.id)
+        if request is None:
+            return
+        if request.last_ns and self.chunk_timing:
+            self.instruments.time_per_output_chunk.record(
+                (now_ns - request.last_ns) * _NS, request.metric_attributes
+            )
+        request.last_ns = now_ns
+        if request.content is not None and chunk.content:
+            request.content.append(chunk.content)
+
+
+def observer(
+    tracer: Tracer, instruments: Instruments, *, capture_content: bool, chunk_timing: bool
+) -> OTelObserver:
+    """The observer ``instrument()`` attaches: per-chunk work only when asked for."""
+    kind = OTelChunkObserver if chunk_timing or capture_content else OTelObserver
+    return kind(tracer, instruments, capture_content=capture_content, chunk_timing=chunk_timing)
+
+
+class RetryOperation:
+    """The span of one subscription of ``retry_on_error``: the logical call, with one
+    child span per attempt. It ends once the operator has ended and every attempt's
+    request has ended (so it always contains its children), exactly once."""
+
+    def __init__(
+        self, tracer: Tracer, operator: str, provider: str | None, request_model: str | None
+    ) -> None:
+        attributes: dict[str, Any] = {sc.OPERATOR: operator}
+        if provider is not None:
+            attributes.update(base_attributes(provider, request_model))
+            attributes[sc.SYSTEM] = attributes[sc.PROVIDER_NAME]
+            name = sc.span_name(provider, request_model)
+        else:
+            name = f"streamkit.{operator}"
+        self.span = tracer.start_span(name, kind=SpanKind.INTERNAL, attributes=attributes)
+        self._context = trace.set_span_in_context(self.span)
+        self._lock = threading.Lock()
+        self._open = 0
+        self._attempts = 0
+        self._usage: Usage | None = None
+        self._chunks = 0
+        self._cost: Decimal | None = Decimal(0)  # None once an attempt's cost is unknown
+        self._last: StreamEnd | None = None
+        self._running: StreamEnd | None = None
+        self._finished: tuple[OperationOutcome, BaseException | None, str | None] | None = None
+        self._ended = False
+
+    @contextlib.contextmanager
+    def attempt(self, number: int) -> Iterator[None]:
+        """Subscribe an attempt inside this block: its request span is this span's child."""
+        with self._lock:
+            self._attempts = max(self._attempts, number)
+        token = otel_context.attach(self._context)
+        try:
+            yield from enter(self)
+        finally:
+            otel_context.detach(token)
+
+    def retrying(self, number: int, error: BaseException, delay: float) -> None:
+        """An event on the operation's span: which attempt failed, why, and the delay."""
+        self.span.add_event(
+            sc.RETRY_EVENT,
+            attributes={
+                sc.ATTEMPT: number,
+                sc.ERROR_TYPE: _qualified_name(error),
+                "streamkit.retry.delay_s": delay,
+            },
+        )
+
+    def attempt_started(self, start: StreamStart) -> None:
+        """Count a started attempt."""
+        with self._lock:
+            self._open += 1
+
+    def attempt_ended(self, end: StreamEnd) -> None:
+        """Add the attempt's figures; end the span if the operator has already ended."""
+        with self._lock:
+            self._open -= 1
+            self._chunks += end.chunks
+            amount, _reason = cost_of(end)
+            self._cost = None if amount is None or self._cost is None else self._cost + amount
+            if end.usage is not None:
+                self._usage = end.usage if self._usage is None else self._usage + end.usage
+            self._last = end
+        self._end_if_done()
+
+    def finish(
+        self,
+        outcome: OperationOutcome,
+        *,
+        error: BaseException | None = None,
+        disposed_by: str | None = None,
+    ) -> None:
+        """The operator ended (the first call counts)."""
+        with self._lock:
+            if self._finished is not None:
+                return
+            self._finished = (outcome, error, disposed_by)
+        self._end_if_done()
+
+    def _end_if_done(self) -> None:
+        with self._lock:
+            if self._ended or self._finished is None or self._open > 0:
+                return
+            self._ended = True
+            outcome, error, disposed_by = self._finished
+            last, usage, chunks, attempts = self._last, self._usage, self._chunks, self._attempts
+            cost = self._cost if last is not None else None
+        timeout: str | None = None
+        error_type = _qualified_name(error) if error is not None else None
+        if outcome == "disposed":
+            if last is not None and last.outcome in ("disposed", "timeout"):
+                # disposed while an attempt ran: the attempt's record knows why
+                outcome, disposed_by, timeout = last.outcome, last.disposed_by, last.timeout
+                error_type = last.error_type
+            elif disposed_by is not None and disposed_by.startswith("timeout:"):
+                # during a backoff delay, by a timeout operator downstream
+                outcome, timeout = "timeout", disposed_by.removeprefix("timeout:")
+                error_type = "streamkit.errors.StreamTimeoutError"
+        attributes: dict[str, Any] = {sc.END_OUTCOME: outcome, sc.ATTEMPTS: attempts}
+        attributes[sc.CHUNKS] = chunks
+        if outcome == "timeout":
+            attributes[sc.END_TIMEOUT] = timeout or "unknown"
+        if outcome == "disposed":
+            attributes[sc.END_DISPOSED_BY] = disposed_by or "unknown"
+        if error_type is not None:
+            attributes[sc.ERROR_TYPE] = error_type
+        if last is not None:
+            if last.response_model:
+                attributes[sc.RESPONSE_MODEL] = last.response_model
+            if last.response_id:
+                attributes[sc.RESPONSE_ID] = last.response_id
+            if last.finish_reasons:
+                attributes[sc.RESPONSE_FINISH_REASONS] = list(last.finish_reasons)
+        attributes.update(usage_attributes(usage))
+        if cost is not None:
+            attributes[sc.COST] = float(cost)  # every attempt's, the aborted ones too
+        self.span.set_attributes(attributes)
+        self.span.add_event(sc.END_EVENT, attributes={sc.END_OUTCOME: outcome})
+        _set_outcome_status(self.span, outcome, error_type)
+        self.span.end(end_time=max(time.time_ns(), last.ended_ns if last else 0))
+
+
+def _qualified_name(error: BaseException) -> str:
+    kind = type(error)
+    return f"{kind.__module__}.{kind.__qualname__}"

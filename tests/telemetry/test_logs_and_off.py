@@ -1,0 +1,117 @@
+"""Standard logging (DEBUG lines for start, first chunk and end, nothing above DEBUG on a
+normal run) and telemetry off by default (no OpenTelemetry import, nothing recorded)."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import streamkit as sk
+from streamkit import ops
+from streamkit.testing import ReplayServer
+from tests.ops._pipelines import run_sync
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_a_request_logs_start_first_chunk_and_end_at_debug(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with (
+        caplog.at_level(logging.DEBUG, logger="streamkit"),
+        ReplayServer("openai/chat-text-usage") as server,
+    ):
+        stream = sk.stream("openai", "replayed-model", "hello", client=server.client("openai"))
+        (response,) = run_sync(stream.pipe(ops.to_call_response()))
+    ours = [r for r in caplog.records if r.name.startswith("streamkit")]
+    lines = [r.getMessage() for r in ours if r.name == "streamkit.telemetry._logs"]
+    assert [line.split(" id=")[0] for line in lines] == [
+        "request start",
+        "request first chunk",
+        "request end",
+    ]
+    end = lines[-1]
+    assert response.usage is not None
+    assert f"gen_ai.usage.output_tokens={response.usage.output_tokens}" in end
+    assert "streamkit.end.outcome=completed" in end
+    assert f"gen_ai.response.id={response.id}" in end
+    assert all(r.levelno == logging.DEBUG for r in ours), [r.getMessage() for r in ours]
+
+
+def test_a_normal_run_logs_nothing_above_debug(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG), ReplayServer("anthropic/messages-text") as server:
+        stream = sk.stream("anthropic", "m", "hello", client=server.client("anthropic"))
+        run_sync(stream.pipe(ops.retry_on_error(2), ops.take_until_match("a"), ops.text()))
+        for _chunk, _tool in sk.stream("anthropic", "m", "hi", client=server.client("anthropic")):
+            pass
+    loud = [
+        r for r in caplog.records if r.name.startswith("streamkit") and r.levelno > logging.DEBUG
+    ]
+    assert loud == []
+
+
+def test_every_streamkit_logger_is_its_modules_own() -> None:
+    # one logger per module, named after it (logging.getLogger(__name__))
+    import streamkit.ops._retry_on_error as retry
+    import streamkit.ops._share_replay as share
+    import streamkit.ops._timeouts as timeouts
+    import streamkit.telemetry._logs as logs
+
+    for module in (retry, share, timeouts, logs):
+        assert module.logger.name == module.__name__
+
+
+def test_off_by_default_imports_no_opentelemetry_and_records_nothing() -> None:
+    code = textwrap.dedent(
+        """
+        import sys
+        import streamkit as sk
+        from streamkit.testing import ReplayServer
+
+        with ReplayServer("openai/chat-text-usage") as server:
+            stream = sk.stream("openai", "m", "hello", client=server.client("openai"))
+            for _ in stream:
+                pass
+        assert not sk.telemetry.is_instrumented()
+        loaded = sorted(name for name in sys.modules if name.startswith("opentelemetry"))
+        print(loaded)
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "PATH": ""},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_without_opentelemetry_instrument_says_what_to_install() -> None:
+    code = textwrap.dedent(
+        """
+        import sys
+        sys.modules["opentelemetry"] = None  # as if opentelemetry-api were not installed
+        import streamkit as sk
+        try:
+            sk.telemetry.instrument()
+        except sk.StreamError as error:
+            print(error)
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "PATH": ""},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert 'pip install "streamkit[otel]"' in result.stdout, result.stderr
