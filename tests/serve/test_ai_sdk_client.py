@@ -1,5 +1,7 @@
 """The Vercel AI SDK's own client (the ``ai`` npm package, under node) rebuilds the same
-message from ``/api/chat`` as streamkit's reducer does from the provider stream."""
+message from ``/api/chat`` as streamkit's reducer does from the provider stream: its
+``DefaultChatTransport`` + ``readUIMessageStream``, and ``AbstractChat``, the engine
+``useChat`` binds to React (``js/use_chat.mjs``), with its ``stop()``."""
 
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ def node_client() -> Path:
         if installed.returncode != 0:
             tail = (installed.stderr or installed.stdout).strip().splitlines()[-3:]
             pytest.skip(f"npm ci could not install the ai package: {' / '.join(tail)}")
-    return JS / "read_chat.mjs"
+    return JS
 
 
 CASES = [
@@ -57,7 +59,7 @@ def test_ai_sdk_rebuilds_the_message(
         expected = handler([{"role": "user", "content": "hi"}]).pipe(ops.to_call_response()).run()
         with running(chat_app(handler, on_end=ends)) as url:
             result = subprocess.run(
-                ["node", str(node_client), f"{url}/api/chat", "hi"],
+                ["node", str(node_client / "read_chat.mjs"), f"{url}/api/chat", "hi"],
                 capture_output=True,
                 text=True,
                 timeout=60,
@@ -80,3 +82,58 @@ def test_ai_sdk_rebuilds_the_message(
     if expected.usage is not None:
         assert message["metadata"]["usage"]["output_tokens"] == expected.usage.output_tokens
     assert ends.wait()[0].reason == "completed"
+
+
+def run_use_chat(js: Path, url: str, *extra: str) -> dict[str, Any]:
+    command = ["node", str(js / "use_chat.mjs"), f"{url}/api/chat", "hi", *extra]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=True)
+    output: dict[str, Any] = json.loads(result.stdout)
+    return output
+
+
+def test_use_chats_engine_gets_the_whole_message_unchanged(node_client: Path) -> None:
+    ends = Ends()
+    with ReplayServer("anthropic/messages-thinking") as replay:
+
+        def handler(messages: list[dict[str, Any]]) -> sk.Stream:
+            client = replay.client("anthropic")
+            return sk.stream("anthropic", "claude-sonnet-4-5", messages, client=client)
+
+        expected = handler([{"role": "user", "content": "hi"}]).pipe(ops.to_call_response()).run()
+        with running(chat_app(handler, on_end=ends)) as url:
+            output = run_use_chat(node_client, url)
+        sent = replay.wait_for_request_end().json
+    assert output["errors"] == [] and output["status"] == "ready"
+    assert output["finish"] == {"isAbort": False, "isDisconnect": False, "isError": False}
+    user, assistant = output["messages"]
+    assert user["parts"] == [{"type": "text", "text": "hi"}]
+    assert sent["messages"] == [{"role": "user", "content": "hi"}]  # useChat's body, converted
+    kinds = [p["type"] for p in assistant["parts"]]
+    assert kinds == ["step-start", "reasoning", "text"]
+    reasoning, text = assistant["parts"][1:]
+    assert (reasoning["text"], text["text"]) == (expected.thinking, expected.content)
+    assert reasoning["state"] == text["state"] == "done"
+    assert expected.usage is not None
+    assert assistant["metadata"]["usage"]["output_tokens"] == expected.usage.output_tokens
+    assert ends.wait()[0].reason == "completed"
+
+
+def test_use_chats_stop_closes_the_provider_connection_mid_stream(
+    node_client: Path,
+) -> None:
+    ends = Ends()
+    with ReplayServer("anthropic/messages-thinking", pace=0.03) as replay:
+
+        def handler(messages: list[dict[str, Any]]) -> sk.Stream:
+            return sk.stream("anthropic", "m", messages, client=replay.client("anthropic"))
+
+        with running(chat_app(handler, on_end=ends)) as url:
+            output = run_use_chat(node_client, url, "stop")
+            (end,) = ends.wait()
+        record = replay.wait_for_request_end()
+    assert output["finish"]["isAbort"] is True and output["status"] == "ready"
+    assert output["messages"][-1]["role"] == "assistant"  # what had streamed in is kept
+    # stop() aborts the request: the server sees the client go, and the provider stops.
+    assert end.reason == "disconnected" and end.usage is not None
+    assert record.disconnected and not record.completed
+    assert record.events_sent < record.events_total // 2
