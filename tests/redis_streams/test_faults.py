@@ -282,7 +282,7 @@ async def test_stop_from_another_process_while_50_followers_read(
         record = await asyncio.to_thread(server.wait_for_request_end)
     assert record.disconnected and not record.completed
     assert record.events_sent <= sent_at_stop + 1  # closed within one event of the stop
-    assert record.events_sent < 100
+    assert record.events_sent < record.events_total  # stopped mid-stream
     assert len({texts(chunks) for chunks in results}) == 1  # everyone saw the same
     _exact(results[0])
     assert text_of(400).startswith(texts(results[0]))
