@@ -160,8 +160,12 @@ class StreamEnd:
         """What :attr:`usage` costs at the model's price (see :mod:`streamkit.prices`)."""
         from streamkit.prices import cost_of
 
-        model = self.response_model or self.start.request_model
-        return cost_of(self.start.provider, model, self.usage)
+        return cost_of(
+            self.start.provider,
+            self.response_model,
+            self.usage,
+            requested=self.start.request_model,
+        )
 
 
 class LifecycleObserver:

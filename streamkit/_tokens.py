@@ -137,14 +137,30 @@ def _texts(value: Any) -> Iterable[str]:
         yield json.dumps(value, default=str)
 
 
+TOOL_OVERHEAD = 8
+"""Tokens per tool definition beyond its names, descriptions and types (the provider's
+rendering of a function signature)."""
+
+PROVIDER_OVERHEAD: dict[str, int] = {"cohere": 55}
+"""Tokens a provider adds to every request (Cohere's default preamble, measured on the
+recorded transcripts)."""
+
+TOOL_PROMPT: dict[str, int] = {"anthropic": 346}
+"""Tokens a provider adds to a request with tools (Anthropic's published tool-use system
+prompt for ``tool_choice`` auto)."""
+
+
 def count_input(
     provider: str,
     model: str | None,
     messages: Sequence[Mapping[str, Any]],
     tools: Any = None,
+    response_format: Any = None,
 ) -> int:
-    """Estimated input tokens of a request: its messages' text plus their overhead, and
-    its tool definitions (as their JSON)."""
+    """Estimated input tokens of a request: its messages' text plus their overhead, its
+    tool definitions (their names, descriptions and parameter names and types) and a
+    response schema, plus what the provider adds (:data:`PROVIDER_OVERHEAD`,
+    :data:`TOOL_PROMPT`)."""
     encoding = tiktoken_encoding(model) if provider in _OPENAI_LIKE else None
 
     def count(text: str) -> int:
@@ -152,7 +168,7 @@ def count_input(
             return len(encoding.encode(text, disallowed_special=()))
         return approximate_tokens(text)
 
-    total = REQUEST_OVERHEAD
+    total = REQUEST_OVERHEAD + PROVIDER_OVERHEAD.get(provider, 0)
     for message in messages:
         total += MESSAGE_OVERHEAD
         total += sum(count(text) for text in _texts(message.get("content")))
@@ -160,5 +176,27 @@ def count_input(
             if message.get(key):
                 total += sum(count(text) for text in _texts(message[key]))
     if tools:
-        total += count(json.dumps(tools, default=str, separators=(",", ":")))
+        definitions = tools if isinstance(tools, (list, tuple)) else [tools]
+        total += TOOL_PROMPT.get(provider, 0)
+        for tool in definitions:
+            total += TOOL_OVERHEAD + sum(count(text) for text in _schema_texts(tool))
+    if response_format:
+        total += TOOL_OVERHEAD + sum(count(text) for text in _schema_texts(response_format))
     return total
+
+
+def _schema_texts(value: Any) -> Iterable[str]:
+    """The words of a tool or schema definition: keys and string values (its JSON
+    punctuation is not sent as such: providers render signatures compactly)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            if key not in ("type", "function", "properties", "parameters", "input_schema"):
+                yield str(key)
+            yield from _schema_texts(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _schema_texts(item)
+    elif value is not None and not isinstance(value, bool):
+        yield str(value)

@@ -126,20 +126,38 @@ def _registered_price(provider: str, model: str) -> Price | None:
 
 
 def cost_of(
-    provider: str, model: str | None, usage: Usage | None, *, price: Price | None = None
+    provider: str,
+    model: str | None,
+    usage: Usage | None,
+    *,
+    price: Price | None = None,
+    requested: str | None = None,
 ) -> Cost:
     """The cost of ``usage`` for ``model`` of ``provider``: at ``price`` if given, else a
-    :func:`register`-ed price, else genai-prices'."""
+    :func:`register`-ed price, else genai-prices'.
+
+    ``requested`` is the model name asked for, when the provider reported another
+    (``gpt-4o`` answered as ``gpt-4o-2024-08-06``): a price registered for either name
+    applies (the reported one first), and genai-prices is asked for the reported name,
+    then the requested one.
+    """
     if usage is None:
         return Cost(None, reason="no usage to price")
     if price is not None:
         return _at_price(provider, usage, price, "argument")
-    if not model:
+    names = [name for name in dict.fromkeys((model, requested)) if name]
+    if not names:
         return Cost(None, reason="the model is unknown", usage_source=usage.source)
-    registered = _registered_price(provider, model)
-    if registered is not None:
-        return _at_price(provider, usage, registered, "registered")
-    return _genai_prices(provider, model, usage)
+    for name in names:
+        registered = _registered_price(provider, name)
+        if registered is not None:
+            return _at_price(provider, usage, registered, "registered")
+    cost = _genai_prices(provider, names[0], usage)
+    for name in names[1:]:
+        if cost.amount is not None:
+            break
+        cost = _genai_prices(provider, name, usage)
+    return cost
 
 
 def _split(provider: str, usage: Usage) -> tuple[int, int, int, int, int]:

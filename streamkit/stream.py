@@ -372,7 +372,7 @@ class Stream(Observable[Chunk]):
     def cost(self) -> Cost:
         """What :attr:`usage` costs at the model's price (:mod:`streamkit.prices`);
         ``cost.amount`` is ``None``, with a ``reason``, when it cannot be known."""
-        return cost_of(self.provider, self.model or self.model_name, self.usage)
+        return cost_of(self.provider, self.model, self.usage, requested=self.model_name)
 
     @property
     def tool_calls(self) -> list[ToolCall]:

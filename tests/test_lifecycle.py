@@ -1,6 +1,7 @@
 """The lifecycle seam: every subscription reports one start and exactly one end, with the
 right outcome, on every exit path, for every provider, sync and async, on the replay
-server (the official SDK clients over real HTTP)."""
+server (the official SDK clients over real HTTP). Every pipeline here also ends with
+``ops.on_usage``, which must report exactly once, with that one end's usage and cost."""
 
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ class Recording(lc.LifecycleObserver):
         self.firsts: list[lc.StreamStart] = []
         self.chunks = 0
         self.ends: list[lc.StreamEnd] = []
+        self.reports: list[sk.UsageReport] = []
 
     def on_start(self, start: lc.StreamStart) -> None:
         with self.lock:
@@ -69,6 +71,12 @@ class Recording(lc.LifecycleObserver):
         if end.first_chunk_ns is not None:
             assert end.headers_ns is not None
             assert end.started_ns <= end.headers_ns <= end.first_chunk_ns <= end.ended_ns
+        if self.reports:  # the pipeline ended with ops.on_usage
+            assert len(self.reports) == 1, self.reports
+            report = self.reports[0]
+            assert report.attempts == (end,)
+            assert report.usage == end.usage
+            assert report.cost == end.cost
         return end
 
 
@@ -107,6 +115,7 @@ async def stream_of(
 async def run(observable: Observable[Any], recording: Recording, async_: bool) -> Any:
     """Subscribe with ``recording`` attached (on the loop, or on a worker thread with
     no loop for a sync client); the items and the error it ended with."""
+    observable = observable.pipe(ops.on_usage(recording.reports.append))
     with lc.observing(recording):
         if async_:
             return await _collect_async(observable)
@@ -160,7 +169,10 @@ async def test_completed(server: ReplayServer, case: ProviderCase, async_: bool)
     await settled(server)
     assert error is None
     end = recording.only_end()
-    assert end.outcome == "completed"
+    assert end.outcome == "completed" and recording.reports[0].outcome == "completed"
+    assert end.cost == sk.prices.cost_of(
+        case.name, end.response_model, end.usage, requested="replayed-model"
+    )
     assert end.disposed_by is end.timeout is end.error is None
     assert end.chunks == len(items)
     assert end.provider == case.name and end.request_model == "replayed-model"
@@ -188,7 +200,7 @@ async def test_error(server: ReplayServer, case: ProviderCase, async_: bool, fau
     await settled(server)
     assert error is not None
     end = recording.only_end()
-    assert end.outcome == "error"
+    assert end.outcome == "error" and recording.reports[0].error is error
     assert end.error is error
     assert end.error_type == f"{type(error).__module__}.{type(error).__qualname__}"
     if fault == "end_early":
@@ -251,7 +263,9 @@ async def test_disposed_from_outside(
         recording = Recording()
         async with stream_of(server, case, async_) as stream:
             with lc.observing(recording):
-                subscription = stream.subscribe(lambda _: None, lambda _: None)
+                subscription = stream.pipe(ops.on_usage(recording.reports.append)).subscribe(
+                    lambda _: None, lambda _: None
+                )
             await asyncio.to_thread(_wait_for_requests, server, requests + 1)
             if reason is None:
                 subscription.dispose()
@@ -260,6 +274,7 @@ async def test_disposed_from_outside(
                     subscription.dispose()
         await settled(server)
         end = recording.only_end()
+        assert recording.reports[0].outcome == "disposed"
         assert (end.outcome, end.disposed_by) == ("disposed", reason or "unknown")
         assert end.chunks == 0
         assert end.usage is not None and end.usage.source == "estimated"
@@ -309,6 +324,8 @@ async def test_iteration_break_and_close(
         await settled(server)
         end = recording.only_end()
         assert stream.end is end
+        assert stream.cost == end.cost
+        assert stream.construct_call_response().usage == end.usage
         if how == "complete":
             assert end.outcome == "completed"
             assert stream.usage == end.usage and stream.usage is not None

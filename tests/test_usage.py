@@ -1,0 +1,350 @@
+"""Usage estimates, prices, the ledger and budgets (the exit-path matrix of usage reports
+is in tests/test_lifecycle.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import genai_prices
+import pytest
+from reactivex import operators as rx_ops
+
+import streamkit as sk
+from streamkit import _lifecycle as lc
+from streamkit import ops
+from streamkit._tokens import approximate_tokens, count_input, tiktoken_encoding
+from streamkit.prices import Cost, Price, cost_of
+from streamkit.testing import ReplayServer, Reply
+from tests.ops._pipelines import collect_sync
+from tests.usage_estimates import (
+    ABSOLUTE_SLACK,
+    INPUT_BOUND,
+    INPUT_OUTLIERS,
+    OUTPUT_BOUND,
+    Row,
+    measure,
+)
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "usage-and-cost.md"
+
+
+@pytest.fixture(scope="module")
+def rows() -> list[Row]:
+    return measure()
+
+
+# -- estimates ------------------------------------------------------------------------------
+def test_estimates_are_within_the_documented_bound(rows: list[Row]) -> None:
+    assert len(rows) >= 20  # every recorded transcript that reports usage
+    for row in rows:
+        out_error = abs(row.estimated_output - row.visible_output)
+        assert out_error <= max(OUTPUT_BOUND * row.visible_output, ABSOLUTE_SLACK), row
+        if row.transcript in INPUT_OUTLIERS:
+            continue
+        in_error = abs(row.estimated_input - row.reported_input)
+        assert in_error <= max(INPUT_BOUND * row.reported_input, ABSOLUTE_SLACK), row
+
+
+def test_the_docs_state_the_measured_bounds(rows: list[Row]) -> None:
+    text = DOCS.read_text()
+    assert f"{OUTPUT_BOUND:.0%}" in text and f"{INPUT_BOUND:.0%}" in text
+    for outlier in INPUT_OUTLIERS:
+        assert outlier in text
+    for row in rows:  # the table is the measured one
+        assert f"`{row.transcript}` | {row.reported_input} | {row.estimated_input} |" in text
+
+
+def test_tiktoken_without_its_bpe_file_falls_back(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Offline, tiktoken would try to download its BPE file: streamkit never asks it to
+    (an empty cache means the approximation)."""
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))
+    tiktoken_encoding.cache_clear()
+    try:
+        assert tiktoken_encoding("gpt-4o-mini") is None
+        assert count_input("openai", "gpt-4o-mini", [{"role": "user", "content": "hi"}]) > 0
+    finally:
+        tiktoken_encoding.cache_clear()
+
+
+def test_approximation_examples() -> None:
+    assert approximate_tokens("") == 0
+    assert approximate_tokens("Hello world") == 2
+    assert approximate_tokens("4200 + 42") == 5  # "420", "0", " +", " ", "42"
+
+
+# -- prices -------------------------------------------------------------------------------
+def test_prices_equal_genai_prices_for_the_transcripts_models(rows: list[Row]) -> None:
+    provider_ids = {
+        "openai": "openai",
+        "anthropic": "anthropic",
+        "google": "google",
+        "groq": "groq",
+        "mistral": "mistral",
+        "cohere": "cohere",
+    }
+    priced = 0
+    for row in rows:
+        usage = sk.Usage(input_tokens=row.reported_input, output_tokens=row.reported_output)
+        cost = cost_of(row.provider, row.model, usage)
+        try:
+            expected = genai_prices.calc_price(
+                genai_prices.Usage(
+                    input_tokens=row.reported_input, output_tokens=row.reported_output
+                ),
+                model_ref=str(row.model),
+                provider_id=provider_ids[row.provider],
+            ).total_price
+        except LookupError:
+            assert cost.amount is None and cost.reason and "sk.prices.register" in cost.reason
+            continue
+        assert cost.amount == expected and cost.priced_by == "genai-prices"
+        priced += 1
+    assert priced >= 15
+
+
+def test_cached_input_is_priced_at_the_cache_rate() -> None:
+    usage = sk.Usage(input_tokens=1000, output_tokens=10, cached_tokens=800)
+    expected = genai_prices.calc_price(
+        genai_prices.Usage(input_tokens=1000, output_tokens=10, cache_read_tokens=800),
+        model_ref="gpt-4o",
+        provider_id="openai",
+    ).total_price
+    assert cost_of("openai", "gpt-4o", usage).amount == expected
+    # Anthropic's input_tokens exclude cache reads: they are added for the price.
+    anthropic = sk.Usage(input_tokens=200, output_tokens=10, cached_tokens=800)
+    expected = genai_prices.calc_price(
+        genai_prices.Usage(input_tokens=1000, output_tokens=10, cache_read_tokens=800),
+        model_ref="claude-sonnet-4-5",
+        provider_id="anthropic",
+    ).total_price
+    assert cost_of("anthropic", "claude-sonnet-4-5", anthropic).amount == expected
+
+
+def test_register_overrides_and_unknown_models() -> None:
+    usage = sk.Usage(input_tokens=2_000_000, output_tokens=1_000_000, cached_tokens=1_000_000)
+    unknown = cost_of("openai", "my-fine-tune", usage)
+    assert unknown.amount is None and "my-fine-tune" in (unknown.reason or "")
+    sk.prices.register("my-fine-tune", Price(input=1, output=4, cached_input="0.5"))
+    try:
+        cost = cost_of("openai", "my-fine-tune", usage)
+        assert cost.amount == Decimal("1") + Decimal("0.5") + Decimal("4")
+        assert cost.priced_by == "registered"
+        # registered for one provider only
+        sk.prices.register("gpt-4o", Price(input=0, output=0), provider="azure")
+        assert cost_of("azure", "gpt-4o", usage).amount == 0
+        assert cost_of("openai", "gpt-4o", usage).priced_by == "genai-prices"
+    finally:
+        sk.prices.unregister("my-fine-tune")
+        sk.prices.unregister("gpt-4o", provider="azure")
+    assert cost_of("openai", "my-fine-tune", usage).amount is None
+    argument = cost_of("openai", "anything", usage, price=Price(input=1, output=1))
+    assert argument.amount == Decimal(3) and argument.priced_by == "argument"
+    assert cost_of("openai", "gpt-4o", None).reason == "no usage to price"
+
+
+def test_without_genai_prices_the_reason_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "genai_prices", None)
+    cost = cost_of("openai", "gpt-4o", sk.Usage(input_tokens=1))
+    assert cost.amount is None and "streamkit[cost]" in (cost.reason or "")
+
+
+def test_bad_prices() -> None:
+    with pytest.raises(ValueError, match="finite price"):
+        Price(input=-1, output=1)
+    with pytest.raises(TypeError, match="USD per million"):
+        Price(input=True, output=1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="Price"):
+        sk.prices.register("m", {"input": 1})  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="model"):
+        sk.prices.register("", Price(input=1, output=1))
+
+
+def test_cost_addition() -> None:
+    a = Cost(Decimal(1), input=Decimal("0.5"), output=Decimal("0.5"), usage_source="reported")
+    b = Cost(Decimal(2), input=Decimal(1), output=Decimal(1), usage_source="estimated")
+    assert (a + b).amount == 3 and (a + b).usage_source == "mixed"
+    assert (a + Cost(None, reason="x")).amount is None
+
+
+# -- ledger -------------------------------------------------------------------------------
+CONCURRENT = 200
+
+
+async def test_ledger_totals_under_200_concurrent_streams() -> None:
+    """200 async streams at once, a third stopped early, each reporting into one
+    ledger from its own task: the ledger's totals are the sum of their reports."""
+    ledger = sk.Ledger()
+    reports: list[sk.UsageReport] = []
+    with ReplayServer("openai/chat-text-usage", keep_alive=False) as server:
+        client = server.client("openai", async_=True)
+
+        async def one(index: int) -> None:
+            stream = sk.stream("openai", "gpt-4o", "What is 4200 + 42?", client=client)
+            stop = [rx_ops.take(2)] if index % 3 == 0 else []
+            loop = asyncio.get_running_loop()
+            done = loop.create_future()
+            pipeline = stream.pipe(*stop, ops.on_usage(reports.append))
+            with ledger.track():
+                subscription = pipeline.subscribe(
+                    on_error=done.set_exception, on_completed=lambda: done.set_result(None)
+                )
+            try:
+                await asyncio.wait_for(done, 30)
+            finally:
+                subscription.dispose()
+
+        await asyncio.gather(*(one(i) for i in range(CONCURRENT)))
+        await client.close()
+    assert ledger.requests == len(reports) == CONCURRENT
+    total = reports[0].usage
+    for report in reports[1:]:
+        assert report.usage is not None and total is not None
+        total = total + report.usage
+    assert ledger.usage == total
+    assert ledger.cost.amount == sum(r.cost.amount or Decimal(0) for r in reports)
+    sources = {r.usage.source for r in reports if r.usage}
+    assert sources == {"reported", "estimated"}
+    assert ledger.usage is not None and ledger.usage.source == "mixed"
+
+
+def test_ledger_from_threads() -> None:
+    """Sync streams on threads report into one ledger (thread-safety)."""
+    ledger = sk.Ledger()
+    with ReplayServer("openai/chat-text-usage", keep_alive=False) as server:
+        client = server.client("openai")
+
+        def one() -> None:
+            with ledger.track():
+                collect_sync(sk.stream("openai", "gpt-4o", "hi", client=client))
+
+        threads = [threading.Thread(target=one) for _ in range(20)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert ledger.requests == 20
+    assert ledger.usage is not None and ledger.usage.total_tokens == 20 * 26
+
+
+# -- budget -------------------------------------------------------------------------------
+def test_budget_stops_the_stream_and_closes_the_response() -> None:
+    recording: list[lc.StreamEnd] = []
+
+    class Ends(lc.LifecycleObserver):
+        def on_end(self, end: lc.StreamEnd) -> None:
+            recording.append(end)
+
+    name = "mistral/chat-text-usage"  # 45 events, one text piece each
+    with ReplayServer(Reply(name, pace=0.01), keep_alive=False) as server:
+        stream = sk.stream("mistral", "mistral-small-latest", "hi", client=server.client("mistral"))
+        reports: list[sk.UsageReport] = []
+        with lc.observing(Ends()):
+            items, error = collect_sync(
+                stream.pipe(ops.budget(max_output_tokens=10), ops.on_usage(reports.append))
+            )
+        record = server.wait_for_request_end()
+    assert error is None
+    assert (recording[0].outcome, recording[0].disposed_by) == ("disposed", "budget")
+    assert record.disconnected and not record.completed  # measured on the server side
+    assert record.events_sent < record.events_total
+    text_tokens = sum(approximate_tokens(c.content) for c in items)
+    assert 10 <= text_tokens <= 10 + approximate_tokens(items[-1].content)
+    assert reports[0].usage is not None and reports[0].usage.source == "estimated"
+
+
+def test_budget_by_cost_with_a_shared_ledger() -> None:
+    """A ledger already over its limit: the next budgeted stream makes no request."""
+    sk.prices.register("cheap", Price(input=1_000_000, output=1_000_000))  # $1 a token
+    try:
+        ledger = sk.Ledger()
+        with ReplayServer("openai/chat-text-usage", keep_alive=False) as server:
+            client = server.client("openai")
+            with ledger.track():
+                first, error = collect_sync(sk.stream("openai", "cheap", "hi", client=client))
+            assert error is None and first
+            assert ledger.requests == 1 and ledger.cost.amount == 26  # 16 in + 10 out, $1 each
+            second, error = collect_sync(
+                sk.stream("openai", "cheap", "hi", client=client).pipe(
+                    ops.budget(max_cost=20, ledger=ledger)
+                )
+            )
+            assert second == [] and error is None
+            assert len(server.requests) == 1
+    finally:
+        sk.prices.unregister("cheap")
+
+
+def test_budget_cannot_price_an_unknown_model() -> None:
+    with ReplayServer("openai/chat-text-usage", keep_alive=False) as server:
+        stream = sk.stream("openai", "unknown-model", "hi", client=server.client("openai"))
+        items, error = collect_sync(stream.pipe(ops.budget(max_cost=1)))
+    assert isinstance(error, sk.BudgetError) and items == []
+    assert "sk.prices.register" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({}, ValueError),
+        ({"max_cost": 0}, ValueError),
+        ({"max_cost": "1"}, TypeError),
+        ({"max_output_tokens": 0}, ValueError),
+        ({"max_output_tokens": 1.5}, TypeError),
+        ({"max_output_tokens": 5, "ledger": object()}, TypeError),
+    ],
+)
+def test_budget_bad_arguments(kwargs: dict[str, Any], error: type[Exception]) -> None:
+    with pytest.raises(error):
+        ops.budget(**kwargs)
+
+
+def test_on_usage_bad_argument() -> None:
+    with pytest.raises(TypeError, match="callable"):
+        ops.on_usage(42)  # type: ignore[arg-type]
+
+
+def test_on_usage_with_retries_bills_every_attempt() -> None:
+    """retry_on_error: the report lists each attempt with its own usage, and its total
+    is what was billed (the cut attempt at streamkit's estimate)."""
+    from streamkit.testing import Fault
+
+    name = "openai/chat-text-usage"
+    with ReplayServer(keep_alive=False) as server:
+        server.push(Reply(name, fault=Fault(end_after_events=6)), name)
+        stream = sk.stream("openai", "gpt-4o", "What is 4200 + 42?", client=server.client("openai"))
+        reports: list[sk.UsageReport] = []
+        responses, error = collect_sync(
+            stream.pipe(
+                ops.retry_on_error(backoff=0.01),
+                ops.on_usage(reports.append),
+                ops.to_call_response(),
+            )
+        )
+    assert error is None
+    (report,) = reports
+    cut, full = report.attempts
+    assert (cut.outcome, full.outcome) == ("error", "completed")
+    assert cut.usage is not None and cut.usage.source == "estimated"
+    assert full.usage is not None and full.usage.source == "reported"
+    assert report.usage == cut.usage + full.usage
+    assert responses[0].usage == report.usage
+    assert report.cost.amount == (cut.cost.amount or 0) + (full.cost.amount or 0)
+
+
+def test_share_replay_bills_one_request() -> None:
+    with ReplayServer("openai/chat-text-usage", keep_alive=False) as server:
+        stream = sk.stream("openai", "gpt-4o", "hi", client=server.client("openai"))
+        shared = stream.pipe(ops.share_replay())
+        ledger = sk.Ledger()
+        with ledger.track():
+            collect_sync(shared)
+            collect_sync(shared)
+            collect_sync(shared)
+    assert ledger.requests == 1 == len(server.requests)
