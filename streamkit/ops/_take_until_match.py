@@ -47,7 +47,11 @@ def take_until_match(
     called with the text so far. The text is the concatenation of the chunks'
     ``content``, so a match split across chunk boundaries is found. The test runs after
     the first chunk and after every chunk that adds text (a chunk without text cannot
-    change the outcome). The chunk that completes the match is emitted when
+    change the outcome). Anchors and ``\\b`` are read against the text *so far*: ``$``
+    matches at the end of what has arrived, so ``"done$"`` can stop on a chunk ending
+    in "done" that the next chunk would have continued (a pattern whose matches can
+    vanish as text grows depends on where the chunks split). The chunk that completes
+    the match is emitted when
     ``inclusive`` (the default) and dropped otherwise; when nothing matches, every
     chunk is passed on and the stream completes as upstream does.
 
