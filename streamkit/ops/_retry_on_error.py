@@ -580,15 +580,16 @@ def _names(source: Observable[Chunk]) -> tuple[str | None, str | None]:
 
 def _ending(current: SerialDisposable, operation: Operation) -> abc.DisposableBase:
     """``current``, whose disposal (or collection, if it is dropped without one) also ends
-    the operation: after the running attempt's request has ended, so that record says
-    who disposed it."""
+    the operation, once the running attempt's request (if any) has ended: that record
+    says who disposed it."""
     finalizer = weakref.finalize(current, operation.finish, "abandoned")
 
     def dispose() -> None:
-        reason = current_reason()
-        current.dispose()
         finalizer.detach()
-        operation.finish("disposed", disposed_by=reason)
+        # First the operation (it then waits for the running attempt's request to end),
+        # then the attempt: its record, made by this dispose, says who disposed it.
+        operation.finish("disposed", disposed_by=current_reason())
+        current.dispose()
 
     return Disposable(dispose)
 

@@ -289,7 +289,7 @@ class RetryOperation:
         self._chunks = 0
         self._cost: Decimal | None = Decimal(0)  # None once an attempt's cost is unknown
         self._last: StreamEnd | None = None
-        self._running: StreamEnd | None = None
+        self._ended_by_finish = False  # the last attempt ended after the operator did
         self._finished: tuple[OperationOutcome, BaseException | None, str | None] | None = None
         self._ended = False
 
@@ -330,6 +330,7 @@ class RetryOperation:
             if end.usage is not None:
                 self._usage = end.usage if self._usage is None else self._usage + end.usage
             self._last = end
+            self._ended_by_finish = self._finished is not None
         self._end_if_done()
 
     def finish(
@@ -354,10 +355,11 @@ class RetryOperation:
             outcome, error, disposed_by = self._finished
             last, usage, chunks, attempts = self._last, self._usage, self._chunks, self._attempts
             cost = self._cost if last is not None else None
+            ended_by_finish = self._ended_by_finish
         timeout: str | None = None
         error_type = _qualified_name(error) if error is not None else None
         if outcome == "disposed":
-            if last is not None and last.outcome in ("disposed", "timeout"):
+            if last is not None and ended_by_finish and last.outcome in ("disposed", "timeout"):
                 # disposed while an attempt ran: the attempt's record knows why
                 outcome, disposed_by, timeout = last.outcome, last.disposed_by, last.timeout
                 error_type = last.error_type

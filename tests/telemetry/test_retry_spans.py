@@ -132,6 +132,25 @@ def test_disposed_during_the_backoff(telemetry: Telemetry) -> None:
     assert attrs(operation)["streamkit.attempts"] == 1
 
 
+def test_disposed_during_the_backoff_after_a_timed_out_attempt_is_a_dispose(
+    telemetry: Telemetry,
+) -> None:
+    with ReplayServer(pace=0.001) as server:
+        server.push(Reply(TRANSCRIPT, fault=Fault(stall_before=5.0)))
+        stream = sk.stream("openai", MODEL, "hello", client=server.client("openai"))
+        subscription = stream.pipe(
+            ops.first_chunk_timeout(0.2), ops.retry_on_error(3, backoff=30.0)
+        ).subscribe(on_error=lambda _e: None)
+        telemetry.wait_for(1, SpanKind.CLIENT)
+        subscription.dispose()
+    (attempt,) = telemetry.requests()
+    (operation,) = telemetry.operations()
+    telemetry.check_ended_once()
+    assert attrs(attempt)["streamkit.end.outcome"] == "timeout"
+    assert attrs(operation)["streamkit.end.outcome"] == "disposed"
+    assert attrs(operation)["streamkit.end.disposed_by"] == "unknown"
+
+
 # -- virtual time ----------------------------------------------------------------------------
 def _cold(scheduler: TestScheduler, *messages: Any) -> Any:
     return scheduler.create_cold_observable(list(messages))
