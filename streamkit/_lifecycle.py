@@ -54,6 +54,7 @@ __all__ = [
     "current_reason",
     "disposing",
     "observing",
+    "subscribe_later",
 ]
 
 Outcome = Literal["completed", "error", "disposed", "timeout", "abandoned"]
@@ -243,6 +244,26 @@ def capture() -> contextvars.Context:
     """The current context, for an operator that subscribes upstream later (a retry, a
     timer): ``ctx.run(source.subscribe, ...)`` reports to the observers active now."""
     return contextvars.copy_context()
+
+
+def subscribe_later(
+    context: contextvars.Context,
+    number: int,
+    source: Any,
+    *args: Any,
+    **kwargs: Any,
+) -> Any:
+    """``source.subscribe(*args, **kwargs)`` as attempt ``number``, in ``context`` (from
+    :func:`capture` at the operator's subscribe time): for operators that subscribe
+    more requests later (fallback, hedge), so each reports to the observers active when
+    the pipeline was subscribed. A copy of ``context`` is entered, so a subscription made
+    from inside another one's callback works too."""
+
+    def run() -> Any:
+        with attempt(number):
+            return source.subscribe(*args, **kwargs)
+
+    return context.copy().run(run)
 
 
 @contextlib.contextmanager

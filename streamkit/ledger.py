@@ -109,10 +109,12 @@ class Ledger(LifecycleObserver):
     or task that enters it, and to the subscriptions made there).
 
     Example:
-        >>> ledger = sk.Ledger()  # doctest: +SKIP
-        >>> with ledger.track():  # doctest: +SKIP
-        ...     response = stream.pipe(ops.to_call_response()).run()
-        >>> ledger.cost.amount  # doctest: +SKIP
+        ```python
+        ledger = sk.Ledger()
+        with ledger.track():
+            response = stream.pipe(ops.to_call_response()).run()
+        ledger.cost.amount
+        ```
     """
 
     def __init__(self) -> None:

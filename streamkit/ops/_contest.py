@@ -10,6 +10,7 @@ from collections.abc import Callable
 from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable, SingleAssignmentDisposable
 
+from streamkit._lifecycle import capture, subscribe_later
 from streamkit.errors import AllFailedError, StreamError
 from streamkit.models import Chunk, Usage
 
@@ -62,6 +63,9 @@ class Contest:
         self.winner: _Candidate | None = None
         self.disposed = False
         self._billed: Usage | None = None
+        # Candidates started later (hedge's timer) report to the lifecycle observers
+        # active at subscribe time (ops.on_usage, a ledger, telemetry), each an attempt.
+        self._context = capture()
         self.disposable = CompositeDisposable(Disposable(self._dispose))
 
     @property
@@ -77,7 +81,10 @@ class Contest:
             candidate = _Candidate(len(self.candidates))
             self.candidates.append(candidate)
         try:
-            candidate.subscription.disposable = source.subscribe(
+            candidate.subscription.disposable = subscribe_later(
+                self._context,
+                candidate.index + 1,
+                source,
                 lambda chunk: self._on_next(candidate, chunk),
                 lambda error: self._on_error(candidate, error),
                 lambda: self._on_completed(candidate),

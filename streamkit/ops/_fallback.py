@@ -9,6 +9,7 @@ from typing import Any
 from reactivex import Observable, abc
 from reactivex.disposable import SerialDisposable, SingleAssignmentDisposable
 
+from streamkit._lifecycle import capture, subscribe_later
 from streamkit.errors import AllFailedError, StreamDivergedError
 from streamkit.models import Chunk
 from streamkit.ops._retry_on_error import _Delivered
@@ -53,9 +54,11 @@ def fallback(
     current attempt (closing its HTTP response); a failed attempt is already closed.
 
     Example:
-        >>> answer = sk.stream("anthropic", "claude-sonnet-4-5", prompt).pipe(  # doctest: +SKIP
-        ...     ops.fallback(sk.stream("openai", "gpt-4o", prompt)), ops.to_call_response()
-        ... ).run()
+        ```python
+        answer = sk.stream("anthropic", "claude-sonnet-4-5", prompt).pipe(
+            ops.fallback(sk.stream("openai", "gpt-4o", prompt)), ops.to_call_response()
+        ).run()
+        ```
     """
     if not alternatives:
         raise ValueError("fallback needs at least one alternative")
@@ -76,6 +79,9 @@ def fallback(
         ) -> abc.DisposableBase:
             delivered = _Delivered()
             current = SerialDisposable()
+            # Later alternatives subscribe from an error callback: in the subscriber's
+            # context, so every attempt reports to the same lifecycle observers.
+            context = capture()
             failures: list[BaseException] = []
             state = {"index": -1, "stopped": False}
 
@@ -133,8 +139,14 @@ def fallback(
                     attempt_source, continuing = _attempt_source(attempts[index], delivered)
                     if index > 0:
                         delivered.begin_attempt(continuing)
-                    subscription.disposable = attempt_source.subscribe(
-                        on_next, on_error, on_completed, scheduler=scheduler
+                    subscription.disposable = subscribe_later(
+                        context,
+                        index + 1,
+                        attempt_source,
+                        on_next,
+                        on_error,
+                        on_completed,
+                        scheduler=scheduler,
                     )
                 except Exception as error:
                     stop_with(error)

@@ -35,7 +35,9 @@ def on_usage(fn: Callable[[UsageReport], object]) -> Callable[[Observable[T]], O
     Raises ``TypeError`` for an ``fn`` that is not callable.
 
     Example:
-        >>> stream.pipe(ops.take_until_match("END"), ops.on_usage(print))  # doctest: +SKIP
+        ```python
+        stream.pipe(ops.take_until_match("END"), ops.on_usage(print))
+        ```
     """
     if not callable(fn):
         raise TypeError(f"fn must be callable, not {type(fn).__name__}")

@@ -39,7 +39,9 @@ def race(
     was disposed (what the losers cost, as far as the providers said).
 
     Example:
-        >>> answer = sk.race(fast, careful, until=lambda text: "ANSWER:" in text)  # doctest: +SKIP
+        ```python
+        answer = sk.race(fast, careful, until=lambda text: "ANSWER:" in text)
+        ```
     """
     sources = _checked_streams("race", streams)
     if until is not None and not callable(until):

@@ -303,3 +303,31 @@ async def test_anthropic_continuation_is_an_assistant_prefill(async_: bool) -> N
         messages = server.requests[1].json["messages"]
         assert messages[-1]["role"] == "assistant"
         assert response.content.startswith(messages[-1]["content"])
+
+
+def test_every_attempt_of_a_fallback_reports_to_on_usage_and_is_billed() -> None:
+    # The alternative subscribes from the failed attempt's error callback, on its reading
+    # thread: it must still report to the observers of the pipeline's subscription.
+    reports: list[sk.UsageReport] = []
+    with ReplayServer() as server:
+        server.push(
+            Reply("anthropic/messages-text", fault=Fault(close_after_events=4)),
+            "openai/chat-text-usage",
+        )
+        claude = sk.stream(
+            "anthropic", "claude-sonnet-4-5", "hi", client=server.client("anthropic")
+        )
+        gpt = sk.stream("openai", "gpt-4o", "hi", client=server.client("openai"))
+        response = claude.pipe(
+            ops.fallback(gpt), ops.on_usage(reports.append), ops.to_call_response()
+        ).run()
+    assert len(reports) == 1
+    attempts = reports[0].attempts
+    assert [end.provider for end in attempts] == ["anthropic", "openai"]
+    assert [end.start.attempt for end in attempts] == [1, 2]
+    assert attempts[0].outcome == "error" and attempts[1].outcome == "completed"
+    assert reports[0].usage == response.usage
+    assert response.usage is not None and response.usage.source == "mixed"
+    assert response.usage.input_tokens == sum(
+        end.usage.input_tokens for end in attempts if end.usage is not None
+    )

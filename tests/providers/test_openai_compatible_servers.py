@@ -3,8 +3,9 @@ Ollama, on synthetic transcripts mimicking each server's documented chunk shapes
 ``transcripts/ATTRIBUTION.md``), through ``"openai"`` and the official SDK client.
 
 A stream with a finish reason and ``data: [DONE]`` is complete, its usage streamkit's
-estimate (``source="estimated"``) when the server sent none; only a stream without its finish reason, or cut before ``[DONE]``
-(and before the usage it was asked for), is incomplete.
+estimate (``source="estimated"``) when the server sent none; only a stream without its
+finish reason, or cut before ``[DONE]`` (and before the usage it was asked for), is
+incomplete.
 """
 
 from __future__ import annotations

@@ -79,7 +79,12 @@ def test_ui_text_reasoning_and_finish_with_usage() -> None:
             "finishReason": "stop",
             "messageMetadata": {
                 "model": "gpt",
-                "usage": {"input_tokens": 3, "output_tokens": 4, "total_tokens": 7},
+                "usage": {
+                    "input_tokens": 3,
+                    "output_tokens": 4,
+                    "total_tokens": 7,
+                    "source": "reported",
+                },
             },
         },
         "[DONE]",
