@@ -8,8 +8,8 @@ API.
 
 It shows three things: a stream printed live as it arrives; the same request stopped
 early with ``ops.take_until_match`` once the pattern is written (and, on the replay
-server, how many events the server never had to send); and the reduced call response
-with its usage.
+server, how many events the server never had to send and the output tokens and money
+that saved, zero when nothing was); and the reduced call response with its usage.
 """
 
 from __future__ import annotations
@@ -176,7 +176,10 @@ def _early_stop(stream: sk.Stream, pattern: str, server: Any, out: TextIO) -> No
         done.set()
 
     requests_before = len(server.requests) if server is not None else 0
-    stream.pipe(ops.take_until_match(pattern)).subscribe(on_next, on_error, on_completed=done.set)
+    reports: list[sk.UsageReport] = []
+    stream.pipe(ops.take_until_match(pattern), ops.on_usage(reports.append)).subscribe(
+        on_next, on_error, on_completed=done.set
+    )
     done.wait()
     if errors:
         raise errors[0]
@@ -194,9 +197,10 @@ def _early_stop(stream: sk.Stream, pattern: str, server: Any, out: TextIO) -> No
         if spared > 0:
             print(
                 f"   the server sent {record.events_sent} of {record.events_total} events: "
-                f"{spared} never had to be sent (a real model stops generating them)\n",
+                f"{spared} never had to be sent (a real model stops generating them)",
                 file=out,
             )
+            print(_saving(stream, reports) + "\n", file=out)
         elif matched:
             print(
                 f"   the server had already sent all {record.events_total} events when the "
@@ -206,6 +210,27 @@ def _early_stop(stream: sk.Stream, pattern: str, server: Any, out: TextIO) -> No
             )
         else:
             print(f"   the server sent all {record.events_total} events\n", file=out)
+
+
+def _saving(full: sk.Stream, reports: list[sk.UsageReport]) -> str:
+    """What the early stop saved, in output tokens and money: the whole answer's usage
+    (part 1, the provider's figures) minus what the stopped request used (streamkit's
+    estimate: the provider never reported it)."""
+    whole, stopped = full.usage, reports[0].usage if reports else None
+    if whole is None or stopped is None:
+        return "   tokens saved: unknown (no usage for one of the two requests)"
+    saved = max(whole.output_tokens - stopped.output_tokens, 0)
+    line = (
+        f"   output tokens: the whole answer {whole.output_tokens} ({whole.source}), "
+        f"this request about {stopped.output_tokens} ({stopped.source}): "
+        f"about {saved} not generated"
+    )
+    whole_cost, stopped_cost = full.cost, reports[0].cost
+    if whole_cost.amount is None or stopped_cost.amount is None:
+        reason = whole_cost.reason or stopped_cost.reason or "no price"
+        return f"{line}; money saved unknown ({reason})"
+    money = max(whole_cost.amount - stopped_cost.amount, 0)
+    return f"{line}, {whole_cost.currency} {money:.6f} not billed (genai-prices' price)"
 
 
 def _reduced(stream: sk.Stream, out: TextIO) -> None:

@@ -21,6 +21,16 @@ def test_demo_streams_stops_early_and_reduces() -> None:
     assert sent is not None, text
     events_sent, events_total, spared = map(int, sent.groups())
     assert spared == events_total - events_sent > 0
+    # the saving in tokens and money: the whole answer's reported output tokens minus
+    # the stopped request's estimate, priced by genai-prices
+    saving = re.search(
+        r"output tokens: the whole answer (\d+) \(reported\), this request about (\d+) "
+        r"\((estimated|mixed)\): about (\d+) not generated, USD (\d+\.\d+) not billed",
+        text,
+    )
+    assert saving is not None, text
+    whole, used, _source, saved, money = saving.groups()
+    assert int(saved) == int(whole) - int(used) > 0 and float(money) > 0
     assert "usage: Usage(input_tokens=" in text
     assert "finish_reason: stop" in text
 
@@ -49,6 +59,7 @@ def test_demo_report_when_the_pattern_never_matches() -> None:
     text = out.getvalue()
     assert "the pattern never matched: the stream ran to its end" in text
     assert "stopped after" not in text and "never had to be sent" not in text
+    assert "not generated" not in text  # nothing was saved: no saving claimed
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
