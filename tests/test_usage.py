@@ -34,8 +34,17 @@ DOCS = Path(__file__).resolve().parent.parent / "docs" / "usage-and-cost.md"
 
 
 @pytest.fixture(scope="module")
-def rows() -> list[Row]:
-    return measure()
+def rows(tmp_path_factory: pytest.TempPathFactory) -> list[Row]:
+    # The documented bounds are the approximation's. Importing litellm points
+    # TIKTOKEN_CACHE_DIR at the BPE files it bundles (so tiktoken then counts offline):
+    # an empty cache keeps the measurement independent of which tests ran before.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path_factory.mktemp("no-bpe")))
+        tiktoken_encoding.cache_clear()
+        try:
+            return measure()
+        finally:
+            tiktoken_encoding.cache_clear()
 
 
 # -- estimates ------------------------------------------------------------------------------
