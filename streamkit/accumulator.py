@@ -10,14 +10,19 @@ the ``Stream``'s totals agree:
   ends;
 - usage is the latest reported running total, never a sum of reports;
 - finish reasons are the last ones reported: a later chunk without any (OpenAI's usage
-  chunk) does not erase them.
+  chunk) does not erase them; they map to the common reason by the table of the chunk
+  type that reported them (``Chunk.finish_reason_table``);
+- ``message_param`` is built by the message builder the first chunk's type names
+  (``Chunk.message_builder``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Generic, TypeVar
 
 from streamkit.finish_reasons import common_finish_reason
+from streamkit.messages import MessageBuilder
 from streamkit.models import (
     CallResponse,
     Chunk,
@@ -27,7 +32,6 @@ from streamkit.models import (
     ToolCallDelta,
     Usage,
 )
-from streamkit.providers import MessageBuilder, message_builder
 
 __all__ = ["Accumulator", "ResponseSnapshot", "ToolCallCompletion"]
 
@@ -156,6 +160,8 @@ class Accumulator:
         self.model: str | None = None
         self.id: str | None = None
         self.finish_reasons: list[str] | None = None
+        # The finish-reason table of the chunk type that reported finish_reasons.
+        self._finish_reason_table: Mapping[str, FinishReason] | None = None
         self.usage: Usage | None = None
         self.chunks = 0
         # Bumped by every change, so a snapshot can tell whether it is still current.
@@ -183,7 +189,7 @@ class Accumulator:
         self.version += 1
         if self.provider is None:
             self.provider = chunk.provider
-            self._message_builder = message_builder(chunk.provider)
+            self._message_builder = type(chunk).message_builder()
         if chunk.model:
             self.model = chunk.model
         if chunk.id:
@@ -219,6 +225,7 @@ class Accumulator:
             self._complete(self._completion.after(delta), completed)
         if chunk.finish_reasons:
             self.finish_reasons = list(chunk.finish_reasons)
+            self._finish_reason_table = type(chunk).finish_reason_table
             self._complete(self._completion.finish(), completed)
         return completed
 
@@ -283,7 +290,10 @@ class Accumulator:
     def finish_reason(self) -> FinishReason | None:
         """The common finish reason of the last reported native ones."""
         return _finish_reason(
-            self.provider, self.finish_reasons, bool(len(self._refusal)), bool(self._tools)
+            self._finish_reason_table,
+            self.finish_reasons,
+            bool(len(self._refusal)),
+            bool(self._tools),
         )
 
     @property
@@ -327,14 +337,17 @@ class Accumulator:
 
 
 def _finish_reason(
-    provider: str | None, finish_reasons: list[str] | None, refused: bool, has_tools: bool
+    table: Mapping[str, FinishReason] | None,
+    finish_reasons: list[str] | None,
+    refused: bool,
+    has_tools: bool,
 ) -> FinishReason | None:
     """The common finish reason. A normal stop is refined by what the turn holds:
     a refusal (OpenAI says ``stop``) or tool calls (Gemini says ``STOP``, OpenAI says
     ``stop`` for a forced tool choice): both need a different next step."""
-    if not finish_reasons or provider is None:
+    if not finish_reasons or table is None:
         return None
-    common = common_finish_reason(provider, finish_reasons[-1])
+    common = common_finish_reason(table, finish_reasons[-1])
     if common == "stop" and refused:
         return "refusal"
     if common == "stop" and has_tools:
@@ -356,6 +369,7 @@ class ResponseSnapshot:
         "_accumulator",
         "_audio_count",
         "_content_count",
+        "_finish_reason_table",
         "_refusal_count",
         "_thinking_count",
         "_tool_args",
@@ -376,6 +390,7 @@ class ResponseSnapshot:
         self.id = accumulator.id
         self.usage = accumulator.usage
         self.finish_reasons = accumulator.finish_reasons
+        self._finish_reason_table = accumulator._finish_reason_table
         self.chunks = accumulator.chunks
         self._version = accumulator.version
         # One snapshot per chunk: the piece lists' lengths are read directly (not
@@ -448,7 +463,10 @@ class ResponseSnapshot:
     def finish_reason(self) -> FinishReason | None:
         """The common finish reason, if one was reported by this snapshot."""
         return _finish_reason(
-            self.provider, self.finish_reasons, self._refusal_count > 0, bool(self._tool_args)
+            self._finish_reason_table,
+            self.finish_reasons,
+            self._refusal_count > 0,
+            bool(self._tool_args),
         )
 
     @property

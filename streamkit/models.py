@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import json
 import wave
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import PydanticUndefined
+
+from streamkit.finish_reasons import CHAT_FINISH_REASONS, FinishReason
+from streamkit.messages import MessageBuilder
 
 __all__ = [
     "CallResponse",
@@ -28,9 +32,6 @@ __all__ = [
 
 UsageSource = Literal["reported", "estimated", "mixed"]
 """Where a :class:`Usage`'s numbers come from."""
-
-FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "refusal", "error"]
-"""The provider-independent reason a generation ended (``CallResponse.finish_reason``)."""
 
 if TYPE_CHECKING:
     from streamkit.prices import Cost
@@ -145,9 +146,20 @@ class Chunk(BaseModel):
     ``output_tokens`` are what this event reported, as running totals for the call
     (``None`` where the event reported none): the latest report is the call's total,
     never a sum. ``chunk`` is the provider's own event object, unchanged.
+
+    Each provider's subclass carries its provider's rules for the reducer as class
+    attributes: :attr:`finish_reason_table` and :attr:`message_builder`. A plain
+    ``Chunk`` has OpenAI chat completions' rules.
     """
 
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    finish_reason_table: ClassVar[Mapping[str, FinishReason]] = CHAT_FINISH_REASONS
+    """The provider's native finish reasons mapped to the common ones; a native value
+    not in it maps to ``"other"`` (:mod:`streamkit.finish_reasons`)."""
+    message_builder: ClassVar[type[MessageBuilder]] = MessageBuilder
+    """The class that builds a response's ``message_param`` from this type's chunks
+    (a new instance per response)."""
 
     provider: str
     content: str = ""

@@ -60,6 +60,7 @@ class Stream(Observable[Chunk]):
         if isinstance(client, type):
             name = f"{client.__module__}.{client.__qualname__}"
             raise TypeError(f"client= got the class {name}, not a client: call it, client={name}()")
+        adapter = adapter.adapter_for(params)
         adapter.check_params(params)
         if client is None:
             adapter.check_default_credentials()

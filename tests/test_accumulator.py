@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
 from hypothesis import given
 from hypothesis import strategies as st
 
 import streamkit as sk
 from streamkit import Chunk, ToolCallDelta, Usage
 from streamkit.accumulator import Accumulator
+from streamkit.finish_reasons import FinishReason
+from streamkit.messages import MessageBuilder
 from streamkit.testing import strategies as sks
 
 
@@ -132,16 +137,74 @@ def test_tool_call_parse_validates_into_a_user_model() -> None:
         raise AssertionError("expected a ValidationError")
 
 
+class ModelMessageBuilder(MessageBuilder):
+    """Builds a Gemini-like ``{"role": "model", "parts": [...]}`` message."""
+
+    def build(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        return {"role": "model", "parts": [{"text": fields["content"]}]}
+
+
+class GeminiLikeChunk(Chunk):
+    """A provider chunk type with its own rules, as each provider module declares them."""
+
+    finish_reason_table: ClassVar[Mapping[str, FinishReason]] = {
+        "STOP": "stop",
+        "MAX_TOKENS": "length",
+    }
+    message_builder: ClassVar[type[MessageBuilder]] = ModelMessageBuilder
+
+
 def test_a_normal_stop_with_tool_calls_is_the_tool_calls_reason() -> None:
     # Gemini ends a turn of function calls with STOP; the next step is to run the tools.
     call = ToolCallDelta(index=0, id="a", name="f", arguments="{}", complete=True)
-    chunks = [
-        Chunk(provider="google", tool_calls=[call]),
-        Chunk(provider="google", finish_reasons=["STOP"]),
+    chunks: list[Chunk] = [
+        GeminiLikeChunk(provider="google", tool_calls=[call]),
+        GeminiLikeChunk(provider="google", finish_reasons=["STOP"]),
     ]
     assert fold(chunks).finish_reason == "tool_calls"
-    plain = [Chunk(provider="google", content="hi", finish_reasons=["STOP"])]
+    plain: list[Chunk] = [GeminiLikeChunk(provider="google", content="hi", finish_reasons=["STOP"])]
     assert fold(plain).finish_reason == "stop"
+
+
+def test_the_chunk_type_carries_the_finish_reason_table_and_message_builder() -> None:
+    response = fold([GeminiLikeChunk(provider="x", content="hi", finish_reasons=["MAX_TOKENS"])])
+    assert response.finish_reason == "length"
+    assert response.message_param == {"role": "model", "parts": [{"text": "hi"}]}
+
+
+def test_an_unknown_native_finish_reason_is_other_never_stop() -> None:
+    # The Vercel AI SDK's rule: a reason streamkit does not know is not a normal stop.
+    assert fold([GeminiLikeChunk(provider="x", finish_reasons=["NEW_REASON"])]).finish_reason == (
+        "other"
+    )
+    assert fold([Chunk(provider="x", finish_reasons=["new_reason"])]).finish_reason == "other"
+    # ...and a stop refined by tool calls or a refusal stays a stop's refinement only
+    call = ToolCallDelta(index=0, id="a", name="f", arguments="{}")
+    with_tools = [Chunk(provider="x", tool_calls=[call]), Chunk(provider="x", finish_reasons=["?"])]
+    assert fold(with_tools).finish_reason == "other"
+
+
+def test_a_plain_chunk_has_the_openai_chat_rules() -> None:
+    assert Chunk.finish_reason_table["function_call"] == "tool_calls"
+    response = fold([Chunk(provider="anything", content="hi", finish_reasons=["length"])])
+    assert response.finish_reason == "length"
+    assert response.message_param == {"role": "assistant", "content": "hi"}
+
+
+def test_the_finish_reason_is_read_with_the_table_of_the_chunk_that_reported_it() -> None:
+    # After a fallback the last finish reason is the second provider's: read with its table
+    # (the message builder stays the first chunk's).
+    chunks: list[Chunk] = [
+        Chunk(provider="openai", content="Hel"),
+        GeminiLikeChunk(provider="google", content="lo", finish_reasons=["MAX_TOKENS"]),
+    ]
+    response = fold(chunks)
+    assert response.finish_reason == "length"
+    assert response.message_param["role"] == "assistant"
+    snapshot = Accumulator()
+    for chunk in chunks:
+        snapshot.add(chunk)
+    assert snapshot.snapshot().finish_reason == "length"
 
 
 def test_spans_say_which_provider_and_model_produced_which_text() -> None:

@@ -16,7 +16,7 @@ from pydantic import PrivateAttr
 from streamkit.models import Chunk, ToolCallDelta, Usage, construct_chunk
 from streamkit.providers.anthropic import AnthropicChunk
 from streamkit.providers.openai import OpenAIChunk
-from streamkit.providers.openai_fast import LazyOpenAIChunk
+from streamkit.providers.openai.fast import LazyOpenAIChunk
 
 
 def values(**overrides: Any) -> dict[str, Any]:

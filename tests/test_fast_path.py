@@ -29,7 +29,8 @@ from reactivex import operators as rx_ops
 import streamkit as sk
 from streamkit import ops
 from streamkit.providers.openai import OpenAIChunk
-from streamkit.providers.openai_fast import LazyOpenAIChunk, SSESplitter
+from streamkit.providers.openai.fast import LazyOpenAIChunk
+from streamkit.providers.openai.sse import SSESplitter
 from streamkit.testing import Fault, ReplayServer, Reply, Transcript, load_transcript
 from streamkit.testing.transcripts import transcript_names
 from tests.ops._pipelines import request_end, run_async, run_sync

@@ -1,4 +1,8 @@
-"""Provider adapters, imported lazily so that only the SDKs in use must be installed."""
+"""Provider adapters, imported lazily so that only the SDKs in use must be installed.
+
+Which providers exist is the table of :mod:`streamkit.providers._registry`; each
+provider's module declares the rest (its adapter and chunk type).
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,10 @@ import importlib
 from functools import cache
 
 from streamkit.errors import UnknownProviderError
-from streamkit.providers._base import (
-    ChatMessageBuilder,
-    Decoder,
-    MessageBuilder,
-    ProviderAdapter,
-    is_transient_error,
-)
+from streamkit.messages import MessageBuilder
+from streamkit.providers._base import Decoder, ProviderAdapter, is_transient_error
+from streamkit.providers._chat import ChatMessageBuilder
+from streamkit.providers._registry import REGISTRY, ProviderEntry
 
 __all__ = [
     "ALIASES",
@@ -22,38 +23,25 @@ __all__ = [
     "Decoder",
     "MessageBuilder",
     "ProviderAdapter",
+    "ProviderEntry",
     "canonical_provider",
     "get_adapter",
     "is_transient_error",
-    "message_builder",
+    "provider_entry",
 ]
 
-# provider name -> "module:AdapterClass"
-_ADAPTERS: dict[str, str] = {
-    "openai": "streamkit.providers.openai:OpenAIAdapter",
-    "anthropic": "streamkit.providers.anthropic:AnthropicAdapter",
-    "mistral": "streamkit.providers.mistral:MistralAdapter",
-    "groq": "streamkit.providers.groq:GroqAdapter",
-    "google": "streamkit.providers.google:GoogleAdapter",
-    "cohere": "streamkit.providers.cohere:CohereAdapter",
-    "litellm": "streamkit.providers.litellm:LiteLLMAdapter",
-    "azure": "streamkit.providers.azure:AzureAdapter",
-}
+_ENTRIES: dict[str, ProviderEntry] = {entry.name: entry for entry in REGISTRY}
 
-PROVIDERS: tuple[str, ...] = tuple(_ADAPTERS)
+PROVIDERS: tuple[str, ...] = tuple(_ENTRIES)
 """The provider names ``sk.stream`` accepts (any case; see also :data:`ALIASES`)."""
 
-ALIASES: dict[str, str] = {
-    "claude": "anthropic",
-    "gemini": "google",
-    "google-genai": "google",
-    "genai": "google",
-    "mistralai": "mistral",
-    "azure-ai-inference": "azure",
-    "azureai": "azure",
-    "gpt": "openai",
-}
+ALIASES: dict[str, str] = {alias: entry.name for entry in REGISTRY for alias in entry.aliases}
 """Common other names of the providers (matched in any case)."""
+
+
+def provider_entry(provider: str) -> ProviderEntry | None:
+    """The registry entry of the provider named ``provider`` exactly, or ``None``."""
+    return _ENTRIES.get(provider)
 
 
 def canonical_provider(provider: object) -> str:
@@ -62,11 +50,11 @@ def canonical_provider(provider: object) -> str:
     others."""
     if isinstance(provider, str):
         key = provider.strip().lower().replace("_", "-")
-        if key in _ADAPTERS:
+        if key in _ENTRIES:
             return key
         if key in ALIASES:
             return ALIASES[key]
-        close = difflib.get_close_matches(key, [*_ADAPTERS, *ALIASES], n=1, cutoff=0.6)
+        close = difflib.get_close_matches(key, [*_ENTRIES, *ALIASES], n=1, cutoff=0.6)
         if close:
             raise UnknownProviderError(
                 provider, list(PROVIDERS), suggestion=ALIASES.get(close[0], close[0])
@@ -76,8 +64,7 @@ def canonical_provider(provider: object) -> str:
 
 @cache
 def _adapter(provider: str) -> ProviderAdapter:
-    target = _ADAPTERS[provider]
-    module_name, _, class_name = target.partition(":")
+    module_name, _, class_name = _ENTRIES[provider].adapter.partition(":")
     module = importlib.import_module(module_name)
     adapter: ProviderAdapter = getattr(module, class_name)()
     return adapter
@@ -85,14 +72,8 @@ def _adapter(provider: str) -> ProviderAdapter:
 
 def get_adapter(provider: str) -> ProviderAdapter:
     """The adapter for ``provider`` (any case, or an alias: :func:`canonical_provider`);
-    raises :class:`UnknownProviderError` for others."""
-    if isinstance(provider, str) and provider in _ADAPTERS:
+    raises :class:`UnknownProviderError` for others. A provider with several APIs
+    gives its default one; :meth:`ProviderAdapter.adapter_for` picks a stream's."""
+    if isinstance(provider, str) and provider in _ENTRIES:
         return _adapter(provider)
     return _adapter(canonical_provider(provider))
-
-
-def message_builder(provider: str) -> MessageBuilder:
-    """A message-param builder for ``provider`` (OpenAI chat format if unknown)."""
-    if provider in _ADAPTERS:
-        return get_adapter(provider).message_builder()
-    return ChatMessageBuilder()

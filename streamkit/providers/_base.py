@@ -2,9 +2,10 @@
 
 An adapter opens the SDK's stream (sync or async), decodes each SDK event into zero or
 more :class:`~streamkit.models.Chunk` (through a per-stream :class:`Decoder`, which also
-knows whether the provider's terminal event arrived), classifies errors as transient or
-not, and builds the assistant ``message_param`` of a response. Lifetimes, threads and
-cancellation belong to :mod:`streamkit.source`.
+knows whether the provider's terminal event arrived) and classifies errors as transient
+or not. The rules the reducer applies to a provider's chunks (its finish-reason table and
+message builder) are class attributes of its chunk type (:class:`~streamkit.Chunk`).
+Lifetimes, threads and cancellation belong to :mod:`streamkit.source`.
 """
 
 from __future__ import annotations
@@ -22,18 +23,15 @@ from typing import Any, ClassVar
 
 from streamkit.errors import IncompleteStreamError, MissingAPIKeyError
 from streamkit.messages import Message
-from streamkit.models import Chunk, ToolCall
+from streamkit.models import Chunk
 
 __all__ = [
     "CONTINUE_INSTRUCTION",
-    "ChatMessageBuilder",
     "Decoder",
-    "MessageBuilder",
     "ProviderAdapter",
     "assistant_prefill",
     "cut_stream_error",
     "describe_client",
-    "function_tool_calls",
     "is_connection_cut",
     "is_transient_error",
 ]
@@ -62,34 +60,6 @@ class Decoder(ABC):
         :attr:`complete` here.
         """
         return
-
-
-class MessageBuilder:
-    """Builds the assistant message of a response in the provider's own format.
-
-    ``add`` sees every chunk (for provider-specific parts such as Anthropic's thinking
-    signatures); ``build`` gets the reduced response fields.
-    """
-
-    def add(self, chunk: Chunk) -> None:
-        """Observe one chunk (default: nothing to keep)."""
-
-    def build(self, fields: Mapping[str, Any]) -> dict[str, Any]:
-        """Return the assistant message param."""
-        raise NotImplementedError
-
-
-def function_tool_calls(calls: list[ToolCall]) -> list[dict[str, Any]]:
-    """Tool calls as ``{"id", "type": "function", "function": {"name", "arguments"}}``,
-    the form OpenAI chat and Cohere v2 assistant messages share."""
-    return [
-        {
-            "id": call.id,
-            "type": "function",
-            "function": {"name": call.name, "arguments": call.arguments},
-        }
-        for call in calls
-    ]
 
 
 CLIENT_OPTIONS = frozenset(
@@ -140,46 +110,6 @@ def describe_client(client: Any) -> str:
         inner = f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', '?')}"
         return f"a functools.partial of {inner}"
     return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
-
-
-@cache
-def _holds_no_audio(chunk_type: type[Chunk]) -> bool:
-    """Whether a chunk type declares ``holds_no_audio`` (cached per type: looking up an
-    absent class attribute through pydantic's metaclass costs ~1 µs)."""
-    return bool(getattr(chunk_type, "holds_no_audio", False))
-
-
-class ChatMessageBuilder(MessageBuilder):
-    """The OpenAI chat-completions assistant message (also Groq, Mistral, LiteLLM, Azure)."""
-
-    def __init__(self) -> None:
-        self.audio_id: str | None = None
-
-    def add(self, chunk: Chunk) -> None:
-        """Remember the audio id, which the next turn refers to."""
-        # OpenAI sends the id alone in the first audio delta (no data, no transcript),
-        # so the raw chunk is read until an id was found. A chunk type that declares
-        # `holds_no_audio` (the fast path's, whose raw chunk is built on first read) is
-        # skipped, so no raw chunk is built just to look.
-        if self.audio_id is None and not _holds_no_audio(type(chunk)):
-            raw = chunk.chunk
-            for choice in getattr(raw, "choices", None) or ():
-                audio = getattr(choice.delta, "audio", None)
-                audio_id = getattr(audio, "id", None)
-                if audio_id:
-                    self.audio_id = audio_id
-
-    def build(self, fields: Mapping[str, Any]) -> dict[str, Any]:
-        """``{"role": "assistant", "content": ..., "tool_calls": [...], "audio": {...}}``."""
-        message: dict[str, Any] = {"role": "assistant", "content": fields["content"] or None}
-        tool_calls: list[ToolCall] = fields["tool_calls"]
-        if tool_calls:
-            message["tool_calls"] = function_tool_calls(tool_calls)
-        if fields.get("refusal"):
-            message["refusal"] = fields["refusal"]
-        if self.audio_id is not None:
-            message["audio"] = {"id": self.audio_id}
-        return message
 
 
 _TRANSIENT_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
@@ -337,15 +267,18 @@ class ProviderAdapter(ABC):
     """Common parameter names the adapter renames to the SDK's (cohere's ``stop`` ->
     ``stop_sequences``): checked under the SDK name."""
 
-    def sdk_method_for(self, params: Mapping[str, Any]) -> str | None:
-        """The SDK method the call with ``params`` goes to (default: :attr:`sdk_method`)."""
-        return self.sdk_method
+    def adapter_for(self, params: Mapping[str, Any]) -> ProviderAdapter:
+        """The adapter that serves a stream with keyword arguments ``params``, chosen
+        once when the stream is built (default: this one). A provider with several APIs
+        picks among its adapters here by its :attr:`own_params` (OpenAI: ``api=``,
+        ``fast=``), raising for a bad value before any request."""
+        return self
 
     def check_params(self, params: Mapping[str, Any]) -> None:
         """Reject, before any request, a keyword argument the SDK's streaming method does
         not take: a client option (``base_url=``) says to configure the client, any
         other gets a "did you mean" from the method's signature."""
-        method = self.sdk_method_for(params)
+        method = self.sdk_method
         names = _parameters(method) if method else None
         if names is None:
             return
@@ -399,10 +332,6 @@ class ProviderAdapter(ABC):
     @abstractmethod
     def new_decoder(self, request: Any) -> Decoder:
         """A fresh decoder for one stream of ``request``."""
-
-    def message_builder(self) -> MessageBuilder:
-        """A builder of the assistant message param (default: OpenAI chat format)."""
-        return ChatMessageBuilder()
 
     def with_request_timeout(self, request: Any, seconds: float) -> Any:
         """``request`` with the SDK's per-request timeout (connect, headers and each

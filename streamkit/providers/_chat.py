@@ -3,18 +3,23 @@
 OpenAI, Groq, Mistral, LiteLLM and Azure all stream ``chat.completion.chunk`` objects
 (each SDK with its own classes of the same shape), so one decoder reads them by
 attribute. Each adapter supplies only what differs: where usage lives, how a tool-call
-fragment reads, and what ends its stream.
+fragment reads, and what ends its stream. Their chunk types share the chat rules of
+the reducer too: :data:`~streamkit.finish_reasons.CHAT_FINISH_REASONS` (a plain
+``Chunk``'s) and :class:`ChatMessageBuilder`.
 """
 
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
+from functools import cache
 from typing import Any
 
+from streamkit.messages import MessageBuilder
 from streamkit.models import Chunk, ToolCallDelta, Usage, construct_chunk
 from streamkit.providers._base import Decoder
 
-__all__ = ["ChatChunkDecoder", "chat_usage"]
+__all__ = ["ChatChunkDecoder", "ChatMessageBuilder", "chat_usage"]
 
 
 def chat_usage(raw: Any) -> Usage | None:
@@ -56,6 +61,42 @@ def _thinking_parts(value: Any) -> str:
             for inner in getattr(part, "thinking", None) or ():
                 pieces.append(getattr(inner, "text", "") or "")
     return "".join(pieces)
+
+
+@cache
+def _holds_no_audio(chunk_type: type[Chunk]) -> bool:
+    """Whether a chunk type declares ``holds_no_audio`` (cached per type: looking up an
+    absent class attribute through pydantic's metaclass costs ~1 µs)."""
+    return bool(getattr(chunk_type, "holds_no_audio", False))
+
+
+class ChatMessageBuilder(MessageBuilder):
+    """The OpenAI chat-completions assistant message (also Groq, Mistral, LiteLLM, Azure):
+    :class:`~streamkit.messages.MessageBuilder`'s, with the audio id of an audio answer."""
+
+    def __init__(self) -> None:
+        self.audio_id: str | None = None
+
+    def add(self, chunk: Chunk) -> None:
+        """Remember the audio id, which the next turn refers to."""
+        # OpenAI sends the id alone in the first audio delta (no data, no transcript),
+        # so the raw chunk is read until an id was found. A chunk type that declares
+        # `holds_no_audio` (the fast path's, whose raw chunk is built on first read) is
+        # skipped, so no raw chunk is built just to look.
+        if self.audio_id is None and not _holds_no_audio(type(chunk)):
+            raw = chunk.chunk
+            for choice in getattr(raw, "choices", None) or ():
+                audio = getattr(choice.delta, "audio", None)
+                audio_id = getattr(audio, "id", None)
+                if audio_id:
+                    self.audio_id = audio_id
+
+    def build(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """``{"role": "assistant", "content": ..., "tool_calls": [...], "audio": {...}}``."""
+        message = super().build(fields)
+        if self.audio_id is not None:
+            message["audio"] = {"id": self.audio_id}
+        return message
 
 
 class ChatChunkDecoder(Decoder):

@@ -44,16 +44,16 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import anthropic
 from anthropic.types import RawMessageStreamEvent
 
-from streamkit.messages import Message
+from streamkit.finish_reasons import FinishReason
+from streamkit.messages import Message, MessageBuilder
 from streamkit.models import Chunk, ToolCallDelta, Usage, construct_chunk
 from streamkit.providers._base import (
     Decoder,
-    MessageBuilder,
     ProviderAdapter,
     assistant_prefill,
     describe_client,
@@ -84,12 +84,6 @@ _ASYNC_CLIENTS: tuple[type, ...] = (
     anthropic.AsyncAnthropicBedrock,
     anthropic.AsyncAnthropicVertex,
 )
-
-
-class AnthropicChunk(Chunk):
-    """A chunk of an Anthropic Messages stream; ``chunk`` is the SDK's raw stream event."""
-
-    chunk: RawMessageStreamEvent
 
 
 class AnthropicDecoder(Decoder):
@@ -272,6 +266,23 @@ class AnthropicMessageBuilder(MessageBuilder):
         return {"role": "assistant", "content": [block for block in content if block]}
 
 
+class AnthropicChunk(Chunk):
+    """A chunk of an Anthropic Messages stream; ``chunk`` is the SDK's raw stream event."""
+
+    chunk: RawMessageStreamEvent
+    finish_reason_table: ClassVar[Mapping[str, FinishReason]] = {
+        "end_turn": "stop",
+        "stop_sequence": "stop",
+        "pause_turn": "stop",
+        "max_tokens": "length",
+        "model_context_window_exceeded": "length",
+        "tool_use": "tool_calls",
+        "refusal": "refusal",
+    }
+    """Anthropic's ``stop_reason`` values mapped to the common finish reasons."""
+    message_builder: ClassVar[type[MessageBuilder]] = AnthropicMessageBuilder
+
+
 class AnthropicAdapter(ProviderAdapter):
     """Streams ``client.messages.create(stream=True, ...)``.
 
@@ -353,10 +364,6 @@ class AnthropicAdapter(ProviderAdapter):
     def new_decoder(self, request: dict[str, Any]) -> AnthropicDecoder:
         """A fresh decoder for one stream."""
         return AnthropicDecoder(self.name)
-
-    def message_builder(self) -> AnthropicMessageBuilder:
-        """A builder of the Anthropic assistant message param."""
-        return AnthropicMessageBuilder()
 
     def continuation_messages(self, messages: list[Message], delivered: str) -> list[Message]:
         """Continue the answer as an assistant prefill: ``delivered`` ends the messages.

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import azure.ai.inference
 import azure.ai.inference.aio
@@ -41,7 +41,8 @@ from azure.ai.inference.models import StreamingChatCompletionsUpdate
 from azure.core.credentials import AzureKeyCredential
 from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 
-from streamkit.messages import Message
+from streamkit.finish_reasons import CHAT_FINISH_REASONS, FinishReason
+from streamkit.messages import Message, MessageBuilder
 from streamkit.models import Chunk, ToolCallDelta, Usage
 from streamkit.providers._base import (
     ProviderAdapter,
@@ -49,7 +50,7 @@ from streamkit.providers._base import (
     is_connection_cut,
     is_transient_error,
 )
-from streamkit.providers._chat import ChatChunkDecoder
+from streamkit.providers._chat import ChatChunkDecoder, ChatMessageBuilder
 
 __all__ = ["AzureAdapter", "AzureChunk", "AzureChunkDecoder"]
 
@@ -61,6 +62,10 @@ class AzureChunk(Chunk):
     """A chunk of an Azure AI Inference stream; ``chunk`` is the SDK's update."""
 
     chunk: StreamingChatCompletionsUpdate
+
+    finish_reason_table: ClassVar[Mapping[str, FinishReason]] = CHAT_FINISH_REASONS
+    """The chat-completions finish reasons, as OpenAI's."""
+    message_builder: ClassVar[type[MessageBuilder]] = ChatMessageBuilder
 
 
 def _usage(raw: Any) -> Usage | None:

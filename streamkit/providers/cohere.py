@@ -45,20 +45,19 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import cohere
 from cohere.core.http_response import BaseHttpResponse
 from cohere.v2.types.v2chat_stream_response import V2ChatStreamResponse
 
-from streamkit.messages import Message, is_neutral
+from streamkit.finish_reasons import FinishReason
+from streamkit.messages import Message, MessageBuilder, function_tool_calls, is_neutral
 from streamkit.models import Chunk, ToolCall, ToolCallDelta, Usage
 from streamkit.providers._base import (
     Decoder,
-    MessageBuilder,
     ProviderAdapter,
     describe_client,
-    function_tool_calls,
 )
 
 __all__ = [
@@ -78,12 +77,6 @@ _CHAT_STREAM_ARGS = frozenset(inspect.signature(cohere.ClientV2.chat_stream).par
     "model",
     "messages",
 }
-
-
-class CohereChunk(Chunk):
-    """A chunk of a Cohere v2 chat stream; ``chunk`` is the SDK's typed stream event."""
-
-    chunk: V2ChatStreamResponse
 
 
 def cohere_usage(raw: Any) -> Usage | None:
@@ -206,6 +199,22 @@ class CohereMessageBuilder(MessageBuilder):
         return message
 
 
+class CohereChunk(Chunk):
+    """A chunk of a Cohere v2 chat stream; ``chunk`` is the SDK's typed stream event."""
+
+    chunk: V2ChatStreamResponse
+    finish_reason_table: ClassVar[Mapping[str, FinishReason]] = {
+        "COMPLETE": "stop",
+        "STOP_SEQUENCE": "stop",
+        "MAX_TOKENS": "length",
+        "TOOL_CALL": "tool_calls",
+        "ERROR": "error",
+        "TIMEOUT": "error",
+    }
+    """Cohere's ``finish_reason`` values mapped to the common finish reasons."""
+    message_builder: ClassVar[type[MessageBuilder]] = CohereMessageBuilder
+
+
 class CohereAdapter(ProviderAdapter):
     """Streams ``ClientV2.chat_stream(...)`` / ``AsyncClientV2.chat_stream(...)``; see the
     module docs."""
@@ -275,10 +284,6 @@ class CohereAdapter(ProviderAdapter):
     def new_decoder(self, request: dict[str, Any]) -> CohereDecoder:
         """A Cohere decoder (``message-end`` ends the stream)."""
         return CohereDecoder(self.name, model=request.get("model"))
-
-    def message_builder(self) -> CohereMessageBuilder:
-        """A builder of the Cohere v2 assistant message."""
-        return CohereMessageBuilder()
 
     def http_response(self, sdk_stream: Any) -> Any:
         """The httpx response under the stream, once the request was made (else None).

@@ -71,15 +71,16 @@ import gc
 import json
 import types as pytypes
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from google import genai
 from google.genai import types
 from google.genai.client import AsyncClient
 
-from streamkit.messages import Message, is_neutral
+from streamkit.finish_reasons import FinishReason
+from streamkit.messages import Message, MessageBuilder, is_neutral
 from streamkit.models import Chunk, ToolCallDelta, Usage
-from streamkit.providers._base import Decoder, MessageBuilder, ProviderAdapter, describe_client
+from streamkit.providers._base import Decoder, ProviderAdapter, describe_client
 
 __all__ = [
     "PARAM_ALIASES",
@@ -95,12 +96,6 @@ PARAM_ALIASES: Mapping[str, str] = {"max_tokens": "max_output_tokens", "stop": "
 """streamkit's common parameter names -> ``GenerateContentConfig`` fields."""
 
 _CONFIG_FIELDS = frozenset(types.GenerateContentConfig.model_fields)
-
-
-class GoogleChunk(Chunk):
-    """A chunk of a Gemini stream; ``chunk`` is the SDK's ``GenerateContentResponse``."""
-
-    chunk: types.GenerateContentResponse
 
 
 def _first_candidate(response: Any) -> types.Candidate | None:
@@ -319,6 +314,46 @@ class _SyncEvents:
                 self.http_response.close()
 
 
+class GoogleChunk(Chunk):
+    """A chunk of a Gemini stream; ``chunk`` is the SDK's ``GenerateContentResponse``."""
+
+    chunk: types.GenerateContentResponse
+    finish_reason_table: ClassVar[Mapping[str, FinishReason]] = {
+        "STOP": "stop",
+        "MAX_TOKENS": "length",
+        "SAFETY": "content_filter",
+        "RECITATION": "content_filter",
+        "BLOCKLIST": "content_filter",
+        "PROHIBITED_CONTENT": "content_filter",
+        "SPII": "content_filter",
+        "IMAGE_SAFETY": "content_filter",
+        "LANGUAGE": "content_filter",
+        "MALFORMED_FUNCTION_CALL": "error",
+        "UNEXPECTED_TOOL_CALL": "error",
+        "OTHER": "error",
+        "FINISH_REASON_UNSPECIFIED": "error",
+        # Newer FinishReason values (google-genai 3.x).
+        "IMAGE_PROHIBITED_CONTENT": "content_filter",
+        "IMAGE_RECITATION": "content_filter",
+        "MODEL_ARMOR": "content_filter",
+        "ESCALATION": "content_filter",
+        "PUP_LIMITED_DISABLED": "content_filter",
+        "IMAGE_OTHER": "error",
+        "NO_IMAGE": "error",
+        "TOO_MANY_TOOL_CALLS": "error",
+        "MISSING_THOUGHT_SIGNATURE": "error",
+        "MALFORMED_RESPONSE": "error",
+        # The response goes on in a follow-up request (the SDK follows it by default).
+        "CONTINUATION": "length",
+        # promptFeedback.blockReason of a prompt blocked before any candidate.
+        "JAILBREAK": "content_filter",
+        "BLOCKED_REASON_UNSPECIFIED": "content_filter",
+    }
+    """Gemini's ``FinishReason`` and ``BlockedReason`` names mapped to the common finish
+    reasons."""
+    message_builder: ClassVar[type[MessageBuilder]] = GoogleMessageBuilder
+
+
 class GoogleAdapter(ProviderAdapter):
     """Streams ``client.models.generate_content_stream(...)`` (sync) and
     ``await client.aio.models.generate_content_stream(...)`` (async); see the module docs.
@@ -405,10 +440,6 @@ class GoogleAdapter(ProviderAdapter):
     def new_decoder(self, request: dict[str, Any]) -> GoogleDecoder:
         """A Gemini decoder (a finish or block reason ends the stream)."""
         return GoogleDecoder(self.name)
-
-    def message_builder(self) -> GoogleMessageBuilder:
-        """A builder of the ``model`` turn with its parts and thought signatures."""
-        return GoogleMessageBuilder()
 
     def http_response(self, sdk_stream: Any) -> Any:
         """The HTTP response under the stream, once the request was made (else None)."""

@@ -11,15 +11,17 @@ chunk: it is read once, never added). A mid-stream ``event: error`` makes the gr
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import groq
 from groq.types.chat import ChatCompletionChunk
 
-from streamkit.messages import Message
+from streamkit.finish_reasons import CHAT_FINISH_REASONS, FinishReason
+from streamkit.messages import Message, MessageBuilder
 from streamkit.models import Chunk, Usage
 from streamkit.providers._base import ProviderAdapter, describe_client
-from streamkit.providers._chat import ChatChunkDecoder, chat_usage
+from streamkit.providers._chat import ChatChunkDecoder, ChatMessageBuilder, chat_usage
 
 __all__ = ["GroqAdapter", "GroqChunk", "GroqChunkDecoder"]
 
@@ -28,6 +30,10 @@ class GroqChunk(Chunk):
     """A chunk of a Groq stream; ``chunk`` is the groq SDK's own ``ChatCompletionChunk``."""
 
     chunk: ChatCompletionChunk
+
+    finish_reason_table: ClassVar[Mapping[str, FinishReason]] = CHAT_FINISH_REASONS
+    """The chat-completions finish reasons, as OpenAI's."""
+    message_builder: ClassVar[type[MessageBuilder]] = ChatMessageBuilder
 
 
 class GroqChunkDecoder(ChatChunkDecoder):

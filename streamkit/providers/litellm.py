@@ -45,12 +45,14 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
+from collections.abc import Mapping
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import ConfigDict
 
-from streamkit.messages import Message
+from streamkit.finish_reasons import CHAT_FINISH_REASONS, FinishReason
+from streamkit.messages import Message, MessageBuilder
 from streamkit.models import Chunk
 from streamkit.providers._base import (
     Decoder,
@@ -59,7 +61,7 @@ from streamkit.providers._base import (
     is_connection_cut,
     is_transient_error,
 )
-from streamkit.providers._chat import ChatChunkDecoder
+from streamkit.providers._chat import ChatChunkDecoder, ChatMessageBuilder
 
 if TYPE_CHECKING:
     from litellm.types.utils import ModelResponseStream
@@ -74,6 +76,10 @@ class LiteLLMChunk(Chunk):
     model_config = ConfigDict(defer_build=True)
 
     chunk: ModelResponseStream
+
+    finish_reason_table: ClassVar[Mapping[str, FinishReason]] = CHAT_FINISH_REASONS
+    """The chat-completions finish reasons litellm normalizes every provider's to."""
+    message_builder: ClassVar[type[MessageBuilder]] = ChatMessageBuilder
 
 
 @functools.cache

@@ -19,15 +19,17 @@ mistralai SDK the decoder handles:
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from mistralai.client import Mistral
 from mistralai.client.models import CompletionChunk
 
-from streamkit.messages import Message
+from streamkit.finish_reasons import CHAT_FINISH_REASONS, FinishReason
+from streamkit.messages import Message, MessageBuilder
 from streamkit.models import Chunk, ToolCallDelta
 from streamkit.providers._base import ProviderAdapter, describe_client, is_transient_error
-from streamkit.providers._chat import ChatChunkDecoder
+from streamkit.providers._chat import ChatChunkDecoder, ChatMessageBuilder
 
 __all__ = ["MistralAdapter", "MistralChunk", "MistralChunkDecoder"]
 
@@ -39,6 +41,13 @@ class MistralChunk(Chunk):
     (the ``data`` of its ``CompletionEvent``)."""
 
     chunk: CompletionChunk
+
+    finish_reason_table: ClassVar[Mapping[str, FinishReason]] = {
+        **CHAT_FINISH_REASONS,
+        "model_length": "length",
+    }
+    """The chat-completions finish reasons, and Mistral's ``model_length``."""
+    message_builder: ClassVar[type[MessageBuilder]] = ChatMessageBuilder
 
 
 class MistralChunkDecoder(ChatChunkDecoder):

@@ -19,7 +19,9 @@ from streamkit.serve._sse import DONE, sse_json
 
 __all__ = ["OpenAIChunkEncoder"]
 
-_FINISH = {"refusal": "content_filter"}
+# Common reasons OpenAI's chat chunks have no value for: a refusal is filtered content;
+# a native reason streamkit does not know ("other") ends the answer as a stop would.
+_FINISH = {"refusal": "content_filter", "other": "stop"}
 
 
 class OpenAIChunkEncoder:

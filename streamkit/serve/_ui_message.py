@@ -27,6 +27,7 @@ _FINISH_REASONS = {
     "content_filter": "content-filter",
     "refusal": "content-filter",
     "error": "error",
+    "other": "other",
 }
 
 

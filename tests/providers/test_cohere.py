@@ -25,7 +25,6 @@ from pydantic import TypeAdapter
 import streamkit as sk
 from streamkit import ops
 from streamkit.accumulator import Accumulator
-from streamkit.finish_reasons import FINISH_REASONS
 from streamkit.providers.cohere import CohereChunk, CohereDecoder
 from streamkit.testing import (
     Fault,
@@ -143,7 +142,7 @@ def test_every_cohere_transcript_is_covered() -> None:
 
 def test_every_finish_reason_of_the_sdk_is_mapped() -> None:
     literal = typing.get_args(ChatFinishReason)[0]  # Union[Literal[...], Any]
-    assert set(typing.get_args(literal)) <= set(FINISH_REASONS["cohere"])
+    assert set(typing.get_args(literal)) <= set(CohereChunk.finish_reason_table)
 
 
 # -- every transcript reduces like the recorded events, sync and async -----------------

@@ -25,7 +25,6 @@ from hypothesis import strategies as st
 import streamkit as sk
 from streamkit import ops
 from streamkit.accumulator import Accumulator
-from streamkit.finish_reasons import FINISH_REASONS
 from streamkit.providers.google import (
     GoogleAdapter,
     GoogleChunk,
@@ -159,7 +158,7 @@ def test_every_google_transcript_is_covered() -> None:
 
 def test_every_finish_and_block_reason_of_the_sdk_is_mapped() -> None:
     known = {m.name for m in types.FinishReason} | {m.name for m in types.BlockedReason}
-    assert known <= set(FINISH_REASONS["google"])
+    assert known <= set(GoogleChunk.finish_reason_table)
 
 
 # -- every transcript reduces like the recorded events, sync and async -----------------

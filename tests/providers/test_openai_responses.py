@@ -25,10 +25,11 @@ from pydantic import TypeAdapter
 import streamkit as sk
 from streamkit import ops
 from streamkit.providers import get_adapter
-from streamkit.providers.openai_responses import (
+from streamkit.providers.openai.chat import OpenAIChatAdapter
+from streamkit.providers.openai.responses import (
+    OpenAIResponsesAdapter,
     OpenAIResponsesChunk,
     ResponsesDecoder,
-    ResponsesRequest,
 )
 from streamkit.testing import Fault, ReplayServer, Reply, Transcript, load_transcript
 from streamkit.testing import transcript_names as names_of
@@ -405,14 +406,18 @@ def test_message_param_of_a_text_and_reasoning_response() -> None:
     TypeAdapter(ResponseInputParam).validate_python(items)
 
 
-def test_the_request_type_selects_the_endpoint() -> None:
-    request = ADAPTER.build_request(
-        "gpt-4o", [{"role": "user", "content": "hi"}], {"api": "responses"}
-    )
-    assert isinstance(request, ResponsesRequest) and request["stream"] is True
-    assert isinstance(ADAPTER.new_decoder(request), ResponsesDecoder)
-    chat = ADAPTER.build_request("gpt-4o", [{"role": "user", "content": "hi"}], {})
-    assert not isinstance(chat, ResponsesRequest) and "stream_options" in chat
+def test_the_api_parameter_selects_the_adapter() -> None:
+    """Was test_the_request_type_selects_the_endpoint: the request's type chose the
+    endpoint; now ``api=`` chooses the adapter once, when the stream is built."""
+    prompt = [{"role": "user", "content": "hi"}]
+    responses = ADAPTER.adapter_for({"api": "responses"})
+    assert isinstance(responses, OpenAIResponsesAdapter)
+    request = responses.build_request("gpt-4o", prompt, {"api": "responses"})
+    assert "api" not in request and "input" in request and request["stream"] is True
+    assert isinstance(responses.new_decoder(request), ResponsesDecoder)
+    chat = ADAPTER.adapter_for({})
+    assert isinstance(chat, OpenAIChatAdapter) and ADAPTER.adapter_for({"api": "chat"}) is chat
+    assert "stream_options" in chat.build_request("gpt-4o", prompt, {})
 
 
 # -- cancellation, seen from the server --------------------------------------------------

@@ -1,6 +1,7 @@
 """OpenAI's Responses API (``client.responses.create(stream=True)``).
 
-Selected per call on the ``"openai"`` provider with ``api="responses"``::
+Selected per stream on the ``"openai"`` provider with ``api="responses"``
+(:class:`OpenAIResponsesAdapter`)::
 
     sk.stream("openai", "gpt-5", "Why is the sky blue?", client=client, api="responses",
               reasoning={"summary": "auto"})
@@ -46,22 +47,24 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import openai
 from openai.types.responses import ResponseStreamEvent, ResponseUsage
 from pydantic import ConfigDict
 
-from streamkit.messages import Message
+from streamkit.finish_reasons import CHAT_FINISH_REASONS, FinishReason
+from streamkit.messages import Message, MessageBuilder
 from streamkit.models import Chunk, ToolCallDelta, Usage
-from streamkit.providers._base import ChatMessageBuilder, Decoder
+from streamkit.providers._base import Decoder
+from streamkit.providers.openai._client import OpenAIClientAdapter
 
 __all__ = [
     "TERMINAL_EVENT",
-    "OpenAIMessageBuilder",
+    "OpenAIResponsesAdapter",
     "OpenAIResponsesChunk",
     "ResponsesDecoder",
-    "ResponsesRequest",
+    "ResponsesMessageBuilder",
     "build_request",
     "responses_input",
     "responses_usage",
@@ -76,31 +79,14 @@ _THINKING = frozenset({"response.reasoning_summary_text.delta", "response.reason
 _PART_SEPARATOR = "\n\n"
 
 
-class OpenAIResponsesChunk(Chunk):
-    """A chunk of a Responses API stream; ``chunk`` is the SDK's typed event."""
-
-    # Chunks are only ever built with model_construct: skip building the schema of the
-    # large event union at import.
-    model_config = ConfigDict(defer_build=True)
-
-    chunk: ResponseStreamEvent
-
-
-class ResponsesRequest(dict[str, Any]):
-    """The keyword arguments of ``client.responses.create``.
-
-    Its type is what tells the ``"openai"`` adapter to call the Responses endpoint.
-    """
-
-
-def build_request(model: str, messages: list[Message], params: dict[str, Any]) -> ResponsesRequest:
+def build_request(model: str, messages: list[Message], params: dict[str, Any]) -> dict[str, Any]:
     """The arguments of ``responses.create(stream=True)`` for a prompt.
 
     Raises ``ValueError`` when ``params`` holds ``input`` (the prompt is the messages).
     """
     if "input" in params:
         raise ValueError("pass the prompt as messages, not as input=, with api='responses'")
-    request = ResponsesRequest(model=model, input=responses_input(messages), **params)
+    request = {"model": model, "input": responses_input(messages), **params}
     request["stream"] = True
     return request
 
@@ -272,35 +258,77 @@ def _stand_in_request() -> Any:
     return None  # pragma: no cover - the openai SDK always brings one of them
 
 
-class OpenAIMessageBuilder(ChatMessageBuilder):
-    """The assistant message of provider ``"openai"``.
-
-    Chat completions: the chat-format message (:class:`ChatMessageBuilder`). A Responses
-    stream (recognized by its :class:`OpenAIResponsesChunk`): ``{"role": "assistant",
-    "output": [items]}``, the output items of ``response.output_item.done`` events in
-    output order, which the next ``api="responses"`` request expands into ``input``.
+class ResponsesMessageBuilder(MessageBuilder):
+    """The assistant message of a Responses stream: ``{"role": "assistant", "output":
+    [items]}``, the output items of ``response.output_item.done`` events in output
+    order, which the next ``api="responses"`` request expands into ``input``. Chunks
+    of another type (an ``ops.fallback`` to another API) are not Responses items and
+    are left out.
     """
 
     def __init__(self) -> None:
-        super().__init__()
-        self.output_items: dict[int, dict[str, Any]] | None = None
+        self.output_items: dict[int, dict[str, Any]] = {}
 
     def add(self, chunk: Chunk) -> None:
-        """Keep each finished output item of a Responses stream (else as chat)."""
+        """Keep each finished output item of a Responses stream."""
         if not isinstance(chunk, OpenAIResponsesChunk):
-            super().add(chunk)
             return
-        if self.output_items is None:
-            self.output_items = {}
         event = chunk.chunk
         if event.type == "response.output_item.done":
             self.output_items[event.output_index] = event.item.to_dict()
 
     def build(self, fields: Mapping[str, Any]) -> dict[str, Any]:
-        """The Responses output items, or the chat-format message."""
-        if self.output_items is None:
-            return super().build(fields)
+        """The Responses output items, in output order."""
         return {
             "role": "assistant",
             "output": [self.output_items[index] for index in sorted(self.output_items)],
         }
+
+
+class OpenAIResponsesChunk(Chunk):
+    """A chunk of a Responses API stream; ``chunk`` is the SDK's typed event."""
+
+    # Chunks are only ever built with model_construct: skip building the schema of the
+    # large event union at import.
+    model_config = ConfigDict(defer_build=True)
+
+    chunk: ResponseStreamEvent
+
+    finish_reason_table: ClassVar[Mapping[str, FinishReason]] = {
+        **CHAT_FINISH_REASONS,
+        # Response statuses and incomplete_details reasons.
+        "completed": "stop",
+        "max_output_tokens": "length",
+        "incomplete": "length",
+        "failed": "error",
+        "refusal": "refusal",
+    }
+    """The Responses API's terminal statuses and ``incomplete_details.reason`` values
+    mapped to the common finish reasons (``content_filter`` as in chat completions)."""
+    message_builder: ClassVar[type[MessageBuilder]] = ResponsesMessageBuilder
+
+
+class OpenAIResponsesAdapter(OpenAIClientAdapter):
+    """Streams ``client.responses.create(stream=True)`` for ``api="responses"`` (see the
+    module docs)."""
+
+    sdk_method = "openai.resources.responses:Responses.create"
+    terminal_event = TERMINAL_EVENT
+
+    def build_request(
+        self, model: str, messages: list[Message], params: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Keyword arguments of ``responses.create`` (:func:`build_request`)."""
+        return build_request(model, messages, self.call_params(params))
+
+    def open(self, client: Any, request: dict[str, Any]) -> Any:
+        """Make the request; return the SDK's ``Stream`` of typed events."""
+        return client.responses.create(**request)
+
+    async def open_async(self, client: Any, request: dict[str, Any]) -> Any:
+        """Make the request; return the SDK's ``AsyncStream`` of typed events."""
+        return await client.responses.create(**request)
+
+    def new_decoder(self, request: dict[str, Any]) -> ResponsesDecoder:
+        """A fresh decoder for one Responses stream."""
+        return ResponsesDecoder()

@@ -7,8 +7,9 @@ line. The fast path keeps everything else of the SDK and skips that:
 - the request is the SDK's own (``client.chat.completions.with_streaming_response
   .create(...)``), so authentication, ``base_url``, retries of the request, headers and
   HTTP status errors are exactly the SDK's;
-- the SSE bytes of that response are split here (:class:`SSESplitter`, the same rules as
-  the SDK's ``SSEDecoder``) and each event's JSON is decoded with ``orjson`` (falling back
+- the SSE bytes of that response are split by
+  :class:`~streamkit.providers.openai.sse.SSESplitter` (the same rules as the SDK's
+  ``SSEDecoder``) and each event's JSON is decoded with ``orjson`` (falling back
   to ``json.loads`` for what orjson refuses, so the outcome, error included, is the
   SDK's); ``data: [DONE]`` and an event with a top-level ``error`` behave as in the SDK's
   ``Stream`` (the latter raises ``openai.APIError``), and transport errors are wrapped in
@@ -16,6 +17,9 @@ line. The fast path keeps everything else of the SDK and skips that:
 - each event becomes a :class:`LazyOpenAIChunk` straight from the decoded JSON. Its
   ``chunk`` (the SDK's ``ChatCompletionChunk``) is built only when it is read, by the
   SDK's own ``client._process_response_data``, so it equals the SDK path's object.
+
+The SDK internals this needs (its transport errors, its async drain, how it builds a
+chunk object) are used through :mod:`streamkit.providers.openai._sdk` only.
 
 Events the fast decoder does not read itself (usage reports, audio, list content, any
 unexpected shape) are built into the SDK's object at once and decoded by
@@ -36,41 +40,39 @@ pydantic's own ``__getattr__``), nothing is forwarded to another object.
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import openai
-from openai.types.chat import ChatCompletionChunk
 from pydantic import PrivateAttr, SerializationInfo, SerializerFunctionWrapHandler, model_serializer
 
+from streamkit.messages import Message
 from streamkit.models import Chunk, ToolCallDelta, construct_chunk
+from streamkit.providers._base import Decoder
 from streamkit.providers._chat import ChatChunkDecoder
-from streamkit.providers.openai import FastChatRequest, OpenAIChunk
+from streamkit.providers.openai._sdk import (
+    SDKChunkBuilder,
+    drain_response_async,
+    request_exceptions,
+    require_sdk_internals,
+    timeout_exceptions,
+)
+from streamkit.providers.openai.chat import OpenAIChatAdapter, OpenAIChunk
+from streamkit.providers.openai.sse import SSESplitter
 
 try:
     import orjson
 except ImportError:  # the ``fast`` extra is not installed: fast=True explains that
     orjson = None  # type: ignore[assignment]
 
-# The SDK's own transport-error mapping and async drain, so errors and connection reuse
-# are exactly the SDK path's. They are internals of recent openai releases (3.x): with
-# an older one, fast=True says so before any request.
-_missing_sdk_internals: ImportError | None = None
-try:
-    from openai._httpx2 import request_exceptions, timeout_exceptions
-    from openai._streaming_cleanup import drain_response_async
-except ImportError as error:
-    _missing_sdk_internals = error
-
 __all__ = [
     "AsyncFastChatStream",
     "FastChatDecoder",
     "FastChatStream",
     "LazyOpenAIChunk",
-    "SDKChunkBuilder",
-    "SSESplitter",
+    "OpenAIFastChatAdapter",
+    "RawChatEvent",
     "open_stream",
     "open_stream_async",
     "require_orjson",
@@ -85,36 +87,7 @@ def require_orjson() -> None:
             "fast=True decodes with orjson, which is not installed: "
             "pip install 'streamkit[fast]' (or pip install orjson)"
         )
-    if _missing_sdk_internals is not None:
-        raise ImportError(
-            f"fast=True needs a recent openai SDK (3.57 or newer); openai "
-            f"{openai.__version__} lacks {_missing_sdk_internals.name}: "
-            "pip install -U 'streamkit[fast]'"
-        ) from _missing_sdk_internals
-
-
-class SDKChunkBuilder:
-    """Builds the SDK's ``ChatCompletionChunk`` from an event's decoded JSON exactly as
-    the SDK's ``Stream`` does (``client._process_response_data``)."""
-
-    __slots__ = ("client", "eager", "response")
-
-    def __init__(self, client: Any, response: Any) -> None:
-        self.client = client
-        self.response = response
-        # A strict client validates every chunk as it arrives: build them all at once
-        # so a validation error is raised where the SDK raises it.
-        self.eager: bool = bool(getattr(client, "_strict_response_validation", False))
-
-    def __call__(self, data: Any) -> ChatCompletionChunk:
-        built: ChatCompletionChunk = self.client._process_response_data(
-            data=data, cast_to=ChatCompletionChunk, response=self.response
-        )
-        return built
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> SDKChunkBuilder:
-        # A factory over the client and its response (locks, sockets): shared by copies.
-        return self
+    require_sdk_internals()
 
 
 RawChatEvent = tuple[Any, SDKChunkBuilder]
@@ -274,77 +247,6 @@ class FastChatDecoder(ChatChunkDecoder):
         return chunk
 
 
-class SSESplitter:
-    """Splits SSE bytes into ``(event name, data)`` pairs by the rules of the openai
-    SDK's ``SSEDecoder``: CR, LF and CRLF line ends (also across reads), ``:`` comments,
-    one leading space stripped from a value, ``data`` lines joined with ``\\n``, an event
-    dispatched at a blank line when it has an event name, data, an id or a retry (the
-    last event id is kept across events, as the SDK keeps it).
-
-    ``data`` lines stay bytes (orjson reads bytes; it checks their UTF-8); other lines
-    are decoded as strict UTF-8 as the SDK decodes every line.
-    """
-
-    __slots__ = ("_data", "_event", "_last_event_id", "_partial", "_retry", "_skip_lf")
-
-    def __init__(self) -> None:
-        self._partial = b""
-        self._skip_lf = False
-        self._data: list[bytes] = []
-        self._event: str | None = None
-        self._retry: int | None = None
-        self._last_event_id: str | None = None
-
-    def feed(self, chunk: bytes) -> list[tuple[str | None, bytes]]:
-        """The events completed by ``chunk`` (a line may be split across reads)."""
-        if self._skip_lf:
-            self._skip_lf = False
-            if chunk[:1] == b"\n":  # the LF of a CRLF split between two reads
-                chunk = chunk[1:]
-        if self._partial:
-            chunk = self._partial + chunk
-            self._partial = b""
-        if not chunk:
-            return []
-        lines = chunk.splitlines()  # bytes split on \r, \n and \r\n only
-        last = chunk[-1]
-        if last == 13:
-            self._skip_lf = True
-        elif last != 10:
-            self._partial = lines.pop()
-        events: list[tuple[str | None, bytes]] = []
-        for line in lines:
-            if not line:
-                if self._event or self._data or self._last_event_id or self._retry is not None:
-                    events.append((self._event or None, b"\n".join(self._data)))
-                    self._event = None
-                    self._data = []
-                    self._retry = None
-            elif line.startswith(b"data:"):
-                value = line[5:]
-                self._data.append(value[1:] if value[:1] == b" " else value)
-            else:
-                self._field(line.decode("utf-8"))
-        return events
-
-    def _field(self, line: str) -> None:
-        if line.startswith(":"):
-            return
-        name, _, value = line.partition(":")
-        if value.startswith(" "):
-            value = value[1:]
-        if name == "event":
-            self._event = value
-        elif name == "data":
-            self._data.append(value.encode("utf-8"))
-        elif name == "id":
-            if "\0" not in value:
-                self._last_event_id = value
-        elif name == "retry":
-            with contextlib.suppress(ValueError):  # the SDK ignores a bad retry too
-                self._retry = int(value)
-
-
 def _loads(raw: bytes) -> Any:
     """orjson, or ``json.loads`` of the text for what orjson refuses (NaN, huge
     integers, lone surrogates, bad UTF-8): the value or the error is then the SDK's."""
@@ -440,14 +342,43 @@ class AsyncFastChatStream:
         await self.api_response.close()
 
 
-def open_stream(client: Any, request: FastChatRequest) -> FastChatStream:
+def open_stream(client: Any, request: dict[str, Any]) -> FastChatStream:
     """Make the request through the SDK (its status errors and retries included) and
     return the fast stream over its response."""
     manager = client.chat.completions.with_streaming_response.create(**request)
     return FastChatStream(manager.__enter__(), client)
 
 
-async def open_stream_async(client: Any, request: FastChatRequest) -> AsyncFastChatStream:
+async def open_stream_async(client: Any, request: dict[str, Any]) -> AsyncFastChatStream:
     """The async form of :func:`open_stream`."""
     manager = client.chat.completions.with_streaming_response.create(**request)
     return AsyncFastChatStream(await manager.__aenter__(), client)
+
+
+class OpenAIFastChatAdapter(OpenAIChatAdapter):
+    """Streams chat completions for ``fast=True``: the chat adapter's request, read
+    through :func:`open_stream` and decoded by :class:`FastChatDecoder` (see the module
+    docs); needs orjson (the ``fast`` extra)."""
+
+    def build_request(
+        self, model: str, messages: list[Message], params: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The chat adapter's request; raises ``ImportError`` first when the fast path
+        cannot run here (:func:`require_orjson`)."""
+        request = super().build_request(model, messages, params)
+        require_orjson()
+        return request
+
+    def open(self, client: Any, request: dict[str, Any]) -> FastChatStream:
+        """Make the request through the SDK; return the fast stream over its response."""
+        return open_stream(client, request)
+
+    async def open_async(self, client: Any, request: dict[str, Any]) -> AsyncFastChatStream:
+        """Make the request through the SDK; return the async fast stream."""
+        return await open_stream_async(client, request)
+
+    def new_decoder(self, request: dict[str, Any]) -> Decoder:
+        """A fast decoder expecting usage if it was requested."""
+        return FastChatDecoder(
+            self.name, chunk_type=OpenAIChunk, expect_usage=self.expects_usage(request)
+        )
