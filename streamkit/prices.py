@@ -19,23 +19,22 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from streamkit.models import Usage, UsageSource
+from streamkit.providers import provider_entry
 
 __all__ = ["Cost", "Price", "cost_of", "register", "unregister"]
 
 MILLION = Decimal(1_000_000)
 
-# streamkit provider name -> genai-prices provider id (None: find the provider from the
-# model name, for litellm's "provider/model" names and models served by many).
-_GENAI_PROVIDERS: dict[str, str | None] = {
-    "openai": "openai",
-    "anthropic": "anthropic",
-    "mistral": "mistral",
-    "groq": "groq",
-    "google": "google",
-    "cohere": "cohere",
-    "azure": "azure",
-    "litellm": None,
-}
+
+def _genai_prices_id(provider: str) -> str | None:
+    """genai-prices' provider id for a streamkit provider (its registry name), or
+    ``None``: genai-prices finds the provider from the model name (litellm's
+    ``"provider/model"`` names, a provider streamkit does not know)."""
+    entry = provider_entry(provider)
+    if entry is None or entry.prices_by_model_name:
+        return None
+    return entry.name
+
 
 # Providers whose reported input tokens exclude cache reads (the rest include them).
 _INPUT_EXCLUDES_CACHE = frozenset({"anthropic"})
@@ -209,7 +208,7 @@ def _genai_prices(provider: str, model: str, usage: Usage) -> Cost:
         counts["input_audio_tokens"] = audio_in
     if audio_out:
         counts["output_audio_tokens"] = audio_out
-    provider_id = _GENAI_PROVIDERS.get(provider)
+    provider_id = _genai_prices_id(provider)
     try:
         result = genai_prices.calc_price(
             genai_prices.Usage(**counts), model_ref=model, provider_id=provider_id

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
+from streamkit.providers import provider_entry
+
 # -- span and metric attributes (GenAI semantic conventions) ---------------------------
 OPERATION_NAME: Final = "gen_ai.operation.name"
 PROVIDER_NAME: Final = "gen_ai.provider.name"
@@ -95,24 +97,15 @@ SECONDS_BUCKETS: Final = (
 )
 """The conventions' advisory boundaries for the duration and chunk-time histograms."""
 
+
 # -- values ----------------------------------------------------------------------------
-_PROVIDER_NAMES: Final[Mapping[str, str]] = {
-    "openai": "openai",
-    "anthropic": "anthropic",
-    "mistral": "mistral_ai",
-    "groq": "groq",
-    # google-genai serves both the Gemini API and Vertex AI: "any Google endpoint".
-    "google": "gcp.gen_ai",
-    "cohere": "cohere",
-    "azure": "azure.ai.inference",
-    # a router to many providers: no well-known value applies
-    "litellm": "litellm",
-}
-
-
 def provider_name(provider: str) -> str:
-    """The conventions' ``gen_ai.provider.name`` for a streamkit provider name."""
-    return _PROVIDER_NAMES.get(provider, provider)
+    """The conventions' ``gen_ai.provider.name`` for a streamkit provider name (the
+    registry's ``semconv_name``, else the name itself)."""
+    entry = provider_entry(provider)
+    if entry is None:
+        return provider
+    return entry.semconv_name or entry.name
 
 
 def operation_name(provider: str) -> str:
