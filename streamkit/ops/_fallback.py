@@ -10,11 +10,11 @@ from reactivex import Observable, abc
 from reactivex.disposable import SerialDisposable, SingleAssignmentDisposable
 
 from streamkit._lifecycle import capture, subscribe_later
+from streamkit._restartable import RestartableStream
 from streamkit.errors import AllFailedError, StreamDivergedError
 from streamkit.models import Chunk
 from streamkit.ops._retry_on_error import _Delivered
 from streamkit.providers import is_transient_error
-from streamkit.stream import Stream
 
 __all__ = ["Alternative", "fallback"]
 
@@ -160,7 +160,7 @@ def fallback(
 
 
 def _classifier(attempt: Any) -> Callable[[BaseException], bool]:
-    return attempt.is_transient if isinstance(attempt, Stream) else is_transient_error
+    return attempt.is_transient if isinstance(attempt, RestartableStream) else is_transient_error
 
 
 def _attempt_source(
@@ -168,7 +168,7 @@ def _attempt_source(
 ) -> tuple[Observable[Chunk], bool]:
     """The next attempt's source, and whether it continues the delivered content."""
     continuing = delivered.only_content()
-    if isinstance(alternative, Stream):
+    if isinstance(alternative, RestartableStream):
         if continuing:
             return alternative.continuation(delivered.content), True
         return alternative, False

@@ -19,10 +19,10 @@ from reactivex.scheduler.eventloop import AsyncIOScheduler
 
 from streamkit._lifecycle import attempt as lifecycle_attempt
 from streamkit._lifecycle import capture, current_reason
+from streamkit._restartable import RestartableStream
 from streamkit.errors import StreamDivergedError
 from streamkit.models import Chunk, ToolCallDelta, Usage
 from streamkit.providers import is_transient_error
-from streamkit.stream import Stream
 from streamkit.telemetry._operations import Operation, begin_operation
 
 __all__ = ["Backoff", "Continuation", "retry_after_seconds", "retry_on_error"]
@@ -439,7 +439,7 @@ def retry_on_error(
     def retry_on_error_(source: Observable[Chunk]) -> Observable[Chunk]:
         continue_from = _continuation_source(source, continuation)
         is_retryable = retry_on or (
-            source.is_transient if isinstance(source, Stream) else is_transient_error
+            source.is_transient if isinstance(source, RestartableStream) else is_transient_error
         )
 
         def subscribe(
@@ -573,7 +573,7 @@ def _subscribe_attempt(
 
 def _names(source: Observable[Chunk]) -> tuple[str | None, str | None]:
     """The provider and model of a ``Stream`` source (to name the call's span)."""
-    if isinstance(source, Stream):
+    if isinstance(source, RestartableStream):
         return source.provider, source.model_name
     return None, None
 
@@ -607,7 +607,7 @@ def _continuation_source(
     if continuation is None:
         return None
     if continuation == "continue":
-        if not isinstance(source, Stream):
+        if not isinstance(source, RestartableStream):
             raise TypeError(
                 "retry_on_error(continuation='continue') must be applied to the Stream "
                 "itself (put it first in the pipe), or given a callable delivered -> source"
