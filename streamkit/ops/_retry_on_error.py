@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import email.utils
 import logging
@@ -14,13 +13,12 @@ from typing import Any, Literal
 
 from reactivex import Observable, Observer, abc
 from reactivex.disposable import Disposable, SerialDisposable, SingleAssignmentDisposable
-from reactivex.scheduler import TimeoutScheduler
-from reactivex.scheduler.eventloop import AsyncIOScheduler
 
 from streamkit._lifecycle import attempt as lifecycle_attempt
 from streamkit._lifecycle import capture, current_reason
 from streamkit._prefix_match import Delivered
 from streamkit._restartable import RestartableStream
+from streamkit._timers import timer_scheduler
 from streamkit.errors import StreamDivergedError
 from streamkit.models import Chunk
 from streamkit.providers import is_transient_error
@@ -113,9 +111,10 @@ def retry_on_error(
             ``retry-after-ms``) if that is longer. 0 gives exact delays.
         scheduler: where the delays are timed (a ``TestScheduler`` in tests); the next
             attempt is subscribed from there, so with an async client it must run its
-            actions on the event loop. Default: the asyncio loop the failing attempt ran
-            on (async clients), else a ``TimeoutScheduler`` (a timer thread, cancelled
-            on disposal).
+            actions on the event loop. Default: the subscriber's virtual-time
+            scheduler, else the asyncio loop the failing attempt ran on (async
+            clients), else a ``TimeoutScheduler`` (a timer thread, cancelled on
+            disposal): the rule every streamkit timer follows.
         continuation: when the failed attempts delivered text, the new request asks the
             model to continue it instead of starting over. ``"continue"`` needs the
             ``Stream`` itself as the source (``Stream.continuation(delivered)``: an
@@ -271,7 +270,7 @@ def retry_on_error(
                     operation.retrying(attempt, error, delay)
                 timer = SingleAssignmentDisposable()
                 current.disposable = timer
-                timer.disposable = _timer_scheduler(scheduler).schedule_relative(
+                timer.disposable = timer_scheduler(scheduler, scheduler_).schedule_relative(
                     delay, lambda _scheduler, _state: start_attempt()
                 )
 
@@ -364,40 +363,6 @@ def _continuation_source(
             )
         return source.continuation
     return continuation
-
-
-def _timer_scheduler(scheduler: abc.SchedulerBase | None) -> abc.SchedulerBase:
-    """Where a delay is timed: the given scheduler, else the running asyncio loop (the
-    failing attempt ran there: its new subscription must too), else a timer thread."""
-    if scheduler is not None:
-        return scheduler
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        return TimeoutScheduler()
-    return _LoopTimers(loop)
-
-
-class _LoopTimers(AsyncIOScheduler):
-    """``AsyncIOScheduler`` whose timers may be cancelled from any thread."""
-
-    def schedule_relative(self, duetime: Any, action: Any, state: Any = None) -> abc.DisposableBase:
-        """Schedule on the loop (called on the loop's thread); dispose from anywhere."""
-        timer = super().schedule_relative(duetime, action, state)
-        loop = self._loop
-
-        def dispose() -> None:
-            try:
-                on_loop = asyncio.get_running_loop() is loop
-            except RuntimeError:
-                on_loop = False
-            if on_loop:
-                timer.dispose()
-            else:
-                with contextlib.suppress(RuntimeError):  # the loop is already closed
-                    loop.call_soon_threadsafe(timer.dispose)
-
-        return Disposable(dispose)
 
 
 def _attempts_note(failures: list[Exception], max_attempts: int) -> str:
