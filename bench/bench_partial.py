@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pydantic import BaseModel
 from pydantic_core import from_json
 
-from streamkit.ops._partial_json import PartialModelParser, partial_instance
+from streamkit._partial_json import PartialModelParser, partial_instance
 
 PIECE = 4
 

@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 
 from reactivex import Observable
 
+from streamkit._timeout_watch import checked_seconds, timeout
 from streamkit.models import Chunk
 
 __all__ = ["Deadlines"]
@@ -82,15 +83,13 @@ class Deadlines:
         """An operator applying ``first_chunk``, ``idle`` and ``total`` to each
         subscription of its source (``headers`` needs the request: see ``sk.stream``);
         its errors carry ``scope`` (``"attempt"`` or ``"overall"``)."""
-        from streamkit.ops._timeouts import _checked_seconds, _timeout
-
         counts: Callable[[Any], bool] = _carries_output
         steps: list[Callable[[Observable[T]], Observable[T]]] = []
         if self.first_chunk is not None:
             steps.append(
-                _timeout(
+                timeout(
                     "first chunk",
-                    _checked_seconds(self.first_chunk),
+                    checked_seconds(self.first_chunk),
                     None,
                     idle=False,
                     scope=scope,
@@ -98,13 +97,11 @@ class Deadlines:
                 )
             )
         if self.idle is not None:
-            steps.append(
-                _timeout("idle", _checked_seconds(self.idle), None, idle=True, scope=scope)
-            )
+            steps.append(timeout("idle", checked_seconds(self.idle), None, idle=True, scope=scope))
         if self.total is not None:
             steps.append(
-                _timeout(
-                    "total", _checked_seconds(self.total), None, idle=False, total=True, scope=scope
+                timeout(
+                    "total", checked_seconds(self.total), None, idle=False, total=True, scope=scope
                 )
             )
 

@@ -25,9 +25,9 @@ from typing import Any
 from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable
 from reactivex.scheduler import NewThreadScheduler
-from reactivex.scheduler.eventloop import AsyncIOScheduler, AsyncIOThreadSafeScheduler
 
 from streamkit._lifecycle import DisposeReason, Recorder, current_reason
+from streamkit._timers import event_loop_of, on_loop_thread
 from streamkit.errors import StreamError, StreamTimeoutError
 from streamkit.models import Chunk
 from streamkit.providers import Decoder, ProviderAdapter
@@ -353,15 +353,15 @@ def sync_source(make_pull: Callable[[], SyncPull]) -> Observable[Chunk]:
 
 
 def _event_loop(scheduler: abc.SchedulerBase | None) -> asyncio.AbstractEventLoop:
-    if isinstance(scheduler, (AsyncIOScheduler, AsyncIOThreadSafeScheduler)):
-        return scheduler._loop
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
+    """The loop an async source runs on (:func:`event_loop_of`: the same rule as the
+    timers'); ``StreamError`` when there is none."""
+    loop = event_loop_of(scheduler)
+    if loop is None:
         raise StreamError(
             "a stream with an async client runs on an asyncio event loop: subscribe to it "
             "inside a running loop, or pass subscribe(scheduler=AsyncIOThreadSafeScheduler(loop))"
-        ) from None
+        )
+    return loop
 
 
 def async_source(make_pull: Callable[[], AsyncPull]) -> Observable[Chunk]:
@@ -417,13 +417,13 @@ def async_source(make_pull: Callable[[], AsyncPull]) -> Observable[Chunk]:
                     if task is not asyncio.current_task():
                         task.cancel()
 
-            if _on_loop_thread(loop):
+            if on_loop_thread(loop):
                 cancel()
             else:
                 with contextlib.suppress(RuntimeError):  # the loop is already closed
                     loop.call_soon_threadsafe(cancel)
 
-        if _on_loop_thread(loop):
+        if on_loop_thread(loop):
             start()
         else:
             loop.call_soon_threadsafe(start)
@@ -433,13 +433,6 @@ def async_source(make_pull: Callable[[], AsyncPull]) -> Observable[Chunk]:
 
 
 def _current_task(loop: asyncio.AbstractEventLoop) -> asyncio.Task[Any] | None:
-    if not _on_loop_thread(loop):
+    if not on_loop_thread(loop):
         return None
     return asyncio.current_task(loop)
-
-
-def _on_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:
-    try:
-        return asyncio.get_running_loop() is loop
-    except RuntimeError:
-        return False

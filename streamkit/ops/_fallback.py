@@ -10,11 +10,11 @@ from reactivex import Observable, abc
 from reactivex.disposable import SerialDisposable, SingleAssignmentDisposable
 
 from streamkit._lifecycle import capture, subscribe_later
+from streamkit._prefix_match import Delivered
+from streamkit._restartable import RestartableStream
 from streamkit.errors import AllFailedError, StreamDivergedError
 from streamkit.models import Chunk
-from streamkit.ops._retry_on_error import _Delivered
 from streamkit.providers import is_transient_error
-from streamkit.stream import Stream
 
 __all__ = ["Alternative", "fallback"]
 
@@ -77,7 +77,7 @@ def fallback(
         def subscribe(
             observer: abc.ObserverBase[Chunk], scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
-            delivered = _Delivered()
+            delivered = Delivered()
             current = SerialDisposable()
             # Later alternatives subscribe from an error callback: in the subscriber's
             # context, so every attempt reports to the same lifecycle observers.
@@ -160,15 +160,15 @@ def fallback(
 
 
 def _classifier(attempt: Any) -> Callable[[BaseException], bool]:
-    return attempt.is_transient if isinstance(attempt, Stream) else is_transient_error
+    return attempt.is_transient if isinstance(attempt, RestartableStream) else is_transient_error
 
 
 def _attempt_source(
-    alternative: Alternative, delivered: _Delivered
+    alternative: Alternative, delivered: Delivered
 ) -> tuple[Observable[Chunk], bool]:
     """The next attempt's source, and whether it continues the delivered content."""
     continuing = delivered.only_content()
-    if isinstance(alternative, Stream):
+    if isinstance(alternative, RestartableStream):
         if continuing:
             return alternative.continuation(delivered.content), True
         return alternative, False

@@ -10,9 +10,9 @@ from collections.abc import Callable
 from reactivex import Observable, abc
 from reactivex.disposable import SerialDisposable
 
+from streamkit._timers import timer_scheduler
 from streamkit.models import Chunk
 from streamkit.ops._contest import Contest
-from streamkit.ops._retry_on_error import _timer_scheduler
 
 __all__ = ["hedge"]
 
@@ -46,8 +46,9 @@ def hedge(
         alternatives: the requests to start, in order (default: the source again).
         after: seconds without content before each extra request, > 0.
         max_extra: most extra requests, >= 0 (0 is the source alone).
-        scheduler: where ``after`` is timed (a ``TestScheduler`` in tests; default:
-            the running asyncio loop, else a timer thread, cancelled on dispose).
+        scheduler: where ``after`` is timed (a ``TestScheduler`` in tests; default,
+            as every streamkit timer: the subscriber's virtual-time scheduler, else
+            the asyncio loop it runs on, else a timer thread, cancelled on dispose).
 
     Raises ``TypeError``/``ValueError`` for bad arguments.
     """
@@ -90,7 +91,7 @@ def hedge(
 
             def arm() -> None:
                 if queue:
-                    timers = _timer_scheduler(scheduler)
+                    timers = timer_scheduler(scheduler, scheduler_)
                     timer.disposable = timers.schedule_relative(after, on_timer)
                 else:
                     timer.dispose()

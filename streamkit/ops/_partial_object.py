@@ -8,8 +8,8 @@ from pydantic import BaseModel
 from reactivex import Observable, abc
 from reactivex.disposable import SingleAssignmentDisposable
 
+from streamkit._partial_json import ModelT, PartialModelParser
 from streamkit.models import Chunk
-from streamkit.ops._partial_json import ModelT, PartialModelParser
 
 __all__ = ["partial_object"]
 

@@ -10,9 +10,9 @@ from pydantic import BaseModel
 from reactivex import Observable, abc
 from reactivex.disposable import SingleAssignmentDisposable
 
+from streamkit._partial_json import ModelT, PartialModelParser
 from streamkit.accumulator import ToolCallCompletion
 from streamkit.models import Chunk, ToolCallDelta
-from streamkit.ops._partial_json import ModelT, PartialModelParser
 
 __all__ = ["PartialToolArgs", "partial_tool_args"]
 

@@ -14,13 +14,13 @@ Needs ``pip install streamkit[redis]``; the implementation lives in
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from reactivex import Observable, abc
 from reactivex.disposable import SerialDisposable
 
+from streamkit._timers import on_loop_thread
 from streamkit.models import Chunk
 
 if TYPE_CHECKING:
@@ -87,7 +87,7 @@ def publish(
                         observer, scheduler=scheduler
                     )
 
-            starter = loop.create_task(start()) if _on_loop(loop) else None
+            starter = loop.create_task(start()) if on_loop_thread(loop) else None
             if starter is None:
                 loop.call_soon_threadsafe(lambda: _PRODUCERS.add(loop.create_task(start())))
             else:
@@ -98,9 +98,3 @@ def publish(
         return Observable(subscribe)
 
     return operator
-
-
-def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
-    with contextlib.suppress(RuntimeError):
-        return asyncio.get_running_loop() is loop
-    return False

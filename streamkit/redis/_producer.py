@@ -22,6 +22,7 @@ import redis.asyncio as aioredis
 from reactivex import Observable
 from redis.exceptions import ResponseError
 
+from streamkit._timers import on_loop_thread as _on_loop_thread
 from streamkit.accumulator import Accumulator
 from streamkit.errors import StreamError
 from streamkit.models import Chunk
@@ -35,7 +36,6 @@ from streamkit.redis._log import (
     retrying,
     stop_key,
 )
-from streamkit.source import _on_loop_thread
 
 __all__ = ["acquire", "produce"]
 

@@ -17,7 +17,7 @@ from reactivex.testing.recorded import Recorded
 
 import streamkit as sk
 from streamkit import ops
-from streamkit.ops._partial_json import (
+from streamkit._partial_json import (
     DEFAULT_REPARSE_DIVISOR,
     PartialModelParser,
     _ObjectMembers,

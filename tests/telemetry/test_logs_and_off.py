@@ -57,9 +57,9 @@ def test_a_normal_run_logs_nothing_above_debug(caplog: pytest.LogCaptureFixture)
 
 def test_every_streamkit_logger_is_its_modules_own() -> None:
     # one logger per module, named after it (logging.getLogger(__name__))
+    import streamkit._timeout_watch as timeouts
     import streamkit.ops._retry_on_error as retry
     import streamkit.ops._share_replay as share
-    import streamkit.ops._timeouts as timeouts
     import streamkit.telemetry._logs as logs
 
     for module in (retry, share, timeouts, logs):
