@@ -7,6 +7,7 @@ import statistics
 from typing import Any
 
 from _measure import Runs
+from _plan import BY_NAME, LONG, MATCH_CLIENTS, PEERS, TABLE, TTFC
 
 # Targets of issue 6.
 PIPELINE_MAX_RATIO = 1.10
@@ -70,8 +71,6 @@ class Report:
         return self.plan.table_chunks if mode == "burst" else self.plan.paced_chunks
 
     def ratio(self, name: str, mode: str, base: str | None = None) -> tuple[float, float, float]:
-        from run import BY_NAME
-
         base = base or BY_NAME[name].baseline or name
         return ratio(self.runs(name, mode), self.runs(base, mode))
 
@@ -82,8 +81,6 @@ class Report:
     # -- targets -------------------------------------------------------------------------
     def targets(self) -> list[tuple[str, str, bool | None]]:
         """(target, what was measured, met?) for each target of the issue."""
-        from run import PEERS
-
         rows: list[tuple[str, str, bool | None]] = []
         for mode in ("burst", "paced"):
             value = self.ratio("sk-pipeline", mode)[0]
@@ -285,8 +282,6 @@ def render(results: Any, *, command: str, environment: dict[str, Any]) -> str:
 
 
 def _cpu_section(rep: Report, w: Any) -> None:
-    from run import TABLE
-
     plan = rep.plan
     w("## 1. CPU per chunk")
     w("")
@@ -341,8 +336,6 @@ def _cpu_section(rep: Report, w: Any) -> None:
 
 
 def _ttfc_section(rep: Report, w: Any) -> None:
-    from run import BY_NAME, TTFC
-
     plan = rep.plan
     w("## 2. Time to first text")
     w("")
@@ -447,8 +440,6 @@ def _memory_section(rep: Report, w: Any) -> None:
 
 
 def _flatness_section(rep: Report, w: Any) -> None:
-    from run import BY_NAME, LONG
-
     plan = rep.plan
     w("## 4. Cost per chunk as the stream grows")
     w("")
@@ -478,8 +469,6 @@ def _flatness_section(rep: Report, w: Any) -> None:
 
 
 def _match_section(rep: Report, w: Any) -> None:
-    from run import MATCH_CLIENTS
-
     plan = rep.plan
     w("## 5. Early termination")
     w("")

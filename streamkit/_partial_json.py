@@ -216,7 +216,9 @@ def _fields_by_key(model: type[BaseModel]) -> Mapping[str, _Field]:
         )
         # Constraints (``Field(max_length=...)``) live in the metadata; keep them.
         # Any: pydantic types the annotation as a TypeForm, which Annotated[...] is not.
-        constrained: Any = Annotated[(annotation, *info.metadata)] if info.metadata else annotation
+        # The arguments as one tuple: mypy reads ``Annotated[(a, *b)]`` as 3.11-only syntax.
+        annotated_args = (annotation, *info.metadata)
+        constrained: Any = Annotated[annotated_args] if info.metadata else annotation
         spec = _Field(name, TypeAdapter(constrained), nested)
         alias = info.validation_alias if isinstance(info.validation_alias, str) else info.alias
         for key in (name, alias):

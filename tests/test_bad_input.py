@@ -118,7 +118,9 @@ def test_a_bad_role_names_the_roles_it_takes(server: ReplayServer) -> None:
 # litellm takes any keyword: what is not an OpenAI parameter is a provider-specific one,
 # sent as it is (for its OpenAI-SDK routes in extra_body, see litellm.utils.
 # add_provider_specific_params_to_optional_params), for the provider to accept or refuse.
-PARAMETER_CHECKING = [param for param in PROVIDERS if param.values[0].name != "litellm"]
+PARAMETER_CHECKING = [
+    param for param, case in zip(PROVIDERS, PROVIDER_CASES, strict=True) if case.name != "litellm"
+]
 
 
 @pytest.mark.parametrize("provider", PARAMETER_CHECKING)
@@ -234,13 +236,13 @@ def test_async_stream_subscribed_outside_an_event_loop(
 OPERATOR_ERRORS = [
     (lambda: ops.first_chunk_timeout(-1), ValueError, "seconds must be finite and > 0, got -1"),
     (lambda: ops.idle_timeout(0), ValueError, "seconds must be finite and > 0, got 0"),
-    (lambda: ops.idle_timeout("5"), TypeError, "seconds must be a number, not '5'"),
+    (lambda: ops.idle_timeout("5"), TypeError, "seconds must be a number, not '5'"),  # type: ignore[arg-type]  # wrong on purpose
     (lambda: ops.retry_on_error(0), ValueError, "max_attempts .* must be >= 1, got 0"),
     (lambda: ops.retry_on_error(max_attempts=-2), ValueError, "got -2"),
-    (lambda: ops.retry_on_error(2.5), TypeError, "max_attempts must be an int, not float"),
+    (lambda: ops.retry_on_error(2.5), TypeError, "max_attempts must be an int, not float"),  # type: ignore[arg-type]  # wrong on purpose
     (lambda: ops.retry_on_error(backoff=-1), ValueError, "backoff must be >= 0 seconds"),
     (lambda: ops.take_until_match("(unclosed"), ValueError, r"\(unclosed"),
-    (lambda: ops.take_until_match(b"bytes"), TypeError, "bytes"),
+    (lambda: ops.take_until_match(b"bytes"), TypeError, "bytes"),  # type: ignore[arg-type]  # wrong on purpose
     (lambda: ops.share_replay(buffer_size=-1), ValueError, "buffer_size must be >= 0, got -1"),
 ]
 

@@ -124,7 +124,10 @@ OPENAI_CHAT = [n for n in CHAT_TRANSCRIPTS if n.startswith(("openai/", "syntheti
 def test_fast_path_reduces_to_the_same_response(name: str) -> None:
     with ReplayServer(name) as server:
         client = server.client("openai")
-        new = lambda fast: sk.stream("openai", "gpt-4o", "hi", client=client, fast=fast)  # noqa: E731
+
+        def new(fast: bool) -> sk.Stream:
+            return sk.stream("openai", "gpt-4o", "hi", client=client, fast=fast)
+
         if load_transcript(name).status != 200:
             with pytest.raises(openai.NotFoundError):
                 run_sync(new(True).pipe(ops.to_call_response()))

@@ -10,7 +10,7 @@ import contextlib
 import gc
 import re
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -173,11 +173,12 @@ async def test_completed(server: ReplayServer, case: ProviderCase, async_: bool)
     assert end.cost == sk.prices.cost_of(
         case.name, end.response_model, end.usage, requested="replayed-model"
     )
-    assert end.disposed_by is end.timeout is end.error is None
+    assert end.disposed_by is None and end.timeout is None and end.error is None
     assert end.chunks == len(items)
     assert end.provider == case.name and end.request_model == "replayed-model"
     reported = [c.usage for c in items if c.usage is not None]
     assert reported, "these transcripts report usage"
+    assert end.usage is not None
     assert end.usage == reported[-1] and end.usage.source == "reported"
     assert end.reported_usage == reported[-1]
     assert end.response_model == next(c.model for c in reversed(items) if c.model)
@@ -346,6 +347,7 @@ def _iterate_sync(stream: sk.Stream, how: str) -> None:
 
 async def _iterate_async(stream: sk.Stream, how: str) -> None:
     iterator = stream.__aiter__()
+    assert isinstance(iterator, AsyncGenerator)  # typed as an AsyncIterator
     if how == "complete":
         async for _ in iterator:
             pass

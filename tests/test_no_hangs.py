@@ -19,7 +19,8 @@ TEXT = "openai/chat-text-usage"
 
 def whole_text(server: ReplayServer) -> str:
     stream = sk.stream("openai", "gpt-4o", "hi", client=server.client("openai"))
-    return stream.pipe(ops.to_call_response()).run().content
+    response: sk.CallResponse = stream.pipe(ops.to_call_response()).run()
+    return response.content
 
 
 async def test_run_of_an_async_stream_in_a_running_loop_raises_naming_the_async_way() -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import openai
 import pytest
@@ -35,7 +35,7 @@ def source_threads() -> list[threading.Thread]:
 
 
 @pytest.fixture(autouse=True)
-def no_source_thread_left_behind():
+def no_source_thread_left_behind() -> Iterator[None]:
     yield
     wait_until(lambda: not source_threads(), timeout=5.0)
 

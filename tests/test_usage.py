@@ -140,20 +140,24 @@ def test_register_overrides_and_unknown_models() -> None:
     usage = sk.Usage(input_tokens=2_000_000, output_tokens=1_000_000, cached_tokens=1_000_000)
     unknown = cost_of("openai", "my-fine-tune", usage)
     assert unknown.amount is None and "my-fine-tune" in (unknown.reason or "")
-    sk.prices.register("my-fine-tune", Price(input=1, output=4, cached_input="0.5"))
+    sk.prices.register(
+        "my-fine-tune", Price(input=Decimal(1), output=Decimal(4), cached_input=Decimal("0.5"))
+    )
     try:
         cost = cost_of("openai", "my-fine-tune", usage)
         assert cost.amount == Decimal("1") + Decimal("0.5") + Decimal("4")
         assert cost.priced_by == "registered"
         # registered for one provider only
-        sk.prices.register("gpt-4o", Price(input=0, output=0), provider="azure")
+        sk.prices.register("gpt-4o", Price(input=Decimal(0), output=Decimal(0)), provider="azure")
         assert cost_of("azure", "gpt-4o", usage).amount == 0
         assert cost_of("openai", "gpt-4o", usage).priced_by == "genai-prices"
     finally:
         sk.prices.unregister("my-fine-tune")
         sk.prices.unregister("gpt-4o", provider="azure")
     assert cost_of("openai", "my-fine-tune", usage).amount is None
-    argument = cost_of("openai", "anything", usage, price=Price(input=1, output=1))
+    argument = cost_of(
+        "openai", "anything", usage, price=Price(input=Decimal(1), output=Decimal(1))
+    )
     assert argument.amount == Decimal(3) and argument.priced_by == "argument"
     assert cost_of("openai", "gpt-4o", None).reason == "no usage to price"
 
@@ -166,13 +170,20 @@ def test_without_genai_prices_the_reason_says_so(monkeypatch: pytest.MonkeyPatch
 
 def test_bad_prices() -> None:
     with pytest.raises(ValueError, match="finite price"):
-        Price(input=-1, output=1)
+        Price(input=Decimal(-1), output=Decimal(1))
     with pytest.raises(TypeError, match="USD per million"):
-        Price(input=True, output=1)  # type: ignore[arg-type]
+        Price(input=True, output=Decimal(1))  # type: ignore[arg-type]
+    # typed as Decimal, numbers and numeric strings are taken too, as Decimal
+    lenient = Price(input=1, output="4", cached_input=0.5)  # type: ignore[arg-type]
+    assert (lenient.input, lenient.output, lenient.cached_input) == (
+        Decimal(1),
+        Decimal(4),
+        Decimal("0.5"),
+    )
     with pytest.raises(TypeError, match="Price"):
         sk.prices.register("m", {"input": 1})  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="model"):
-        sk.prices.register("", Price(input=1, output=1))
+        sk.prices.register("", Price(input=Decimal(1), output=Decimal(1)))
 
 
 def test_cost_addition() -> None:
@@ -270,7 +281,9 @@ def test_budget_stops_the_stream_and_closes_the_response() -> None:
 
 def test_budget_by_cost_with_a_shared_ledger() -> None:
     """A ledger already over its limit: the next budgeted stream makes no request."""
-    sk.prices.register("cheap", Price(input=1_000_000, output=1_000_000))  # $1 a token
+    sk.prices.register(
+        "cheap", Price(input=Decimal(1_000_000), output=Decimal(1_000_000))
+    )  # $1 a token
     try:
         ledger = sk.Ledger()
         with ReplayServer("openai/chat-text-usage", keep_alive=False) as server:

@@ -4,6 +4,8 @@ client: each a clear error at ``sk.stream`` time, before any request."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import anthropic
 import openai
 import pytest
@@ -47,7 +49,7 @@ def test_every_provider_but_litellm_has_a_key_variable() -> None:
     ],
 )
 def test_a_misspelled_or_misplaced_keyword_is_rejected_before_any_request(
-    provider: str, kwargs: dict[str, object], message: str
+    provider: str, kwargs: dict[str, Any], message: str
 ) -> None:
     with ReplayServer() as server:
         client = server.client(provider)

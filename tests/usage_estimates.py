@@ -118,7 +118,7 @@ def measure() -> list[Row]:
             raw = json.loads(_raw(name))
             body = raw["request"].get("json") or {}
             server.push(name)
-            params = {"api": "responses"} if raw["api"] == "responses" else {}
+            params: dict[str, Any] = {"api": "responses"} if raw["api"] == "responses" else {}
             model = body.get("model") or "replayed-model"
             client = server.client(provider)
             stream = sk.stream(provider, model, "hi", client=client, **params)

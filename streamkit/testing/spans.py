@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
-from streamkit.testing.marbles import _CHAR, _INK, _MUTED, _PAD, _RED, _num, _Svg
+from streamkit.testing.marbles._svg import _CHAR, _INK, _MUTED, _PAD, _RED, _num, _Svg
 
 __all__ = ["SpanLike", "render_span_svg", "span_summary", "span_tree_text"]
 

@@ -45,7 +45,7 @@ class Shelf(BaseModel):
     owner: Author | None = None
 
 
-_text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=20)
+_text = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=20)
 _small_int = st.integers(-(10**9), 10**9)
 _author = st.builds(Author, name=_text, born=st.none() | _small_int)
 

@@ -20,14 +20,14 @@ from typing import Any
 import pytest
 from hypothesis import strategies as st
 from reactivex import Observable, abc
-from reactivex.disposable import Disposable
-from reactivex.notification import OnError
+from reactivex.notification import OnError, OnNext
 from reactivex.testing import ReactiveTest, TestScheduler
 from reactivex.testing.coldobservable import ColdObservable
 from reactivex.testing.mockobserver import MockObserver
 
 from streamkit.errors import StreamError
 from tests.ops._pipelines import wait_for_no_leftover_threads
+from tests.recorded import notification_of
 
 Message = tuple[int, str, Any]  # (tick, "N" | "E" | "C", value or exception)
 
@@ -42,7 +42,7 @@ def element_offset(index: int) -> int:
 
 def cold_source(
     scheduler: TestScheduler, values: Sequence[Any], error: Exception | None
-) -> ColdObservable:
+) -> ColdObservable[Any]:
     messages = [ReactiveTest.on_next(element_offset(i), v) for i, v in enumerate(values)]
     end = element_offset(len(values))
     messages.append(ReactiveTest.on_error(end, error) if error else ReactiveTest.on_completed(end))
@@ -75,16 +75,16 @@ class Subscription:
     start: int
     end: int | None = None
     observer: MockObserver[Any] | None = None
-    disposable: Disposable | None = field(default=None, repr=False)
+    disposable: abc.DisposableBase | None = field(default=None, repr=False)
 
     def recorded(self) -> list[Message]:
         assert self.observer is not None
         out: list[Message] = []
         for message in self.observer.messages:
-            note = message.value
+            note = notification_of(message)
             payload = (
                 note.value
-                if note.kind == "N"
+                if isinstance(note, OnNext)
                 else note.exception
                 if isinstance(note, OnError)
                 else None

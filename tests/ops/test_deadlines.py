@@ -17,6 +17,7 @@ from reactivex.testing import TestScheduler
 import streamkit as sk
 from streamkit import ops
 from streamkit.testing import Fault, ReplayServer, Reply
+from tests.recorded import error_of, kind_of, value_of
 from tests.reliability._run import close_async_client
 
 from ._pipelines import chunks_of, on_completed, on_next, subscribe
@@ -29,8 +30,8 @@ def test_total_timeout_fires_even_while_chunks_flow() -> None:
 
     results = scheduler.start(lambda: xs.pipe(ops.total_timeout(50)))
 
-    assert [m.value.value.content for m in results.messages[:-1]] == ["a", "b"]
-    error = results.messages[-1].value.exception
+    assert [value_of(m).content for m in results.messages[:-1]] == ["a", "b"]
+    error = error_of(results.messages[-1])
     assert isinstance(error, sk.StreamTimeoutError) and (error.kind, error.seconds) == (
         "total",
         50.0,
@@ -47,7 +48,7 @@ def test_deadlines_combine_and_the_first_to_pass_names_itself() -> None:
 
     results = scheduler.start(lambda: xs.pipe(ops.deadlines(budget)))
 
-    error = results.messages[-1].value.exception
+    error = error_of(results.messages[-1])
     assert isinstance(error, sk.StreamTimeoutError) and error.kind == "idle"
     assert results.messages[-1].time == 240
     assert xs.subscriptions == [subscribe(200, 240)]
@@ -62,7 +63,7 @@ def test_the_first_chunk_deadline_waits_for_output_not_an_opening_event() -> Non
         on_next(5, opening), on_next(50, sk.Chunk(provider="anthropic", content="late"))
     )
     results = scheduler.start(lambda: xs.pipe(ops.deadlines(first_chunk=30)))
-    error = results.messages[-1].value.exception
+    error = error_of(results.messages[-1])
     assert isinstance(error, sk.StreamTimeoutError)
     assert (error.kind, error.scope, results.messages[-1].time) == ("first chunk", "overall", 230)
     assert xs.subscriptions == [subscribe(200, 230)]
@@ -73,7 +74,7 @@ def test_the_first_chunk_deadline_waits_for_output_not_an_opening_event() -> Non
         on_next(5, opening), on_next(20, thinking), on_next(50, opening), on_completed(60)
     )
     results = scheduler.start(lambda: ys.pipe(sk.Deadlines(first_chunk=30).bound()))
-    assert results.messages[-1].value.kind == "C" and results.messages[-1].time == 260
+    assert kind_of(results.messages[-1]) == "C" and results.messages[-1].time == 260
 
 
 def test_a_stream_that_ends_in_time_passes_unchanged() -> None:
@@ -99,9 +100,9 @@ def test_total_timeout_passes_exactly_the_chunks_before_it(gaps: list[int], tota
         *[on_next(t, c) for t, c in zip(times, chunks, strict=True)], on_completed(now + 1)
     )
     results = scheduler.start(lambda: xs.pipe(ops.total_timeout(total)))
-    passed = [m for m in results.messages if m.value.kind == "N"]
+    passed = [m for m in results.messages if kind_of(m) == "N"]
     assert len(passed) == sum(1 for t in times if t < total)
-    ended_by_timeout = results.messages[-1].value.kind == "E"
+    ended_by_timeout = kind_of(results.messages[-1]) == "E"
     # at a tie the deadline, armed at the subscription, is handled first (as the chunks)
     assert ended_by_timeout == (now + 1 >= total)
 

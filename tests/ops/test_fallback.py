@@ -20,6 +20,7 @@ from streamkit import ops
 from streamkit.providers._base import CONTINUE_INSTRUCTION
 from streamkit.testing import Fault, ReplayServer, Reply
 from tests.ops._fault_grid import FAULTS, GRID, attempt_deadlines, close, run
+from tests.recorded import error_of, kind_of, value_of
 from tests.reliability._matrix import ProviderCase
 
 on_next, on_completed, on_error = (
@@ -27,6 +28,7 @@ on_next, on_completed, on_error = (
     ReactiveTest.on_completed,
     ReactiveTest.on_error,
 )
+
 subscribe = ReactiveTest.subscribe
 
 
@@ -39,7 +41,7 @@ def cut() -> sk.IncompleteStreamError:
 
 
 def contents(messages: list[Any]) -> list[str]:
-    return [m.value.value.content for m in messages if m.value.kind == "N"]
+    return [value_of(m).content for m in messages if kind_of(m) == "N"]
 
 
 # -- reactivex.testing examples ---------------------------------------------------------
@@ -64,7 +66,7 @@ def test_after_a_cut_the_alternative_continues_the_delivered_text() -> None:
     assert [m.time for m in results.messages] == [210, 220, 235, 240]
     assert first.subscriptions == [subscribe(200, 230)]
     assert second.subscriptions == [subscribe(230, 240)]
-    providers = [m.value.value.provider for m in results.messages if m.value.kind == "N"]
+    providers = [value_of(m).provider for m in results.messages if kind_of(m) == "N"]
     assert providers == ["openai", "openai", "anthropic"]  # who produced which span
 
 
@@ -92,7 +94,7 @@ def test_a_rejected_error_propagates_at_once_and_the_alternative_is_never_subscr
 
     results = scheduler.start(lambda: first.pipe(ops.fallback(second)))
 
-    assert results.messages[-1].value.exception is refused
+    assert error_of(results.messages[-1]) is refused
     assert second.subscriptions == []
 
 
@@ -103,7 +105,7 @@ def test_when_every_alternative_fails_one_error_lists_each_cause() -> None:
 
     results = scheduler.start(lambda: sources[0].pipe(ops.fallback(*sources[1:])))
 
-    failure = results.messages[-1].value.exception
+    failure = error_of(results.messages[-1])
     assert isinstance(failure, sk.AllFailedError)
     assert failure.errors == errors
     assert "IncompleteStreamError" in str(failure) and "ConnectionResetError" in str(failure)
@@ -138,8 +140,9 @@ def test_usage_is_summed_over_attempts() -> None:
         lambda: first.pipe(ops.fallback(lambda delivered: second), ops.to_call_response())
     )
 
-    response = results.messages[0].value.value
+    response = value_of(results.messages[0])
     assert response.content == "ab"
+    assert response.usage is not None
     assert (response.usage.input_tokens, response.usage.output_tokens) == (12, 3)
 
 
@@ -173,7 +176,7 @@ def test_output_is_a_prefix_of_attempt_one_then_the_continuation(
     results = scheduler.start(lambda: first.pipe(ops.fallback(lambda delivered: second)))
     delivered = "".join(first_pieces[:cut_at])
     out = "".join(contents(results.messages))
-    chunks = [m.value.value for m in results.messages if m.value.kind == "N"]
+    chunks = [value_of(m) for m in results.messages if kind_of(m) == "N"]
     # attempt 1's chunks, then attempt 2's: never interleaved, never back to attempt 1
     providers = [c.provider for c in chunks]
     assert providers == sorted(providers, key=["openai", "mistral"].index)
@@ -191,7 +194,7 @@ def test_output_is_a_prefix_of_attempt_one_then_the_continuation(
         assert out == delivered + tail[common:]
     else:
         assert out.startswith(delivered)
-    assert results.messages[-1].value.kind == "C"
+    assert kind_of(results.messages[-1]) == "C"
 
 
 @given(pieces, st.integers(0, 6))

@@ -18,6 +18,7 @@ import streamkit as sk
 from streamkit import ops
 from streamkit.testing import Fault, ReplayServer, Reply
 from tests.ops._fault_grid import BEFORE_CONTENT, FAULTS, GRID, close, loser_deadlines, outcome
+from tests.recorded import error_of, kind_of, value_of
 from tests.reliability._matrix import PROVIDER_CASES, ProviderCase
 from tests.reliability._run import close_async_client
 
@@ -34,7 +35,7 @@ def text(content: str, provider: str = "openai") -> sk.Chunk:
 
 
 def emitted(messages: list[Any]) -> list[sk.Chunk]:
-    return [m.value.value for m in messages if m.value.kind == "N"]
+    return [value_of(m) for m in messages if kind_of(m) == "N"]
 
 
 def test_a_fast_first_token_never_starts_the_hedge() -> None:
@@ -82,7 +83,7 @@ def test_a_primary_failing_early_starts_the_hedge_at_once_and_all_failing_lists_
     extra = scheduler.create_cold_observable(on_error(5, second))
     results = scheduler.start(lambda: primary.pipe(ops.hedge(extra, after=50, scheduler=scheduler)))
     assert extra.subscriptions == [subscribe(210, 215)]
-    failure = results.messages[-1].value.exception
+    failure = error_of(results.messages[-1])
     assert isinstance(failure, sk.AllFailedError) and failure.errors == [first, second]
 
 
@@ -115,7 +116,7 @@ def test_hedging_never_leaves_a_loser_open(timings: list[tuple[int, int]], after
     results = scheduler.start(lambda: hedged, disposed=10_000)
     out = emitted(results.messages)
     assert len({c.provider for c in out}) == 1  # never chunks of two requests
-    assert results.messages[-1].value.kind == "C"  # it ends, well before the dispose
+    assert kind_of(results.messages[-1]) == "C"  # it ends, well before the dispose
     decided = results.messages[0].time  # the winner's first content is emitted at once
     winner = int(out[0].provider[1:])
     for index, source in enumerate(sources):

@@ -19,6 +19,7 @@ import streamkit as sk
 from streamkit import ops
 from streamkit.testing import Fault, ReplayServer, Reply
 from tests.ops._fault_grid import BEFORE_CONTENT, FAULTS, GRID, close, loser_deadlines, run
+from tests.recorded import error_of, kind_of, value_of
 from tests.reliability._matrix import PROVIDER_CASES, ProviderCase
 from tests.reliability._run import close_async_client
 
@@ -27,6 +28,7 @@ on_next, on_completed, on_error = (
     ReactiveTest.on_completed,
     ReactiveTest.on_error,
 )
+
 subscribe = ReactiveTest.subscribe
 
 
@@ -35,7 +37,7 @@ def text(content: str, provider: str = "openai", **fields: Any) -> sk.Chunk:
 
 
 def emitted(messages: list[Any]) -> list[sk.Chunk]:
-    return [m.value.value for m in messages if m.value.kind == "N"]
+    return [value_of(m) for m in messages if kind_of(m) == "N"]
 
 
 # -- race / first_match: reactivex.testing examples -------------------------------------
@@ -89,7 +91,7 @@ def test_failures_and_non_matches_drop_out_and_all_failing_lists_each_cause() ->
 
     results = scheduler.start(lambda: sk.first_match(a, b, until=lambda t: "yes" in t))
 
-    failure = results.messages[-1].value.exception
+    failure = error_of(results.messages[-1])
     assert isinstance(failure, sk.AllFailedError)
     assert failure.errors[0] is boom and isinstance(failure.errors[1], sk.NoMatchError)
     assert results.messages[-1].time == 215
@@ -104,7 +106,7 @@ def test_one_failure_leaves_the_other_to_win() -> None:
     results = scheduler.start(lambda: sk.race(a, b, until=lambda t: "yes" in t))
 
     assert [c.provider for c in emitted(results.messages)] == ["b"]
-    assert results.messages[-1].value.kind == "C"
+    assert kind_of(results.messages[-1]) == "C"
 
 
 def test_the_winner_usage_includes_what_losers_reported() -> None:
@@ -120,7 +122,8 @@ def test_the_winner_usage_includes_what_losers_reported() -> None:
     results = scheduler.start(
         lambda: sk.race(a, b, until=lambda t: t == "ok").pipe(ops.to_call_response())
     )
-    usage = results.messages[0].value.value.usage
+    usage = value_of(results.messages[0]).usage
+    assert usage is not None
     assert (usage.input_tokens, usage.output_tokens) == (17, 2)
 
 
@@ -186,12 +189,12 @@ def test_race_never_emits_chunks_of_two_streams(
         got = [c.content for c in emitted(results.messages)]
         assert got == expected[: len(got)] and "!" in "".join(got)
         # every loser was disposed no later than the decision
-        decided = next(m.time for m in results.messages if "!" in m.value.value.content)
+        decided = next(m.time for m in results.messages if "!" in value_of(m).content)
         for other, source in enumerate(sources):
             if other != index:
                 assert all(s.unsubscribe <= decided for s in source.subscriptions)
     else:
-        assert isinstance(results.messages[-1].value.exception, sk.AllFailedError)
+        assert isinstance(error_of(results.messages[-1]), sk.AllFailedError)
 
 
 # -- best_of ----------------------------------------------------------------------------
@@ -239,7 +242,7 @@ def test_best_of_all_failing_lists_each_cause() -> None:
     errors = [cut_error(), TimeoutError("slow")]
     sources = [scheduler.create_cold_observable(on_error(5, e)) for e in errors]
     results = scheduler.start(lambda: sk.best_of(*sources, score=len))
-    failure = results.messages[-1].value.exception
+    failure = error_of(results.messages[-1])
     assert isinstance(failure, sk.AllFailedError) and failure.errors == errors
 
 

@@ -36,12 +36,14 @@ from tests.ops.share_model import (
     run_plan,
     until,
 )
+from tests.recorded import error_of, kind_of, value_of
 
 on_next, on_completed, on_error = (
     ReactiveTest.on_next,
     ReactiveTest.on_completed,
     ReactiveTest.on_error,
 )
+
 subscribe = ReactiveTest.subscribe
 
 
@@ -102,7 +104,7 @@ def test_an_error_is_replayed_without_resubscribing() -> None:
     assert xs.subscriptions == [subscribe(100, 120)]
     assert first.messages == [on_next(110, "a"), on_error(120, boom)]
     assert after.messages == [on_next(300, "a"), on_error(300, boom)]
-    assert after.messages[-1].value.exception is boom
+    assert error_of(after.messages[-1]) is boom
 
 
 def test_upstream_is_disposed_when_the_last_subscriber_leaves_and_never_reconnected() -> None:
@@ -126,9 +128,9 @@ def test_upstream_is_disposed_when_the_last_subscriber_leaves_and_never_reconnec
     assert two.messages == [on_next(110, "a"), on_next(120, "b")]
     # The request is never made twice: a later subscriber gets what was received, then
     # an error saying so.
-    assert [m.value.kind for m in later.messages] == ["N", "N", "E"]
-    assert [m.value.value for m in later.messages[:2]] == ["a", "b"]
-    assert isinstance(later.messages[-1].value.exception, sk.StreamError)
+    assert [kind_of(m) for m in later.messages] == ["N", "N", "E"]
+    assert [value_of(m) for m in later.messages[:2]] == ["a", "b"]
+    assert isinstance(error_of(later.messages[-1]), sk.StreamError)
     assert all(m.time == 200 for m in later.messages)
 
 
@@ -145,7 +147,7 @@ def test_a_subscriber_that_takes_a_few_does_not_stop_the_others() -> None:
 
     assert xs.subscriptions == [subscribe(100, 140)]
     assert few.messages == [on_next(110, 1), on_completed(110)]
-    assert [m.value.value for m in all_of_them.messages[:-1]] == [1, 2, 3]
+    assert [value_of(m) for m in all_of_them.messages[:-1]] == [1, 2, 3]
 
 
 def test_buffer_size_bounds_what_late_subscribers_get() -> None:

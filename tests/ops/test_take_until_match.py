@@ -19,6 +19,7 @@ from streamkit import ops
 from streamkit.ops import _take_until_match as module
 from streamkit.testing import ReplayServer
 from streamkit.testing import strategies as sks
+from tests.recorded import error_of, value_of
 
 from ._pipelines import (
     E2E_RUNS,
@@ -99,7 +100,16 @@ def test_hot_source_regex_predicate_and_bounded_regex_stop_at_the_same_tick() ->
         )
 
         operator = ops.take_until_match(pattern, max_match_length=bound)
-        results = scheduler.start(lambda source=xs, op=operator: source.pipe(op))
+
+        def create(
+            source: reactivex.Observable[sk.Chunk] = xs,
+            op: Callable[
+                [reactivex.Observable[sk.Chunk]], reactivex.Observable[sk.Chunk]
+            ] = operator,
+        ) -> reactivex.Observable[sk.Chunk]:
+            return source.pipe(op)
+
+        results = scheduler.start(create)
 
         assert "".join(c.content for c in values(results.messages)) == "year 2024 was"
         assert results.messages[-1] == on_completed(230)
@@ -123,7 +133,7 @@ def test_after_accumulate_it_stops_at_the_snapshot_that_completes_the_match() ->
     results = scheduler.start(lambda: xs.pipe(ops.accumulate(), ops.take_until_match("Gandalf")))
 
     assert [m.time for m in results.messages] == [210, 220, 230, 240, 240]
-    assert [m.value.value.content for m in results.messages[:-1]] == [
+    assert [value_of(m).content for m in results.messages[:-1]] == [
         "Gan",
         "Gan",
         "Ganda",
@@ -141,7 +151,7 @@ def test_other_items_are_refused_with_a_type_error() -> None:
 
     [message] = results.messages
     assert message.time == 210
-    assert isinstance(message.value.exception, TypeError)
+    assert isinstance(error_of(message), TypeError)
     assert xs.subscriptions == [subscribe(200, 210)]
 
 
@@ -470,7 +480,7 @@ def test_a_str_is_a_regex_and_literal_true_searches_plain_text() -> None:
 
     pieces = ["What is 2+2", "? (four)", " done"]
     as_regex = from_iterable(pieces).pipe(ops.take_until_match("2+2?")).run()
-    as_literal = []
+    as_literal: list[str] = []
     from_iterable(pieces).pipe(ops.take_until_match("2+2?", literal=True)).subscribe(
         as_literal.append
     )

@@ -37,6 +37,7 @@ from tests.ops.share_model import (
     run_plan,
     until,
 )
+from tests.recorded import value_of
 
 on_next, on_completed = ReactiveTest.on_next, ReactiveTest.on_completed
 subscribe = ReactiveTest.subscribe
@@ -123,7 +124,7 @@ def test_one_side_leaving_does_not_starve_the_other() -> None:
 
     assert xs.subscriptions == [subscribe(100, 150)]  # ran to completion for the text
     assert heard.messages == [on_next(110, b"\x01\x02"), on_completed(110)]
-    assert [m.value.value for m in read.messages[:-1]] == ["Once", " upon", " a time"]
+    assert [value_of(m) for m in read.messages[:-1]] == ["Once", " upon", " a time"]
     assert read.messages[-1] == on_completed(150)
 
 
@@ -199,11 +200,16 @@ def test_any_interleaving_matches_the_model(
     xs = cold_source(scheduler, stream.chunks, error)
     tee = ops.tee_audio_text(xs)
     connects: list[int] = []
+
+    def connect(_slot: str, tick: int) -> None:
+        connects.append(tick)
+        tee.connect()
+
     subscriptions = run_plan(
         scheduler,
         plan,
         lambda slot: tee.audio if slot == "audio" else tee.text,
-        on_step=lambda _slot, tick: (connects.append(tick), tee.connect()),
+        on_step=connect,
     )
     # Connected at the first explicit connect, or when both sides have been subscribed.
     starts = {

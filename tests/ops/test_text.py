@@ -84,8 +84,9 @@ def test_marbles_tool_call_and_usage_chunks_carry_no_text() -> None:
                 "b": sk.Chunk(provider="openai", content="y"),
                 "u": usage,
             },
+            None,  # reactivex's MarblesContext types every argument as required
         )
-        expected = exp("-a---b---|", {"a": "x", "b": "y"})
+        expected = exp("-a---b---|", {"a": "x", "b": "y"}, None)
         assert start(source.pipe(ops.text())) == expected
 
 

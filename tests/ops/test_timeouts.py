@@ -159,17 +159,18 @@ def test_the_given_scheduler_times_it_whatever_the_subscribe_scheduler() -> None
 
 def test_marbles_idle_timeout_on_text() -> None:
     with marbles_testing(timespan=1.0) as (start, cold, _hot, exp):
-        source = cold("-a-b-c------d|")
-        expected = exp("-a-b-c---#", error=sk.StreamTimeoutError("idle", 4.0))
+        # reactivex's MarblesContext types every argument as required: pass them all
+        source = cold("-a-b-c------d|", None, None)
+        expected = exp("-a-b-c---#", None, sk.StreamTimeoutError("idle", 4.0))
         assert start(source.pipe(ops.idle_timeout(4))) == expected
 
 
 def test_marbles_both_timeouts_in_one_pipe_pass_a_healthy_stream() -> None:
     with marbles_testing(timespan=1.0) as (start, cold, _hot, exp):
-        chunks = {k: sk.Chunk(provider="openai", content=k) for k in "abc"}
-        source = cold("--a-b--c-|", chunks)
+        chunks: dict[str | float, Any] = {k: sk.Chunk(provider="openai", content=k) for k in "abc"}
+        source = cold("--a-b--c-|", chunks, None)
         pipeline = source.pipe(ops.first_chunk_timeout(3), ops.text(), ops.idle_timeout(3))
-        assert start(pipeline) == exp("--a-b--c-|")
+        assert start(pipeline) == exp("--a-b--c-|", None, None)
 
 
 # -- arguments ---------------------------------------------------------------------------

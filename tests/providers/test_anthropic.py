@@ -68,8 +68,12 @@ ADAPTER = AnthropicAdapter()
 def sdk_final_message(name: str) -> anthropic.types.Message:
     """The SDK's own accumulation of a transcript: ``messages.stream()`` over HTTP."""
     with ReplayServer(name) as server:
-        client = server.client("anthropic")
-        request = {"model": MODEL, "max_tokens": 64, "messages": [{"role": "user", "content": "x"}]}
+        client: anthropic.Anthropic = server.client("anthropic")
+        request: dict[str, Any] = {
+            "model": MODEL,
+            "max_tokens": 64,
+            "messages": [{"role": "user", "content": "x"}],
+        }
         with client.messages.stream(**request) as message_stream:
             return message_stream.get_final_message()
 
@@ -96,11 +100,14 @@ def sdk_final_message_of_events(events: list[Any]) -> anthropic.types.Message:
 def sdk_message_param(message: anthropic.types.Message) -> dict[str, Any]:
     """The SDK's ``to_param()`` as plain dicts (empty text blocks left out: the API
     rejects them in a request)."""
-    blocks = [
-        block.to_dict(mode="json", exclude_none=True)
-        for block in message.to_param()["content"]
-        if not (block.type == "text" and not block.text)
-    ]
+    content = message.to_param()["content"]
+    assert not isinstance(content, str)
+    blocks = []
+    for block in content:
+        # to_param() keeps the message's own content blocks, SDK models rather than dicts
+        assert isinstance(block, anthropic.BaseModel), block
+        if not (isinstance(block, anthropic.types.TextBlock) and not block.text):
+            blocks.append(block.to_dict(mode="json", exclude_none=True))
     return {"role": "assistant", "content": blocks}
 
 
@@ -134,7 +141,8 @@ def assert_valid_message_param(param: dict[str, Any]) -> None:
 
 # -- reduction routes ----------------------------------------------------------------
 def reduce_by_observable(stream: sk.Stream) -> CallResponse:
-    return stream.pipe(ops.to_call_response()).run()
+    response: CallResponse = stream.pipe(ops.to_call_response()).run()
+    return response
 
 
 def reduce_by_iteration(stream: sk.Stream) -> CallResponse:
@@ -670,7 +678,7 @@ def test_clients_are_told_apart() -> None:
 
 
 # -- generated streams against the SDK's accumulator -----------------------------------
-_text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40)
+_text = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=40)
 
 
 def _fragments(text: str, cuts: list[int]) -> list[str]:

@@ -12,6 +12,7 @@ import asyncio
 import base64
 import json
 import ssl
+from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 
@@ -149,7 +150,8 @@ def google_client(server: ReplayServer, *, httpx2_async: bool = False) -> genai.
         client_args={"verify": _NO_CA_STORE},
         async_client_args=async_args,
     )
-    return server.client("google", http_options=options)
+    client: genai.Client = server.client("google", http_options=options)
+    return client
 
 
 def test_every_google_transcript_is_covered() -> None:
@@ -473,6 +475,7 @@ async def test_async_dispose_during_a_stalled_read_closes_at_once() -> None:
 def test_find_http_response_reaches_the_sdks_response_between_events() -> None:
     with ReplayServer(LONG, pace=0.05) as server:
         events = google_client(server).models.generate_content_stream(model=MODEL, contents="hi")
+        assert isinstance(events, Generator)  # typed as an Iterator
         assert find_http_response(events) is None  # no request yet
         next(events)
         response = find_http_response(events)
@@ -513,7 +516,7 @@ def test_decoded_chunks_fold_to_the_parts_joined(chunk_parts: list[list[dict[str
             "candidatesTokenCount": position,
             "totalTokenCount": 7 + position,
         }
-        raw = {"candidates": [candidate], "usageMetadata": usage}
+        raw: dict[str, object] = {"candidates": [candidate], "usageMetadata": usage}
         event = types.GenerateContentResponse._from_response(response=raw, kwargs={})
         for chunk in decoder.decode(event):
             accumulator.add(chunk)

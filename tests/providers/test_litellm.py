@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import os
 
+from litellm.exceptions import NotFoundError
+from litellm.router import Router
+
 # Before litellm is imported: no fetch of the model cost map from GitHub (no network).
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -159,7 +162,7 @@ def test_clients_are_completion_functions() -> None:
     assert ADAPTER.is_async_client(litellm.acompletion)
     assert ADAPTER.is_async_client(functools.partial(litellm.acompletion, api_base="x"))
     assert not ADAPTER.is_async_client(litellm.completion)
-    router = litellm.Router(model_list=[])
+    router = Router(model_list=[])
     assert ADAPTER.is_async_client(router.acompletion)
     assert not ADAPTER.is_async_client(router.completion)
     with pytest.raises(TypeError, match="completion function"):
@@ -172,7 +175,7 @@ def test_clients_are_completion_functions() -> None:
 def test_http_error_is_litellms_exception() -> None:
     with (
         ReplayServer("openai/chat-error-404-model-not-found") as server,
-        pytest.raises(litellm.NotFoundError) as raised,
+        pytest.raises(NotFoundError) as raised,
     ):
         list(sk.stream("litellm", MODEL, "hi", client=completion(server)))
     assert not ADAPTER.is_transient(raised.value)

@@ -19,7 +19,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from openai._models import construct_type
-from openai.types.responses import Response, ResponseInputParam, ResponseStreamEvent
+from openai.types.responses import (
+    Response,
+    ResponseCompletedEvent,
+    ResponseFailedEvent,
+    ResponseIncompleteEvent,
+    ResponseInputParam,
+    ResponseStreamEvent,
+)
 from pydantic import TypeAdapter
 
 import streamkit as sk
@@ -64,20 +71,20 @@ def test_every_recorded_responses_transcript_is_covered() -> None:
 @functools.cache
 def sdk_final_response(name: str) -> Response:
     """The SDK's accumulation: ``responses.stream(...).get_final_response()``."""
-    with (
-        ReplayServer(name) as server,
-        server.client("openai").responses.stream(model="gpt-4o", input="hi") as stream,
-    ):
-        return stream.get_final_response()
+    with ReplayServer(name) as server:
+        client: openai.OpenAI = server.client("openai")
+        with client.responses.stream(model="gpt-4o", input="hi") as stream:
+            return stream.get_final_response()
 
 
 def sdk_terminal_response(name: str) -> Response:
     """The ``response`` of the last event, as the SDK parsed it (incomplete / failed)."""
     with ReplayServer(name) as server:
-        events = list(
-            server.client("openai").responses.create(model="gpt-4o", input="hi", stream=True)
-        )
-    return events[-1].response  # type: ignore[union-attr,no-any-return]
+        client: openai.OpenAI = server.client("openai")
+        events = list(client.responses.create(model="gpt-4o", input="hi", stream=True))
+    last = events[-1]
+    assert isinstance(last, (ResponseCompletedEvent, ResponseIncompleteEvent, ResponseFailedEvent))
+    return last.response
 
 
 def thinking_of(response: Response) -> str:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -58,7 +60,11 @@ async def stop(url: str, key: str) -> None:
     await redis.aclose()
 
 
-COMMANDS = {"produce": produce, "follow": follow, "stop": stop}
+COMMANDS: dict[str, Callable[..., Coroutine[Any, Any, None]]] = {
+    "produce": produce,
+    "follow": follow,
+    "stop": stop,
+}
 
 if __name__ == "__main__":
     asyncio.run(COMMANDS[sys.argv[1]](*sys.argv[2:]))

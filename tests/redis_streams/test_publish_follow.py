@@ -20,11 +20,12 @@ TRANSCRIPT = "openai/chat-text-after-tool-results"
 
 def _expected() -> sk.CallResponse:
     with ReplayServer(TRANSCRIPT) as server:
-        return (
+        response: sk.CallResponse = (
             sk.stream("openai", "m", "hi", client=server.client("openai"))
             .pipe(ops.to_call_response())
             .run()
         )
+    return response
 
 
 async def test_publisher_and_late_followers_see_the_whole_answer(redis: aioredis.Redis) -> None:
@@ -172,5 +173,9 @@ async def test_a_slow_follower_never_makes_the_producer_wait(redis: aioredis.Red
     assert terminal is not None and terminal.state == "complete"
     rest = [item async for _, item in slow]
     assert isinstance(first, sk.Chunk)
-    assert [first.content] + [c.content for c in rest[:-1]] == [f"w{i} " for i in range(2000)]
+    texts = [first.content]
+    for chunk in rest[:-1]:
+        assert isinstance(chunk, sk.Chunk)
+        texts.append(chunk.content)
+    assert texts == [f"w{i} " for i in range(2000)]
     assert rest[-1] == terminal

@@ -126,8 +126,8 @@ def test_resume_on_the_other_worker_after_the_last_event_id(
         whole = list(events(r))
     assert whole[: len(first)] == first and whole[len(first) :] == rest
     # Every cut point, resumed on either worker: exactly the events after it.
-    ids = [(position, i) for position, (i, _) in enumerate(whole) if i]
-    for n, (position, entry_id) in enumerate(ids):
+    cuts = [(position, i) for position, (i, _) in enumerate(whole) if i]
+    for n, (position, entry_id) in enumerate(cuts):
         worker = workers[n % 2]
         url = f"{worker.url}/api/chat/c1/stream"
         with httpx.stream("GET", url, headers={"last-event-id": entry_id}) as r:

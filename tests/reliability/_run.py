@@ -33,9 +33,10 @@ async def run_async(observable: Observable[T]) -> tuple[list[T], Exception | Non
         errors.append(error)
         loop.call_soon_threadsafe(ended.set)
 
-    subscription = observable.subscribe(
-        items.append, fail, lambda: loop.call_soon_threadsafe(ended.set)
-    )
+    def complete() -> None:
+        loop.call_soon_threadsafe(ended.set)
+
+    subscription = observable.subscribe(items.append, fail, complete)
     try:
         await asyncio.wait_for(ended.wait(), LIMIT)
     except TimeoutError:

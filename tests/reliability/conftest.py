@@ -18,6 +18,7 @@ needs a moment to unwind.
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -75,6 +76,10 @@ async def no_task_left_pending() -> AsyncIterator[None]:
     assert pending() == [], "asyncio tasks left pending after the test"
 
 
+def _closed(server: ReplayServer) -> bool:
+    return server.open_connections == 0
+
+
 @pytest.fixture
 def replay() -> Iterator[Callable[..., ReplayServer]]:
     """``replay(default=None, pace=PACE)``: a started ReplayServer that answers
@@ -89,7 +94,7 @@ def replay() -> Iterator[Callable[..., ReplayServer]]:
     yield make
     open_left = []
     for server in servers:
-        if not settle(lambda server=server: server.open_connections == 0):
+        if not settle(functools.partial(_closed, server)):
             open_left.append(server.open_connections)
         server.close()
         assert server.threads == [], "replay server threads left after close"

@@ -242,8 +242,8 @@ def render(results: list[Result], *, full: bool, exit_code: int, wall: float) ->
         by_pair[(cell["fault"], cell["provider"])].append(result)
     skipped_by_pair: dict[tuple[str, str], int] = Counter()
     for result in skipped_cells:
-        fault, provider = result.name.split("[", 1)[1].split("-")[:2]
-        skipped_by_pair[(fault, provider)] += 1
+        fault_key, provider_name = result.name.split("[", 1)[1].split("-")[:2]
+        skipped_by_pair[(fault_key, provider_name)] += 1
     providers = matrix.PROVIDER_CASES
     add("| fault | " + " | ".join(p.name for p in providers) + " |")
     add("|---|" + "---|" * len(providers))

@@ -387,7 +387,11 @@ async def test_async_cell(
     record_property("cell", describe(cell))
     loop = asyncio.get_running_loop()
     ended = asyncio.Event()
-    run = CellRun(cell, replay(), lambda: loop.call_soon_threadsafe(ended.set))
+
+    def end() -> None:
+        loop.call_soon_threadsafe(ended.set)
+
+    run = CellRun(cell, replay(), end)
     try:
         run.start()
         try:

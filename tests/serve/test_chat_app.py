@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 import streamkit as sk
 from streamkit.serve import chat_app, from_openai_messages, from_ui_messages
@@ -49,7 +50,7 @@ UI_MESSAGES = [
     {"id": "u2", "role": "user", "parts": [{"type": "text", "text": "And then?"}]},
 ]
 
-OPENAI_MESSAGES = [
+OPENAI_MESSAGES: list[ChatCompletionMessageParam] = [
     {"role": "developer", "content": "Be brief."},
     {"role": "user", "content": [{"type": "text", "text": "How do I cross the street?"}]},
     {
@@ -106,7 +107,7 @@ def test_both_endpoints_hand_the_provider_the_converted_conversation() -> None:
             stream = client.chat.completions.create(
                 model="proxy",
                 messages=OPENAI_MESSAGES,
-                stream=True,  # type: ignore[arg-type]
+                stream=True,
             )
             text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
             client.close()

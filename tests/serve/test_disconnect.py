@@ -13,6 +13,7 @@ import httpx
 import pytest
 from reactivex import Observable
 from reactivex import operators as rxo
+from reactivex.abc import ObserverBase, SchedulerBase
 from reactivex.disposable import Disposable
 
 import streamkit as sk
@@ -67,6 +68,17 @@ def test_client_disconnect_closes_the_provider_connection_within_one_event(shape
     # At most one more provider event was written after the client closed its socket.
     assert record.events_sent <= sent_when_client_left + 1
     assert record.events_sent < record.events_total - 2
+
+
+def _address(url: str) -> tuple[str, int]:
+    """``(host, port)`` of an ``http://host:port`` URL."""
+    host, port = url.removeprefix("http://").split(":")
+    return host, int(port)
+
+
+def _never(observer: ObserverBase[sk.Chunk], scheduler: SchedulerBase | None = None) -> Disposable:
+    """An Observable's subscribe function that emits nothing."""
+    return Disposable()
 
 
 def test_heartbeats_are_sent_while_the_stream_is_idle() -> None:
@@ -156,7 +168,12 @@ def test_a_slow_client_with_an_async_source_aborts_the_stream_at_max_queue() -> 
                 await asyncio.sleep(0)  # a real async source awaits its socket
 
         task = asyncio.get_running_loop().create_task(emit())
-        return Disposable(lambda: (disposed.set(), task.cancel()))
+
+        def dispose() -> None:
+            disposed.set()
+            task.cancel()
+
+        return Disposable(dispose)
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         response = StreamResponse(
@@ -166,7 +183,7 @@ def test_a_slow_client_with_an_async_source_aborts_the_stream_at_max_queue() -> 
 
     with (
         running(app) as url,
-        socket.create_connection(url.removeprefix("http://").split(":")) as sock,
+        socket.create_connection(_address(url)) as sock,
     ):
         sock.sendall(b"GET / HTTP/1.1\r\nhost: t\r\n\r\n")
         sock.recv(1024)  # the headers and the first events; then the client stops reading
@@ -211,6 +228,6 @@ def test_a_runaway_burst_on_the_event_loop_is_cut_at_its_limit() -> None:
 
 def test_bad_options_are_refused() -> None:
     with pytest.raises(ValueError, match="max_queue"):
-        StreamResponse(Observable(lambda o, s=None: None), UIMessageEncoder(), max_queue=0)
+        StreamResponse(Observable(_never), UIMessageEncoder(), max_queue=0)
     with pytest.raises(ValueError, match="heartbeat"):
-        StreamResponse(Observable(lambda o, s=None: None), UIMessageEncoder(), heartbeat=0)
+        StreamResponse(Observable(_never), UIMessageEncoder(), heartbeat=0)

@@ -26,6 +26,7 @@ import streamkit as sk
 from streamkit import ops
 from streamkit.ops import PartialToolArgs
 from streamkit.testing import ReplayServer, marbles
+from tests.recorded import kind_of
 
 ROOT = Path(__file__).resolve().parents[2]
 SVG = "{http://www.w3.org/2000/svg}"
@@ -67,7 +68,7 @@ def test_times_and_subscriptions_agree_with_reactivex_own_recording() -> None:
     diagram = marbles.record(until_moria, marbles.cold(chunks, name="stream"))
 
     offset = 200.0
-    expected_output = [(m.time - offset, m.value.kind) for m in observed.messages]
+    expected_output = [(m.time - offset, kind_of(m)) for m in observed.messages]
     output = [
         (e.time, {"next": "N", "completed": "C", "error": "E"}[e.kind])
         for e in diagram.line("output").events

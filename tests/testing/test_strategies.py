@@ -34,7 +34,9 @@ def reduce(server: ReplayServer, client: Any, stream: sks.ProviderStream) -> sk.
     """``stream`` served by ``server`` and reduced by streamkit through ``client``."""
     server.push(sks.provider_transcript(stream))
     # An OpenAI stream without a usage chunk answers a request without include_usage.
-    params = {"stream_options": {"include_usage": False}} if stream.usage is None else {}
+    params: dict[str, Any] = (
+        {"stream_options": {"include_usage": False}} if stream.usage is None else {}
+    )
     response = sk.stream(stream.provider, "generated-model", "hi", client=client, **params).pipe(
         ops.to_call_response()
     )

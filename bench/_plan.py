@@ -1,0 +1,196 @@
+"""The run plan of ``bench/run.py``: the sizes of a run (full or ``--quick``) and the
+clients it measures, table by table. ``run.py`` runs it, ``_report.py`` writes it up;
+both import it, neither imports the other."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+# -- what is measured -------------------------------------------------------------------
+@dataclass(frozen=True)
+class Plan:
+    """Sizes and repetitions of one run (``--quick`` scales everything down)."""
+
+    table_chunks: int  # burst table, and the short end of the flatness test
+    paced_chunks: int
+    pace: float  # seconds between events in paced mode
+    rounds: int  # reads per client per mode (one per round)
+    ttfc_chunks: int
+    ttfc_reads: int  # per round
+    long_chunks: int  # the long end of the flatness test
+    long_rounds: int
+    long_budget: float  # seconds of long reads per client (at least one read)
+    memory_chunks: int
+    memory_samples: int
+    match_chunks: int
+    match_at: int
+    match_pace: float
+    match_reads: int
+    concurrent_streams: int
+    concurrent_chunks: int
+    concurrent_pace: float
+    concurrent_stagger: float
+    concurrent_clients: tuple[str, ...]
+    profile_chunks: int
+
+
+FULL = Plan(
+    table_chunks=2_000,
+    paced_chunks=400,
+    pace=0.001,
+    rounds=5,
+    ttfc_chunks=30,
+    ttfc_reads=4,
+    long_chunks=60_000,
+    long_rounds=3,
+    long_budget=45.0,
+    memory_chunks=1_000_000,
+    memory_samples=20,
+    match_chunks=300,
+    match_at=50,
+    match_pace=0.01,
+    match_reads=5,
+    concurrent_streams=1_000,
+    concurrent_chunks=30,
+    concurrent_pace=0.5,
+    concurrent_stagger=4.0,
+    concurrent_clients=(
+        "openai-async",
+        "sk-async-source",
+        "sk-async-pipeline",
+        "sk-fast-async-pipeline",
+    ),
+    profile_chunks=10_000,
+)
+QUICK = Plan(
+    table_chunks=1_000,
+    paced_chunks=150,
+    pace=0.001,
+    rounds=3,
+    ttfc_chunks=30,
+    ttfc_reads=3,
+    long_chunks=10_000,
+    long_rounds=1,
+    long_budget=10.0,
+    memory_chunks=100_000,
+    memory_samples=10,
+    match_chunks=120,
+    match_at=30,
+    match_pace=0.01,
+    match_reads=2,
+    concurrent_streams=200,
+    concurrent_chunks=10,
+    concurrent_pace=0.5,
+    concurrent_stagger=1.0,
+    concurrent_clients=("openai-async", "sk-async-pipeline"),
+    profile_chunks=3_000,
+)
+
+
+@dataclass(frozen=True)
+class Client:
+    """One row of the tables: a client of ``_clients.CLIENTS`` and what it is compared to."""
+
+    name: str
+    label: str
+    baseline: str | None  # the raw SDK row it is a ratio to (None: it is one)
+    provider: str = "openai"
+    kind: str = "streamkit"  # "raw", "streamkit", "fast", "share", "peer"
+
+
+TABLE = (
+    Client(
+        "openai-sync",
+        "openai SDK, sync: `for chunk in client.chat.completions.create(stream=True)`",
+        None,
+        kind="raw",
+    ),
+    Client(
+        "openai-sync-control",
+        "the same raw openai loop again, in another process (the noise floor)",
+        "openai-sync",
+        kind="raw",
+    ),
+    Client(
+        "openai-async",
+        "openai SDK, async: `async for chunk in await client.chat.completions.create(...)`",
+        None,
+        kind="raw",
+    ),
+    Client(
+        "anthropic-sync",
+        "anthropic SDK, sync: `for event in client.messages.create(stream=True)`",
+        None,
+        "anthropic",
+        kind="raw",
+    ),
+    Client("sk-source", "streamkit source alone: `sk.stream(...).subscribe(...)`", "openai-sync"),
+    Client(
+        "sk-iter",
+        "streamkit iteration: `for chunk, tool in sk.stream(...)` (folds the totals)",
+        "openai-sync",
+    ),
+    Client(
+        "sk-pipeline",
+        "streamkit realistic pipeline: `take_until_match` (never matching) + `accumulate` "
+        "+ `do_action(render)` + `to_call_response`",
+        "openai-sync",
+    ),
+    Client("sk-async-source", "streamkit source alone, async client", "openai-async"),
+    Client("sk-async-pipeline", "streamkit realistic pipeline, async client", "openai-async"),
+    Client(
+        "sk-anthropic-source", "streamkit source alone, anthropic", "anthropic-sync", "anthropic"
+    ),
+    Client(
+        "sk-anthropic-pipeline",
+        "streamkit realistic pipeline, anthropic",
+        "anthropic-sync",
+        "anthropic",
+    ),
+    Client("sk-fast-source", "streamkit `fast=True` source alone", "openai-sync", kind="fast"),
+    Client(
+        "sk-fast-pipeline", "streamkit `fast=True` realistic pipeline", "openai-sync", kind="fast"
+    ),
+    Client(
+        "sk-fast-async-source",
+        "streamkit `fast=True` source alone, async client",
+        "openai-async",
+        kind="fast",
+    ),
+    Client("sk-share-1", "streamkit `share_replay`, 1 subscriber", "openai-sync", kind="share"),
+    Client("sk-share-10", "streamkit `share_replay`, 10 subscribers", "openai-sync", kind="share"),
+    Client(
+        "sk-share-100", "streamkit `share_replay`, 100 subscribers", "openai-sync", kind="share"
+    ),
+    Client("litellm", "LiteLLM `completion(stream=True)`", "openai-sync", kind="peer"),
+    Client("langchain", "LangChain `ChatOpenAI.stream`", "openai-sync", kind="peer"),
+    Client(
+        "mirascope", "Mirascope v2 `model.stream(...).text_stream()`", "openai-sync", kind="peer"
+    ),
+)
+BY_NAME = {client.name: client for client in TABLE}
+PEERS = tuple(c.name for c in TABLE if c.kind == "peer")
+LONG = ("openai-sync", "sk-source", "sk-pipeline", "sk-fast-pipeline", *PEERS)
+TTFC = (
+    "openai-sync",
+    "openai-async",
+    "anthropic-sync",
+    "sk-source",
+    "sk-pipeline",
+    "sk-async-source",
+    "sk-async-pipeline",
+    "sk-anthropic-pipeline",
+    "sk-fast-source",
+    "sk-fast-pipeline",
+    "sk-share-10",
+    *PEERS,
+)
+MATCH_CLIENTS = (
+    ("match-direct-sync", "`take_until_match`, sync client"),
+    ("match-direct-async", "`take_until_match`, async client"),
+    ("match-shared-sync", "`share_replay` + 2 \u00d7 `take_until_match`, sync client"),
+    ("match-shared-async", "`share_replay` + 2 \u00d7 `take_until_match`, async client"),
+    ("match-raw-sync", "raw openai SDK, `break` + `close()` (reference), sync"),
+    ("match-raw-async", "raw openai SDK, `break` + `close()` (reference), async"),
+)
