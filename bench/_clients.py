@@ -380,6 +380,7 @@ CLIENTS: dict[str, Callable[..., Run]] = {
     "sk-share-1": _client(make_sk_share, subscribers=1),
     "sk-share-10": _client(make_sk_share, subscribers=10),
     "sk-share-100": _client(make_sk_share, subscribers=100),
+    "sk-share-1000": _client(make_sk_share, subscribers=1000),  # bench_fanout.py
     "litellm": make_litellm,
     "langchain": make_langchain,
     "mirascope": make_mirascope,
