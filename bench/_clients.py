@@ -190,10 +190,13 @@ def _render(_snapshot: Any) -> None:
     """What a UI does with each snapshot (nothing here: only the pipeline is measured)."""
 
 
-def realistic(stream: Any) -> Any:
+def realistic(stream: Any, tap: Tap = None) -> Any:
     """``take_until_match`` (never matching) + ``accumulate`` + ``to_call_response``:
     a UI's snapshots (``do_action``) and the final response from one request, folded
-    once (``to_call_response`` ends a pipeline of snapshots with the last one's)."""
+    once (``to_call_response`` ends a pipeline of snapshots with the last one's).
+
+    ``tap`` (time to first text) is the UI's render: the first text a user sees is the
+    first snapshot rendered, not the response ``to_call_response`` emits at the end."""
     from reactivex import operators as rx_ops
 
     from streamkit import ops
@@ -201,7 +204,7 @@ def realistic(stream: Any) -> Any:
     return stream.pipe(
         ops.take_until_match(NEVER),
         ops.accumulate(),
-        rx_ops.do_action(_render),
+        rx_ops.do_action(_render if tap is None else tap),
         ops.to_call_response(),
     )
 
@@ -245,7 +248,7 @@ def make_sk_iter(url: str, *, tap: Tap = None, **params: Any) -> Run:
 
 def make_sk_pipeline(url: str, *, tap: Tap = None, **params: Any) -> Run:
     new_stream = _sk_factory(url, **params)
-    return lambda: _subscribe_and_wait(realistic(new_stream()), tap)
+    return lambda: _subscribe_and_wait(realistic(new_stream(), tap))
 
 
 def make_sk_share(url: str, subscribers: int, *, tap: Tap = None, **params: Any) -> Run:
@@ -289,7 +292,9 @@ def make_sk_async(url: str, *, pipeline: bool = False, tap: Tap = None, **params
 
     async def read() -> int:
         stream = new_stream()
-        return await _subscribe_and_await(realistic(stream) if pipeline else stream, tap)
+        if pipeline:
+            return await _subscribe_and_await(realistic(stream, tap))
+        return await _subscribe_and_await(stream, tap)
 
     return lambda: loop.run_until_complete(read())
 
@@ -375,6 +380,7 @@ CLIENTS: dict[str, Callable[..., Run]] = {
     "sk-share-1": _client(make_sk_share, subscribers=1),
     "sk-share-10": _client(make_sk_share, subscribers=10),
     "sk-share-100": _client(make_sk_share, subscribers=100),
+    "sk-share-1000": _client(make_sk_share, subscribers=1000),  # bench_fanout.py
     "litellm": make_litellm,
     "langchain": make_langchain,
     "mirascope": make_mirascope,

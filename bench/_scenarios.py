@@ -44,20 +44,28 @@ def memory(url: str, warm_url: str, pipeline: str, chunks: int, samples: int) ->
     count = 0
     last: list[Any] = []
 
-    def on_next(item: Any) -> None:
+    def sample(_item: Any) -> None:
         nonlocal count
         count += 1
         if count % every == 0:
             points.append((count, _rss()))
-        if pipeline == "reducer" and not hasattr(item, "chunks"):
-            last.append(item)  # the CallResponse (not the snapshots: they are dropped)
+
+    def on_next(item: Any) -> None:
+        if pipeline == "reducer":
+            last.append(item)  # the CallResponse, its one item (sampled at render)
+        else:
+            sample(item)
 
     def read(stream: Any) -> None:
         if pipeline == "iteration":
             for pair in stream:
-                on_next(pair)
+                sample(pair)
             return
-        build = _clients.flat if pipeline == "flat" else _clients.realistic
+        # The reducer emits one item, at the end: it is sampled at each snapshot (its
+        # render), the flat pipeline at each text it emits.
+        observable = (
+            _clients.flat(stream) if pipeline == "flat" else _clients.realistic(stream, sample)
+        )
         done = threading.Event()
         failure: list[BaseException] = []
 
@@ -65,7 +73,7 @@ def memory(url: str, warm_url: str, pipeline: str, chunks: int, samples: int) ->
             failure.append(error)
             done.set()
 
-        build(stream).subscribe(on_next, on_error, done.set)
+        observable.subscribe(on_next, on_error, done.set)
         done.wait()
         if failure:
             raise failure[0]
@@ -225,6 +233,19 @@ _GROUPS = (
 )
 
 
+def _where(path: str, line: int) -> str:
+    """``path:line`` as a module's file within its top package (``openai/_models.py:608``,
+    ``typing.py:2424``): no machine's directories on the page."""
+    if not path.startswith("/"):
+        return f"{path}:{line}"
+    parts = [os.path.basename(path)]
+    folder = os.path.dirname(path)
+    while os.path.exists(os.path.join(folder, "__init__.py")):
+        parts.append(os.path.basename(folder))
+        folder = os.path.dirname(folder)
+    return f"{'/'.join(reversed(parts))}:{line}"
+
+
 def _group(path: str | None) -> str:
     if not path or not path.startswith("/"):
         return "other"
@@ -284,8 +305,7 @@ def profile(url: str, fast: bool) -> dict[str, Any]:
         while owner.parent is not None and not (owner.file_path or "").startswith("/"):
             owner = owner.parent
         by_group[_group(owner.file_path)] += own
-        short = path.split("site-packages/")[-1].split("/work/main/")[-1]
-        by_function[(frame.function or "?", f"{short}:{frame.line_no}")] += own
+        by_function[(frame.function or "?", _where(path, frame.line_no))] += own
     total = sum(by_group.values())
     text = profiler.output_text(unicode=False, color=False, show_all=False)
     return {
@@ -351,8 +371,7 @@ def _cprofile(run: Any) -> dict[str, Any]:
     functions = []
     for (path, line, name), (_cc, _nc, tottime, _ct, _callers) in stats.items():
         by_group[_group(path if path != "~" else None)] += tottime
-        short = path.split("site-packages/")[-1].split("/work/main/")[-1]
-        functions.append((name, f"{short}:{line}", tottime))
+        functions.append((name, _where(path, line), tottime))
     functions.sort(key=lambda x: -x[2])
     return {
         "tool": "cProfile",

@@ -79,24 +79,36 @@ def share_replay(*, buffer_size: int | None = None) -> Callable[[Observable[T]],
 
 
 class _Subscriber(Generic[T]):
-    """One downstream observer with its own queue of notifications not yet delivered."""
+    """One downstream observer with its own queue of notifications not yet delivered.
 
-    __slots__ = ("draining", "observer", "pending")
+    ``live``: its queue was drained with nothing left, so the upstream thread hands it
+    each element directly (:meth:`SharedReplay._on_next`) instead of queueing it.
+    """
+
+    __slots__ = ("draining", "live", "observer", "on_next", "pending")
 
     def __init__(self, observer: abc.ObserverBase[T], pending: deque[Notification[T]]) -> None:
         self.observer = observer
+        self.on_next = observer.on_next
         self.pending = pending
         self.draining = False
+        self.live = False
 
-    def drain(self, lock: threading.Lock) -> None:
+    def drain(self, shared: SharedReplay[T]) -> None:
         """Deliver what is pending, one notification at a time, outside the lock.
 
         Only one thread drains a subscriber at a time (``draining``); a thread that finds
-        it draining leaves its notifications in the queue for the drainer, so each
-        observer sees its elements in order and never from two threads at once.
+        it draining, or live while the upstream thread delivers an element
+        (``shared._delivering``), leaves its notifications in the queue for that thread,
+        so each observer sees its elements in order and never from two threads at once.
+        A drain that empties the queue of a subscriber still subscribed makes it live.
         """
+        lock = shared._lock
         with lock:
             if self.draining:
+                return
+            if self.live and shared._delivering:
+                shared._deferred.append(self)
                 return
             self.draining = True
         try:
@@ -104,6 +116,7 @@ class _Subscriber(Generic[T]):
                 with lock:
                     if not self.pending:
                         self.draining = False
+                        shared._promote(self)
                         return
                     notification = self.pending.popleft()
                 notification.accept(self.observer)
@@ -126,10 +139,15 @@ class SharedReplay(Generic[T]):
     def __init__(self, source: Observable[T], *, buffer_size: int | None = None) -> None:
         self._source = source
         self._lock = threading.Lock()
-        self._buffer: deque[Notification[T]] = deque(maxlen=buffer_size)
+        self._buffer: deque[T] = deque(maxlen=buffer_size)  # the elements, for late joiners
         self._terminal: Notification[T] | None = None
         # Copy-on-write, so an element is handed to a stable snapshot without copying.
         self._subscribers: tuple[_Subscriber[T], ...] = ()
+        # The live subscribers (a subset, copy-on-write): each element goes to them by a
+        # direct call from the upstream thread, no queue and no lock per subscriber.
+        self._live: tuple[_Subscriber[T], ...] = ()
+        self._delivering = False  # the upstream thread is calling the live subscribers
+        self._deferred: list[_Subscriber[T]] = []  # live drains waiting for that to end
         self._upstream = SingleAssignmentDisposable()
         self._connected = False
         self._cancelled = False
@@ -146,7 +164,7 @@ class SharedReplay(Generic[T]):
         subscriber of a stream still running).
         """
         with self._lock:
-            pending: deque[Notification[T]] = deque(self._buffer)
+            pending: deque[Notification[T]] = deque(map(OnNext, self._buffer))
             if self._terminal is not None:
                 pending.append(self._terminal)
             elif self._cancelled:
@@ -155,7 +173,7 @@ class SharedReplay(Generic[T]):
             if self._terminal is None and not self._cancelled:
                 self._subscribers = (*self._subscribers, subscriber)
         try:
-            subscriber.drain(self._lock)
+            subscriber.drain(self)
         except BaseException:
             self._leave(subscriber)  # its subscription is never returned: drop it now
             raise
@@ -177,18 +195,58 @@ class SharedReplay(Generic[T]):
             )
         return Disposable(self._cancel)
 
+    def _promote(self, subscriber: _Subscriber[T]) -> None:
+        """Make a drained subscriber live (under the lock), if it is still subscribed
+        and the stream still running."""
+        if subscriber.live or self._terminal is not None or self._cancelled:
+            return
+        if subscriber in self._subscribers:
+            subscriber.live = True
+            self._live = (*self._live, subscriber)
+
     # -- upstream events -------------------------------------------------------------
     def _on_next(self, value: T) -> None:
-        notification = OnNext(value)
         with self._lock:
             if self._terminal is not None or self._cancelled:
                 return
-            self._buffer.append(notification)
-            subscribers = self._subscribers
-            for subscriber in subscribers:
-                subscriber.pending.append(notification)
-        for subscriber in subscribers:
-            subscriber.drain(self._lock)
+            self._buffer.append(value)
+            live = self._live
+            queued = self._subscribers if len(live) != len(self._subscribers) else ()
+            if queued:  # subscribers still receiving their replay: queue it for them
+                notification = OnNext(value)
+                queued = tuple(s for s in queued if not s.live)
+                for subscriber in queued:
+                    subscriber.pending.append(notification)
+            self._delivering = bool(live)
+        if live:
+            delivered = 0
+            try:
+                for subscriber in live:
+                    subscriber.on_next(value)
+                    delivered += 1
+            except BaseException:
+                # The failing observer got it; the ones after it get it on their next
+                # drain (the next element or the end), as queued subscribers do.
+                self._end_delivery(live[delivered + 1 :], value)
+                raise
+            self._end_delivery((), value)
+        for subscriber in queued:
+            subscriber.drain(self)
+
+    def _end_delivery(self, missed: tuple[_Subscriber[T], ...], value: T) -> None:
+        """After the direct calls to the live subscribers: queue ``value`` for the
+        ``missed`` ones (an observer before them raised), then drain those a terminal
+        event or a cancel queued for while the calls ran."""
+        with self._lock:
+            self._delivering = False
+            waiting, self._deferred = self._deferred, []
+            if missed:
+                for subscriber in missed:
+                    subscriber.live = False
+                    subscriber.pending.append(OnNext(value))
+                self._live = tuple(s for s in self._live if s.live)
+        for subscriber in waiting:
+            subscriber.drain(self)
 
     def _on_error(self, error: Exception) -> None:
         self._finish(OnError(error))
@@ -202,10 +260,11 @@ class SharedReplay(Generic[T]):
                 return
             self._terminal = notification
             subscribers, self._subscribers = self._subscribers, ()
+            self._live = ()
             for subscriber in subscribers:
                 subscriber.pending.append(notification)
         for subscriber in subscribers:
-            subscriber.drain(self._lock)
+            subscriber.drain(self)
 
     # -- leaving ---------------------------------------------------------------------
     def _leave(self, subscriber: _Subscriber[T]) -> None:
@@ -214,6 +273,8 @@ class SharedReplay(Generic[T]):
             if subscriber not in self._subscribers:
                 return
             self._subscribers = tuple(s for s in self._subscribers if s is not subscriber)
+            if subscriber.live:
+                self._live = tuple(s for s in self._live if s is not subscriber)
             cancel = self._connected and not self._subscribers and self._terminal is None
             if cancel:
                 self._cancelled = True
@@ -227,9 +288,10 @@ class SharedReplay(Generic[T]):
                 return
             self._cancelled = True
             subscribers, self._subscribers = self._subscribers, ()
+            self._live = ()
             error: Notification[T] = OnError(StreamError(CANCELLED_MESSAGE))
             for subscriber in subscribers:
                 subscriber.pending.append(error)
         self._upstream.dispose()
         for subscriber in subscribers:
-            subscriber.drain(self._lock)
+            subscriber.drain(self)
