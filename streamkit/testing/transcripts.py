@@ -23,12 +23,19 @@ from __future__ import annotations
 import functools
 import json
 import re
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    # importlib.resources.abc is 3.11+; 3.10 has the same protocol in importlib.abc
+    if sys.version_info >= (3, 11):
+        from importlib.resources.abc import Traversable
+    else:
+        from importlib.abc import Traversable
 
 __all__ = [
     "API_NAMES",
@@ -254,7 +261,8 @@ def _read_text(name: str) -> str | None:
     node = _data_root().joinpath(folder).joinpath(f"{stem}.json")
     if not node.is_file():
         return None
-    return node.read_text(encoding="utf-8")
+    text: str = node.read_text(encoding="utf-8")
+    return text
 
 
 @functools.lru_cache(maxsize=1)
