@@ -179,6 +179,33 @@ async def produce(
 
         await retrying(key, xadd, retry_for)
 
+    async def append_terminal(terminal: Terminal) -> None:
+        """``XADD`` the terminal entry and set the stream's ``ttl`` in one transaction.
+
+        A follower that reads the terminal entry may look at the key's TTL at once: it
+        must already be set (it used to be set a round trip later).
+        """
+        nonlocal seq
+        seq += 1
+        entry_id = f"{base}-{seq}"
+
+        async def xadd_and_expire() -> None:
+            pipe = redis.pipeline(transaction=True)
+            pipe.xadd(
+                key,
+                {END_FIELD: encode_terminal(terminal)},
+                id=entry_id,
+                maxlen=maxlen,
+                approximate=True,
+            )
+            pipe.pexpire(key, int(ttl * 1000))
+            for result in await pipe.execute(raise_on_error=False):
+                # "equal or smaller": a retry of an XADD whose reply was lost, already there.
+                if isinstance(result, ResponseError) and "equal or smaller" not in str(result):
+                    raise result
+
+        await retrying(key, xadd_and_expire, retry_for)
+
     try:
         while True:
             kind, value = await queue.get()
@@ -206,7 +233,7 @@ async def produce(
                 terminal = Terminal("error", accumulator.usage, LOST, "lease lost")
             break
         subscription.dispose()
-        await append([{END_FIELD: encode_terminal(terminal)}])
+        await append_terminal(terminal)
     finally:
         subscription.dispose()
         for task in tasks:
