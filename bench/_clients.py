@@ -381,6 +381,9 @@ CLIENTS: dict[str, Callable[..., Run]] = {
     "sk-share-10": _client(make_sk_share, subscribers=10),
     "sk-share-100": _client(make_sk_share, subscribers=100),
     "sk-share-1000": _client(make_sk_share, subscribers=1000),  # bench_fanout.py
+    "sk-fast-share-1": _client(make_sk_share, subscribers=1, fast=True),  # bench_fanout.py
+    "sk-fast-share-100": _client(make_sk_share, subscribers=100, fast=True),
+    "sk-fast-share-1000": _client(make_sk_share, subscribers=1000, fast=True),
     "litellm": make_litellm,
     "langchain": make_langchain,
     "mirascope": make_mirascope,
