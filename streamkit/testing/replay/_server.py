@@ -34,7 +34,7 @@ _JOIN_TIMEOUT = 5.0
 
 
 class ReplayServer:
-    """Serve transcripts over real HTTP/1.1 on ``127.0.0.1`` (see the module docs).
+    """Serve transcripts over real HTTP/1.1 on ``127.0.0.1`` (see :mod:`streamkit.testing.replay`).
 
     Args:
         default: the reply used when nothing is queued (a transcript name, a
