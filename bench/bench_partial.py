@@ -4,9 +4,10 @@ Run: ``PYTHONPATH=. python bench/bench_partial.py`` (add ``--quick`` to skip the
 50k baseline). For three object shapes at ~1k, ~10k and ~50k characters, fed in
 4-character pieces (about one token each), it measures the CPU time of
 
-- ``reparse``: what a per-chunk partial parser does (the Mirascope bug in
-  ``PROVIDER-FACTS.md``): ``pydantic_core.from_json(buffer, allow_partial=...)`` over
-  the whole buffer, then the same partial validation as streamkit, for every piece;
+- ``reparse``: what a per-chunk partial parser does (Mirascope's partial structured
+  output re-parses the whole buffer on every chunk, quadratic in the length):
+  ``pydantic_core.from_json(buffer, allow_partial=...)`` over the whole buffer, then the
+  same partial validation as streamkit, for every piece;
 - ``reparse (parse only)``: the same without validation, the floor of that approach;
 - ``streamkit``: ``PartialModelParser`` (``ops.partial_object``/``partial_tool_args``):
   each finished top-level member parsed once, the streaming one re-parsed when it grew

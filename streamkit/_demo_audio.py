@@ -1,4 +1,5 @@
-"""The demo's ``--audio`` mode: the seed document's "process text and audio concurrently".
+"""The demo's ``--audio`` mode: "process text and audio concurrently", as in Mirascope's
+streaming guide.
 
 One OpenAI chat request with audio output is split by ``ops.tee_audio_text`` into its
 audio bytes (written to a WAV file as they arrive) and its transcript (printed as it

@@ -63,7 +63,9 @@ def approximate_tokens(text: str) -> int:
 
 # -- tiktoken, used only when its BPE file is already on disk --------------------------
 _TIKTOKEN_FILES = ("o200k_base", "cl100k_base", "p50k_base", "r50k_base")
-_OPENAI_LIKE = frozenset({"openai", "azure", "litellm", "groq", "openai_responses"})
+# Providers (their registry names, as ``Stream.provider``) whose models count with
+# OpenAI's encodings; every OpenAI API (chat, Responses, the fast path) is "openai".
+_OPENAI_LIKE = frozenset({"openai", "azure", "litellm", "groq"})
 
 
 def _cached_bpe_exists(name: str) -> bool:

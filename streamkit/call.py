@@ -1,4 +1,4 @@
-"""The ``@call`` decorator of the seed document."""
+"""The ``@call`` decorator of the Mirascope-compatible call API."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
-"""``Stream``: a cold ``Observable[Chunk]`` that also offers the seed document's API.
+"""``Stream``: a cold ``Observable[Chunk]`` that also offers the Mirascope-compatible API.
 
 As an observable, every subscription is one request, and subscribing never touches the
-totals below. Iterating (``for chunk, tool in stream`` / ``async for``) is the seed's
-call API: the first iteration makes the request and folds the totals
+totals below. Iterating (``for chunk, tool in stream`` / ``async for``) is the
+Mirascope-compatible call API: the first iteration makes the request and folds the totals
 (``stream.content``, ``.usage``, ...; ``construct_call_response()``); a later iteration
 replays what the first received without a new request, so nothing is wiped and nothing
 is billed twice.
@@ -34,7 +34,7 @@ Pair = tuple[Chunk, ToolCall | None]
 
 
 class Stream(Observable[Chunk]):
-    """A provider stream: an ``Observable[Chunk]`` with the seed document's call API.
+    """A provider stream: an ``Observable[Chunk]`` with the Mirascope-compatible call API.
 
     Build one with :func:`stream` or the :func:`~streamkit.call` decorator.
     """
@@ -198,7 +198,7 @@ class Stream(Observable[Chunk]):
         (sync or async clients); leaving the loop early closes the HTTP response."""
         return _pipeline.aiter(self.pipe(*operators))
 
-    # -- the seed's iteration API ----------------------------------------------------
+    # -- the Mirascope-compatible iteration API ---------------------------------------
     def __iter__(self) -> Iterator[Pair]:
         """Yield ``(chunk, tool)`` pairs; ``tool`` is a completed :class:`ToolCall` or None.
 

@@ -1,4 +1,4 @@
-"""The Stream and the seed document's call API, end to end with the openai SDK against
+"""The Stream and the Mirascope-compatible call API, end to end with the openai SDK against
 the replay server: cold subscriptions, iteration, totals, @call, cancellation to the
 socket (seen from the server's side), and bad input rejected before any request."""
 
@@ -77,7 +77,7 @@ def test_chunks_are_delivered_on_a_background_thread_named_for_streamkit() -> No
     assert threading.current_thread().name not in names
 
 
-# -- the seed's iteration API ---------------------------------------------------------
+# -- the Mirascope-compatible iteration API -------------------------------------------
 def test_iteration_totals_and_construct_call_response() -> None:
     with ReplayServer("openai/chat-text-usage") as server:
         stream = sk.stream("openai", "gpt-4o", "hi", client=server.client("openai"))

@@ -47,6 +47,7 @@ BURST_FACTOR = 16
 letting the loop run) while the client keeps up."""
 
 EndReason = Literal["completed", "error", "stopped", "disconnected", "slow_client"]
+"""Why a response ended (:attr:`StreamEnd.reason`)."""
 
 SSE_HEADERS = {
     "cache-control": "no-cache, no-transform",

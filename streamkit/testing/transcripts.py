@@ -45,7 +45,6 @@ __all__ = [
     "transcript_names",
 ]
 
-#: The ``api`` values a transcript can carry (what endpoint family it answers).
 API_NAMES: tuple[str, ...] = (
     "chat.completions",
     "responses",
@@ -53,6 +52,7 @@ API_NAMES: tuple[str, ...] = (
     "streamGenerateContent",
     "v2/chat",
 )
+"""The ``api`` values a transcript can carry (what endpoint family it answers)."""
 
 _PACKAGE = "streamkit.testing"
 _DATA_DIR = "transcripts"
