@@ -4,7 +4,8 @@ One producer per key, through a ``SET NX PX`` lease renewed every third of its l
 Each chunk is one ``XADD`` with its own id (``<base>-<seq>``, so a retry after a lost
 reply cannot duplicate it; chunks that queued up meanwhile share one pipelined round
 trip) and ``MAXLEN ~``; the terminal entry says complete / error / cancelled with the
-usage folded so far; then the stream gets its TTL and the lease is
+usage and cost so far (streamkit's, as ``ops.on_usage`` reports them: estimated where the
+provider had not reported yet, as on a stop); then the stream gets its TTL and the lease is
 released. A follower never slows the producer: it only appends. An explicit stop
 (:func:`streamkit.redis.stop`) wakes a ``BLPOP`` on the stop list, which disposes the
 source at once (closing the provider's HTTP response) before the next event is read.
@@ -22,10 +23,13 @@ import redis.asyncio as aioredis
 from reactivex import Observable
 from redis.exceptions import ResponseError
 
+from streamkit._lifecycle import disposing, observing
 from streamkit._timers import on_loop_thread as _on_loop_thread
 from streamkit.accumulator import Accumulator
 from streamkit.errors import StreamError
-from streamkit.models import Chunk
+from streamkit.ledger import EndCollector, total_cost, total_usage
+from streamkit.models import Chunk, Usage
+from streamkit.prices import Cost, cost_of
 from streamkit.redis._codec import Terminal, encode_chunk, encode_terminal
 from streamkit.redis._log import (
     CHUNK_FIELD,
@@ -74,6 +78,22 @@ async def acquire(redis: aioredis.Redis, key: str, lease: float, retry_for: floa
     return token if await retrying(key, run, retry_for) else None
 
 
+def _usage_and_cost(
+    requests: EndCollector, accumulator: Accumulator
+) -> tuple[Usage | None, Cost | None]:
+    """The usage and cost of the requests the source made (their ends: every attempt,
+    estimated where the provider had not reported), else, for a source that is not a
+    streamkit stream, the last usage its chunks reported."""
+    ends = requests.ends
+    if ends:
+        usage = total_usage(ends)
+        return usage, None if usage is None else total_cost(ends)
+    usage = accumulator.usage
+    if usage is None:
+        return None, None
+    return usage, cost_of(accumulator.provider or "", accumulator.model, usage)
+
+
 async def produce(
     redis: aioredis.Redis,
     key: str,
@@ -112,11 +132,14 @@ async def produce(
         with contextlib.suppress(RuntimeError):  # loop closed
             loop.call_soon_threadsafe(queue.put_nowait, item)
 
-    subscription = source.subscribe(
-        on_next=lambda chunk: put(("chunk", chunk)),
-        on_error=lambda error: put(("error", error)),
-        on_completed=lambda: put(("done", None)),
-    )
+    # The requests the source makes report their ends here (usage estimated on a stop).
+    requests = EndCollector()
+    with observing(requests):
+        subscription = source.subscribe(
+            on_next=lambda chunk: put(("chunk", chunk)),
+            on_error=lambda error: put(("error", error)),
+            on_completed=lambda: put(("done", None)),
+        )
 
     async def watch_stop() -> None:
         while True:
@@ -126,7 +149,8 @@ async def produce(
                 await asyncio.sleep(0.05)
                 continue
             if got:
-                subscription.dispose()  # closes the provider's response now
+                with disposing("stop"):
+                    subscription.dispose()  # closes the provider's response now
                 put(("stop", None))
                 return
 
@@ -221,18 +245,19 @@ async def produce(
                 await append(batch)
             if not kind:
                 continue
+            subscription.dispose()  # ended or disposed already: its requests have ended
+            usage, cost = _usage_and_cost(requests, accumulator)
             if kind == "done":
-                terminal = Terminal("complete", accumulator.usage)
+                terminal = Terminal("complete", usage, cost=cost)
             elif kind == "error":
                 # Only streamkit's own messages are kept: an SDK's can echo request headers.
                 message = str(value) if isinstance(value, StreamError) else None
-                terminal = Terminal("error", accumulator.usage, type(value).__name__, message)
+                terminal = Terminal("error", usage, type(value).__name__, message, cost)
             elif kind == "stop":
-                terminal = Terminal("cancelled", accumulator.usage)
+                terminal = Terminal("cancelled", usage, cost=cost)
             else:
-                terminal = Terminal("error", accumulator.usage, LOST, "lease lost")
+                terminal = Terminal("error", usage, LOST, "lease lost", cost)
             break
-        subscription.dispose()
         await append_terminal(terminal)
     finally:
         subscription.dispose()

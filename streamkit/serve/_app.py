@@ -65,6 +65,23 @@ async def _json_body(request: Request) -> Any:
         return None
 
 
+def completion_request(body: Any) -> tuple[list[Message], str | None, bool] | JSONResponse:
+    """``(messages, model, include_usage)`` of an OpenAI chat completions request body,
+    or the ``400`` response for a body that is not one (or does not ask to stream)."""
+    if not isinstance(body, dict):
+        return _bad_request("the body must be a JSON object")
+    if body.get("stream") is not True:
+        return _bad_request("only streaming is served: send 'stream': true")
+    try:
+        messages = from_openai_messages(body.get("messages"))
+    except ValueError as error:
+        return _bad_request(str(error))
+    stream_options = body.get("stream_options") or {}
+    include_usage = isinstance(stream_options, dict) and bool(stream_options.get("include_usage"))
+    model = body.get("model") if isinstance(body.get("model"), str) else None
+    return messages, model, include_usage
+
+
 def chat_page() -> str:
     """The bundled chat page (plain HTML and JS, no external resources)."""
     return (resources.files("streamkit.serve") / "chat.html").read_text(encoding="utf-8")
@@ -125,20 +142,10 @@ def chat_app(
         return JSONResponse({"stopped": True})
 
     async def completions(request: Request) -> Response:
-        body = await _json_body(request)
-        if not isinstance(body, dict):
-            return _bad_request("the body must be a JSON object")
-        if body.get("stream") is not True:
-            return _bad_request("only streaming is served: send 'stream': true")
-        try:
-            messages = from_openai_messages(body.get("messages"))
-        except ValueError as error:
-            return _bad_request(str(error))
-        stream_options = body.get("stream_options") or {}
-        include_usage = isinstance(stream_options, dict) and bool(
-            stream_options.get("include_usage")
-        )
-        model = body.get("model") if isinstance(body.get("model"), str) else None
+        parsed = completion_request(await _json_body(request))
+        if isinstance(parsed, JSONResponse):
+            return parsed
+        messages, model, include_usage = parsed
         return openai_sse_response(
             handler(messages),
             model=model,

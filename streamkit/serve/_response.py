@@ -40,7 +40,7 @@ from streamkit.models import Chunk, Usage
 from streamkit.serve._encoder import Encoder
 from streamkit.serve._sse import HEARTBEAT
 
-__all__ = ["BURST_FACTOR", "EndReason", "StreamEnd", "StreamResponse"]
+__all__ = ["BURST_FACTOR", "EndReason", "Heartbeat", "StreamEnd", "StreamResponse"]
 
 BURST_FACTOR = 16
 """How many times ``max_queue`` a source on the event loop may emit in one burst (without
@@ -140,26 +140,35 @@ class _Channel:
         return items
 
 
-class _Heartbeat:
-    """One timer on the loop that wakes the writer when nothing was sent for ``every``
-    seconds (re-armed from the last send, so a busy stream costs no timer per event)."""
+class Heartbeat:
+    """One timer on the loop that tells a response's writer when nothing was sent for
+    ``every`` seconds (re-armed from the last send, so a busy stream costs no timer per
+    event). ``last_sent()`` is the loop time of the last send; ``wake()`` is called when
+    a heartbeat is due (:attr:`due` set). Shared by :class:`StreamResponse` and the
+    Redis transport's ``EntriesResponse``."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, channel: _Channel) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        last_sent: Callable[[], float],
+        wake: Callable[[], None],
+    ) -> None:
         self.loop = loop
-        self.channel = channel
+        self.last_sent = last_sent
+        self.wake = wake
         self.due = False
         self.every = 0.0
         self.timer: asyncio.TimerHandle | None = None
 
     def arm(self, every: float) -> None:
         self.every = every
-        self.timer = self.loop.call_at(self.channel.last_sent + every, self._fire)
+        self.timer = self.loop.call_at(self.last_sent() + every, self._fire)
 
     def _fire(self) -> None:
-        idle = self.loop.time() - self.channel.last_sent
+        idle = self.loop.time() - self.last_sent()
         if idle >= self.every:
             self.due = True
-            self.channel.ready.set()
+            self.wake()
             idle = 0.0
         self.timer = self.loop.call_later(self.every - idle, self._fire)
 
@@ -256,7 +265,7 @@ class StreamResponse(Response):
                     channel.ready.set()
                     return
 
-        heartbeat = _Heartbeat(loop, channel)
+        heartbeat = Heartbeat(loop, lambda: channel.last_sent, channel.ready.set)
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
         watcher = loop.create_task(watch())
         sent = 0

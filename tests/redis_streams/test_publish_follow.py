@@ -46,7 +46,9 @@ async def test_publisher_and_late_followers_see_the_whole_answer(redis: aioredis
     ids = [entry_id async for entry_id, _ in skr.entries(redis, "chat:1")]
     assert len(ids) == len(live) + 1  # one entry per chunk, then the terminal
     last = [item async for _, item in skr.entries(redis, "chat:1", ids[-2])]
-    assert last == [skr.Terminal("complete", expected.usage)]
+    # The terminal carries the usage the provider reported, and its cost.
+    assert last == [skr.Terminal("complete", expected.usage, cost=expected.cost)]
+    assert expected.cost.amount is not None
 
 
 async def test_resume_after_any_id_gives_exactly_the_rest(redis: aioredis.Redis) -> None:

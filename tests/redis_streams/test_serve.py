@@ -1,11 +1,14 @@
 """The Redis transport: ``resumable_chat_app`` (and ``python -m streamkit serve --redis``)
 on real uvicorn servers, two workers sharing one Redis and one ReplayServer, driven over
-HTTP by httpx: SSE ids are entry ids, ``Last-Event-ID`` resumes exactly, ``GET
-/api/chat/{id}/stream`` is 204 when nothing is active, stop works from any worker and the
-two workers are interchangeable."""
+HTTP by httpx and the official ``openai`` SDK: SSE ids are entry ids, ``Last-Event-ID``
+resumes exactly, ``GET /api/chat/{id}/stream`` is 204 when nothing is active, stop works
+from any worker, the two workers are interchangeable, ``/v1/chat/completions`` is served
+from Redis too, and idle gaps get heartbeat comments."""
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import json
 import os
 import socket
@@ -15,19 +18,26 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
+import openai
 import pytest
+import redis
 import redis.asyncio as aioredis
 import uvicorn
 
 import streamkit as sk
+import streamkit.redis as skr
+from streamkit import ops
 from streamkit.messages import Message
-from streamkit.serve import resumable_chat_app
+from streamkit.redis._codec import decode_terminal
+from streamkit.serve import HEARTBEAT, EntriesResponse, resumable_chat_app
+from streamkit.serve._cli import build_chat_server
 from streamkit.testing import ReplayServer
 from streamkit.testing.redis_server import RedisServer
 from tests.redis_streams.helpers import text_of, text_transcript
+from tests.serve._harness import running
 
 ROOT = Path(__file__).resolve().parents[2]
 BODY = {"messages": [{"id": "u1", "role": "user", "parts": [{"type": "text", "text": "hi"}]}]}
@@ -43,13 +53,13 @@ class Worker:
     """One uvicorn server of ``resumable_chat_app`` in a thread (its own loop, its own
     Redis and SDK clients)."""
 
-    def __init__(self, replay: ReplayServer, redis_url: str) -> None:
+    def __init__(self, replay: ReplayServer, redis_url: str, **options: Any) -> None:
         client = replay.client("openai", async_=True)
 
         def handler(messages: list[Message]) -> Any:
             return sk.stream("openai", "gpt-4o-mini", messages, client=client)
 
-        app = resumable_chat_app(handler, aioredis.Redis.from_url(redis_url), poll=0.2)
+        app = resumable_chat_app(handler, aioredis.Redis.from_url(redis_url), poll=0.2, **options)
         self.port = _free_port()
         config = uvicorn.Config(app, port=self.port, log_level="warning", lifespan="off")
         self.server = uvicorn.Server(config)
@@ -236,3 +246,186 @@ def test_two_serve_processes_with_redis_are_interchangeable(redis_server: RedisS
         for process in processes:
             process.terminate()
             process.wait(10)
+
+
+def _direct(provider: str, model: str, transcript: str) -> sk.CallResponse:
+    """The stream behind the server, reduced in-process."""
+    with ReplayServer(transcript) as server:
+        stream = sk.stream(provider, model, "hi", client=server.client(provider))
+        response: sk.CallResponse = stream.pipe(ops.to_call_response()).run()
+    return response
+
+
+COMPLETION_CASES = [
+    ("openai", "gpt-4o-mini", "openai/chat-parallel-tool-calls-usage"),
+    ("anthropic", "claude-sonnet-4-5", "anthropic/messages-parallel-tool-use"),
+    ("anthropic", "claude-sonnet-4-5", "anthropic/messages-text"),
+    ("google", "gemini-2.5-flash", "google/gemini-text"),
+]
+
+
+@pytest.mark.parametrize(
+    ("provider", "model", "transcript"), COMPLETION_CASES, ids=[c[2] for c in COMPLETION_CASES]
+)
+def test_openai_sdk_reads_v1_chat_completions_of_serve_redis(
+    redis_server: RedisServer, provider: str, model: str, transcript: str
+) -> None:
+    expected = _direct(provider, model, transcript)
+    # serve --redis's own app (the CLI builds it), on uvicorn, the replay server behind.
+    server = build_chat_server(transcript=transcript, pace=0.0, redis_url=redis_server.url)
+    try:
+        with running(server.app) as url:
+            client = openai.OpenAI(base_url=f"{url}/v1", api_key="sk-fake-test-key")
+            chunks = list(
+                client.chat.completions.create(
+                    model="proxy",
+                    messages=[{"role": "user", "content": "hi"}],
+                    stream=True,
+                    stream_options={"include_usage": True},
+                )
+            )
+            with pytest.raises(openai.BadRequestError):  # only streaming is served
+                client.chat.completions.create(
+                    model="proxy", messages=[{"role": "user", "content": "hi"}]
+                )
+            client.close()
+            completion_id = chunks[0].id
+            # A chat like the others: once its producer let go, nothing to stop.
+            sync = redis.Redis.from_url(redis_server.url)
+            deadline = time.monotonic() + 10
+            while sync.exists(f"chat:{completion_id}:lease"):
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            sync.close()
+            stopped = httpx.post(f"{url}/api/chat/{completion_id}/stop").json()
+            assert stopped == {"stopped": False}
+        assert len(server.replay.requests) == 1 and server.replay.requests[0].completed
+    finally:
+        server.close()
+    assert {chunk.id for chunk in chunks} == {completion_id}
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == expected.content
+    calls: dict[int, dict[str, str]] = {}
+    for c in chunks:
+        for tool in (c.choices[0].delta.tool_calls or []) if c.choices else []:
+            call = calls.setdefault(tool.index, {"name": "", "arguments": ""})
+            call["name"] += (tool.function.name or "") if tool.function else ""
+            call["arguments"] += (tool.function.arguments or "") if tool.function else ""
+    got = [
+        (call["name"], json.loads(call["arguments"] or "{}")) for _, call in sorted(calls.items())
+    ]
+    assert got == [(call.name, call.args) for call in expected.tool_calls]
+    finishes = [
+        c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason
+    ]
+    # The provider's own reason, normalized as the producer normalized it (the chunks
+    # came back from Redis as the provider's chunk type: tool_use is tool_calls).
+    assert finishes == [{"stop": "stop", "tool_calls": "tool_calls"}[str(expected.finish_reason)]]
+    usage = chunks[-1].usage
+    assert expected.usage is not None and usage is not None
+    assert (usage.prompt_tokens, usage.completion_tokens) == (
+        expected.usage.input_tokens,
+        expected.usage.output_tokens,
+    )
+    # The answer is on Redis, under the completion's id, ended complete.
+    sync = redis.Redis.from_url(redis_server.url)
+    try:
+        ((_, fields),) = cast(list[Any], sync.xrevrange(f"chat:{completion_id}", count=1))
+        terminal = decode_terminal(fields[b"end"])
+    finally:
+        sync.close()
+    assert terminal.state == "complete" and terminal.usage == expected.usage
+
+
+def test_a_completion_is_stopped_from_the_other_worker_by_its_id(
+    workers: list[Worker], replay: ReplayServer
+) -> None:
+    a, b = workers
+    client = openai.OpenAI(base_url=f"{a.url}/v1", api_key="sk-fake-test-key")
+    got = []
+    for chunk in client.chat.completions.create(
+        model="proxy", messages=[{"role": "user", "content": "hi"}], stream=True
+    ):
+        got.append(chunk)
+        if len(got) == 10:
+            stopped = httpx.post(f"{b.url}/api/chat/{chunk.id}/stop").json()
+            assert stopped == {"stopped": True}
+            sent_at_stop = replay.requests[0].events_sent
+    client.close()
+    record = replay.wait_for_request_end()
+    assert record.disconnected and not record.completed
+    assert record.events_sent <= sent_at_stop + 1
+    text = "".join(c.choices[0].delta.content or "" for c in got if c.choices)
+    assert text and text_of(80).startswith(text) and text != text_of(80)
+    assert not [c for c in got if c.choices and c.choices[0].finish_reason]  # an abort
+
+
+def _kinds(lines: list[str]) -> list[str]:
+    """Each SSE line as ``ping`` (a heartbeat comment), ``text`` (a text delta, either
+    wire format) or ``other``."""
+    kinds = []
+    for line in lines:
+        if line == HEARTBEAT.decode().strip():
+            kinds.append("ping")
+        elif '"text-delta"' in line or '"content":"w' in line:
+            kinds.append("text")
+        elif line:
+            kinds.append("other")
+    return kinds
+
+
+def test_idle_gaps_get_heartbeat_comments(redis_server: RedisServer) -> None:
+    with ReplayServer(text_transcript(4), pace=0.4) as replay:
+        worker = Worker(replay, redis_server.url, heartbeat=0.05)
+        try:
+            with httpx.stream(
+                "POST", f"{worker.url}/api/chat", json={"id": "hb", **BODY}, timeout=10
+            ) as r:
+                ui_lines = list(r.iter_lines())
+            body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+            with httpx.stream(
+                "POST", f"{worker.url}/v1/chat/completions", json=body, timeout=10
+            ) as r:
+                openai_lines = list(r.iter_lines())
+            # The openai SDK reads a stream with heartbeats as if they were not there.
+            client = openai.OpenAI(base_url=f"{worker.url}/v1", api_key="sk-fake-test-key")
+            chunks = list(
+                client.chat.completions.create(
+                    model="m", messages=[{"role": "user", "content": "hi"}], stream=True
+                )
+            )
+            client.close()
+        finally:
+            worker.close()
+    for lines in (ui_lines, openai_lines):
+        kinds = _kinds(lines)
+        texts = [i for i, kind in enumerate(kinds) if kind == "text"]
+        assert len(texts) == 4
+        # A heartbeat arrived in each 0.4 s gap between two text deltas...
+        for before, after in itertools.pairwise(texts):
+            assert "ping" in kinds[before:after], kinds
+        # ...and none after the end.
+        assert "ping" not in kinds[kinds.index("other", texts[-1]) :]
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == text_of(4)
+
+
+async def test_no_heartbeat_when_disabled_and_a_bad_interval_is_refused(
+    redis: aioredis.Redis,
+) -> None:
+    with pytest.raises(ValueError, match="heartbeat"):
+        EntriesResponse(redis, "k", heartbeat=0)
+    import reactivex
+
+    chunks = [sk.Chunk(provider="openai", content="x")]
+    await skr.produce(redis, "k", reactivex.from_iterable(chunks))
+    sent: list[bytes] = []
+
+    async def receive() -> dict[str, Any]:
+        await asyncio.sleep(10)
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message.get("body", b""))
+
+    await EntriesResponse(redis, "k", heartbeat=None)({}, receive, send)  # type: ignore[arg-type]
+    assert HEARTBEAT not in b"".join(sent) and b"[DONE]" in b"".join(sent)

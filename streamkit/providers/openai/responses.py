@@ -274,6 +274,8 @@ class ResponsesMessageBuilder(MessageBuilder):
         if not isinstance(chunk, OpenAIResponsesChunk):
             return
         event = chunk.chunk
+        if event is None:  # a chunk without its event: followed from a Redis log
+            return
         if event.type == "response.output_item.done":
             self.output_items[event.output_index] = event.item.to_dict()
 
