@@ -22,6 +22,7 @@ import redis.asyncio as aioredis
 from reactivex import Observable
 from redis.exceptions import ResponseError
 
+from streamkit._lifecycle import disposing
 from streamkit._timers import on_loop_thread as _on_loop_thread
 from streamkit.accumulator import Accumulator
 from streamkit.errors import StreamError
@@ -126,7 +127,8 @@ async def produce(
                 await asyncio.sleep(0.05)
                 continue
             if got:
-                subscription.dispose()  # closes the provider's response now
+                with disposing("stop"):  # the request records who disposed it
+                    subscription.dispose()  # closes the provider's response now
                 put(("stop", None))
                 return
 
