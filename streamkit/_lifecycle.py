@@ -51,6 +51,7 @@ __all__ = [
     "add_observer",
     "attempt",
     "capture",
+    "current_attempt",
     "current_reason",
     "disposing",
     "observing",
@@ -60,9 +61,18 @@ __all__ = [
 Outcome = Literal["completed", "error", "disposed", "timeout", "abandoned"]
 """How a subscription ended."""
 DisposedBy = Literal[
-    "take_until_match", "take", "break", "close", "disconnect", "stop", "budget", "unknown"
+    "take_until_match",
+    "take",
+    "break",
+    "close",
+    "disconnect",
+    "stop",
+    "budget",
+    "lost",
+    "unknown",
 ]
-"""Who disposed a subscription before its end."""
+"""Who disposed a subscription before its end (``"lost"``: a candidate of ``race``,
+``first_match``, ``hedge`` or ``best_of`` that another one beat)."""
 TimeoutKind = Literal["headers", "first_chunk", "idle", "total"]
 """Which timeout operator ended a subscription."""
 DisposeReason = Literal[
@@ -73,6 +83,7 @@ DisposeReason = Literal[
     "disconnect",
     "stop",
     "budget",
+    "lost",
     "unknown",
     "timeout:first_chunk",
     "timeout:idle",
@@ -274,6 +285,11 @@ def attempt(number: int) -> Iterator[None]:
         yield
     finally:
         _attempt.reset(token)
+
+
+def current_attempt() -> int:
+    """The attempt number subscriptions made now get (1 outside any :func:`attempt`)."""
+    return _attempt.get()
 
 
 @contextlib.contextmanager

@@ -10,8 +10,10 @@ from collections.abc import Callable
 from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable, SingleAssignmentDisposable
 
+from streamkit._lifecycle import capture, disposing
 from streamkit.errors import AllFailedError
 from streamkit.models import Chunk, Usage
+from streamkit.telemetry._operations import begin_operation, ending, subscribe_attempt
 
 __all__ = ["best_of"]
 
@@ -78,6 +80,10 @@ def best_of(
         errors: dict[int, BaseException] = {}
         subscriptions = [SingleAssignmentDisposable() for _ in sources]
         finished = [False]
+        # The call's span when telemetry is on (None, and nothing more, when off); each
+        # candidate subscribes as an attempt, in the subscriber's context.
+        operation = begin_operation("best_of", results=True)
+        context = capture()
 
         def best() -> float | None:
             return max(scores.values()) if scores else None
@@ -86,7 +92,16 @@ def best_of(
             ended[index] = True
             if why is not None:
                 errors[index] = why
+                if operation is not None:
+                    operation.result(index + 1, "failed", _qualified(why))
             subscriptions[index].dispose()
+
+        def lose(index: int) -> None:
+            """Stop a candidate whose bound fell below the best final score."""
+            if operation is not None:
+                operation.result(index + 1, "lost", "its bound fell below the best score")
+            with disposing("lost"):
+                stop(index, None)
 
         def prune() -> None:
             top = best()
@@ -94,7 +109,7 @@ def best_of(
                 return
             for index in range(count):
                 if not ended[index] and bound(texts[index]) < top:
-                    stop(index, None)
+                    lose(index)
 
         def settle() -> tuple[list[Chunk], Exception | None] | None:
             if finished[0] or not all(ended):
@@ -106,6 +121,11 @@ def best_of(
                 )
             top = max(scores.values())
             winner = min(i for i, value in scores.items() if value == top)
+            if operation is not None:
+                operation.result(winner + 1, "won")
+                for index in scores:
+                    if index != winner:
+                        operation.result(index + 1, "lost", f"attempt {winner + 1} scored higher")
             others = [u for i, u in enumerate(usages) if i != winner and u is not None]
             chunks = list(buffers[winner])
             if others:
@@ -126,10 +146,14 @@ def best_of(
                 return
             chunks, error = result
             if error is not None:
+                if operation is not None:
+                    operation.finish("error", error=error)
                 observer.on_error(error)
                 return
             for chunk in chunks:
                 observer.on_next(chunk)
+            if operation is not None:
+                operation.finish("completed")
             observer.on_completed()
 
         def on_next(index: int, chunk: Chunk) -> None:
@@ -143,7 +167,7 @@ def best_of(
                 try:
                     top = best()
                     if bound is not None and top is not None and bound(texts[index]) < top:
-                        stop(index, None)
+                        lose(index)
                 except Exception as error:
                     fail(error)
                     return
@@ -174,6 +198,8 @@ def best_of(
 
         def fail(error: Exception) -> None:
             finished[0] = True
+            if operation is not None:
+                operation.finish("error", error=error)
             for index in range(count):
                 stop(index, None)
             observer.on_error(error)
@@ -187,15 +213,25 @@ def best_of(
                 subscription.dispose()
 
         for index, source in enumerate(sources):
-            subscriptions[index].disposable = source.subscribe(
+            subscriptions[index].disposable = subscribe_attempt(
+                context,
+                index + 1,
+                operation,
+                source,
                 functools.partial(on_next, index),
                 functools.partial(on_error, index),
                 functools.partial(on_completed, index),
                 scheduler=scheduler,
             )
-        return CompositeDisposable(Disposable(dispose), *subscriptions)
+        disposable = CompositeDisposable(Disposable(dispose), *subscriptions)
+        return disposable if operation is None else ending(disposable, operation)
 
     return Observable(subscribe)
+
+
+def _qualified(error: BaseException) -> str:
+    kind = type(error)
+    return f"{kind.__module__}.{kind.__qualname__}"
 
 
 class _Stopped(Exception):

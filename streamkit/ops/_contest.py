@@ -5,14 +5,16 @@ the winner is decided."""
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable
 
 from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable, SingleAssignmentDisposable
 
-from streamkit._lifecycle import capture, subscribe_later
+from streamkit._lifecycle import capture, current_reason, disposing
 from streamkit.errors import AllFailedError, StreamError
 from streamkit.models import Chunk, Usage
+from streamkit.telemetry._operations import begin_operation, subscribe_attempt
 
 __all__ = ["Contest", "NoMatchError"]
 
@@ -41,7 +43,11 @@ class Contest:
     """One subscription's contest. ``wins(text)`` decides on each chunk (``None``:
     only completion decides); ``complete_wins``: the first candidate to complete wins
     when no chunk decided. Each decision is taken under the lock, in the winner's own
-    callback, so after it only the winner's thread emits."""
+    callback, so after it only the winner's thread emits. Losers are disposed for the
+    reason ``"lost"``.
+
+    With telemetry on, the contest is one operation span (``operator``, default
+    ``name``) with a child per candidate, each ending with its result."""
 
     def __init__(
         self,
@@ -51,6 +57,7 @@ class Contest:
         *,
         complete_wins: bool,
         on_all_down: Callable[[], bool] = lambda: False,
+        operator: str | None = None,
     ) -> None:
         self.name = name
         self._observer = observer
@@ -67,6 +74,10 @@ class Contest:
         # active at subscribe time (ops.on_usage, a ledger, telemetry), each an attempt.
         self._context = capture()
         self.disposable = CompositeDisposable(Disposable(self._dispose))
+        # The contest's span when telemetry is on (None, and nothing more, when off)
+        self._operation = operation = begin_operation(operator or name, results=True)
+        if operation is not None:
+            self._abandoned = weakref.finalize(self.disposable, operation.finish, "abandoned")
 
     @property
     def decided(self) -> bool:
@@ -81,9 +92,10 @@ class Contest:
             candidate = _Candidate(len(self.candidates))
             self.candidates.append(candidate)
         try:
-            candidate.subscription.disposable = subscribe_later(
+            candidate.subscription.disposable = subscribe_attempt(
                 self._context,
                 candidate.index + 1,
+                self._operation,
                 source,
                 lambda chunk: self._on_next(candidate, chunk),
                 lambda error: self._on_error(candidate, error),
@@ -97,10 +109,17 @@ class Contest:
         """Under the lock: make ``winner`` the winner, dispose every loser, and return
         its buffered chunks (usage reports include what the losers reported)."""
         self.winner = winner
+        operation = self._operation
+        if operation is not None:
+            operation.result(winner.index + 1, "won")
         for candidate in self.candidates:
             if candidate is not winner:
+                if operation is not None and not candidate.done:
+                    reason = f"attempt {winner.index + 1} won"
+                    operation.result(candidate.index + 1, "lost", reason)
                 candidate.done = True
-                candidate.subscription.dispose()
+                with disposing("lost"):
+                    candidate.subscription.dispose()
                 if candidate.usage is not None:
                     billed = self._billed
                     self._billed = candidate.usage if billed is None else billed + candidate.usage
@@ -148,6 +167,8 @@ class Contest:
                 flush = []
         for item in flush:
             self._observer.on_next(item)
+        if self._operation is not None:
+            self._operation.finish("completed")
         self._observer.on_completed()
 
     def _on_error(self, candidate: _Candidate, error: Exception) -> None:
@@ -158,11 +179,16 @@ class Contest:
             if self.winner is not candidate:
                 self._drop(candidate, error)
                 return
+        if self._operation is not None:
+            self._operation.finish("error", error=error)
         self._observer.on_error(error)
 
     def _drop(self, candidate: _Candidate, error: BaseException) -> None:
         """Under the lock: a candidate is out; fail when every one is."""
         self.errors[candidate.index] = error
+        if self._operation is not None:
+            reason = "no match" if isinstance(error, NoMatchError) else _qualified(error)
+            self._operation.result(candidate.index + 1, "failed", reason)
         if all(c.done for c in self.candidates):
             if self._on_all_down():
                 return
@@ -171,15 +197,26 @@ class Contest:
 
     def _fail(self, error: Exception) -> None:
         self.disposed = True
+        if self._operation is not None:
+            self._operation.finish("error", error=error)
         for candidate in self.candidates:
             candidate.done = True
             candidate.subscription.dispose()
         self._observer.on_error(error)
 
     def _dispose(self) -> None:
+        operation = self._operation
+        if operation is not None:  # first the operation, then the candidates it waits for
+            self._abandoned.detach()
+            operation.finish("disposed", disposed_by=current_reason())
         with self._lock:
             self.disposed = True
             candidates = list(self.candidates)
         for candidate in candidates:
             candidate.done = True
             candidate.subscription.dispose()
+
+
+def _qualified(error: BaseException) -> str:
+    kind = type(error)
+    return f"{kind.__module__}.{kind.__qualname__}"

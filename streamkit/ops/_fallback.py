@@ -9,12 +9,13 @@ from typing import Any
 from reactivex import Observable, abc
 from reactivex.disposable import SerialDisposable, SingleAssignmentDisposable
 
-from streamkit._lifecycle import capture, subscribe_later
+from streamkit._lifecycle import capture
 from streamkit._prefix_match import Delivered
 from streamkit._restartable import RestartableStream
 from streamkit.errors import AllFailedError, StreamDivergedError
 from streamkit.models import Chunk
 from streamkit.providers import is_transient_error
+from streamkit.telemetry._operations import begin_operation, ending, subscribe_attempt
 
 __all__ = ["Alternative", "fallback"]
 
@@ -84,10 +85,15 @@ def fallback(
             context = capture()
             failures: list[BaseException] = []
             state = {"index": -1, "stopped": False}
+            # The logical call's span when telemetry is on (None, and nothing more, when off)
+            operation = begin_operation("fallback", results=True)
 
             def stop_with(error: Exception) -> None:
                 state["stopped"] = True
                 current.dispose()
+                if operation is not None:
+                    operation.result(state["index"] + 1, "failed", _qualified(error))
+                    operation.finish("error", error=error)
                 observer.on_error(error)
 
             def on_next(chunk: Chunk) -> None:
@@ -110,12 +116,17 @@ def fallback(
                     stop_with(diverged)
                     return
                 state["stopped"] = True
+                if operation is not None:
+                    operation.result(state["index"] + 1, "won")
+                    operation.finish("completed")
                 observer.on_completed()
 
             def on_error(error: Exception) -> None:
                 if state["stopped"]:
                     return
                 failures.append(error)
+                if operation is not None:
+                    operation.result(state["index"] + 1, "failed", _qualified(error))
                 failed = attempts[state["index"]]
                 try:
                     accepted = (on or _classifier(failed))(error)
@@ -139,9 +150,10 @@ def fallback(
                     attempt_source, continuing = _attempt_source(attempts[index], delivered)
                     if index > 0:
                         delivered.begin_attempt(continuing)
-                    subscription.disposable = subscribe_later(
+                    subscription.disposable = subscribe_attempt(
                         context,
                         index + 1,
+                        operation,
                         attempt_source,
                         on_next,
                         on_error,
@@ -152,11 +164,16 @@ def fallback(
                     stop_with(error)
 
             start_next()
-            return current
+            return current if operation is None else ending(current, operation)
 
         return Observable(subscribe)
 
     return fallback_
+
+
+def _qualified(error: BaseException) -> str:
+    kind = type(error)
+    return f"{kind.__module__}.{kind.__qualname__}"
 
 
 def _classifier(attempt: Any) -> Callable[[BaseException], bool]:

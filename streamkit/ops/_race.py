@@ -43,6 +43,12 @@ def race(
         answer = sk.race(fast, careful, until=lambda text: "ANSWER:" in text)
         ```
     """
+    return _race(streams, until, "race")
+
+
+def _race(
+    streams: tuple[Observable[Chunk], ...], until: Callable[[str], bool] | None, operator: str
+) -> Observable[Chunk]:
     sources = _checked_streams("race", streams)
     if until is not None and not callable(until):
         raise TypeError("until must be a callable text -> bool")
@@ -50,7 +56,7 @@ def race(
     def subscribe(
         observer: abc.ObserverBase[Chunk], scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
-        contest = Contest("race", observer, until, complete_wins=until is None)
+        contest = Contest("race", observer, until, complete_wins=until is None, operator=operator)
         for source in sources:
             contest.start(source, scheduler)
         return contest.disposable
@@ -66,7 +72,7 @@ def first_match(*streams: Observable[Chunk], until: Callable[[str], bool]) -> Ob
     """
     if not callable(until):
         raise TypeError("first_match needs until, a callable text -> bool")
-    return race(*streams, until=until)
+    return _race(streams, until, "first_match")
 
 
 def _checked_streams(name: str, streams: tuple[object, ...]) -> list[Observable[Chunk]]:

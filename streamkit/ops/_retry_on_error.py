@@ -7,22 +7,21 @@ import email.utils
 import logging
 import random
 import time
-import weakref
 from collections.abc import Callable
 from typing import Any, Literal
 
 from reactivex import Observable, Observer, abc
-from reactivex.disposable import Disposable, SerialDisposable, SingleAssignmentDisposable
+from reactivex.disposable import SerialDisposable, SingleAssignmentDisposable
 
 from streamkit._lifecycle import attempt as lifecycle_attempt
-from streamkit._lifecycle import capture, current_reason
+from streamkit._lifecycle import capture
 from streamkit._prefix_match import Delivered
 from streamkit._restartable import RestartableStream
 from streamkit._timers import timer_scheduler
 from streamkit.errors import StreamDivergedError
 from streamkit.models import Chunk
 from streamkit.providers import is_transient_error
-from streamkit.telemetry._operations import Operation, begin_operation
+from streamkit.telemetry._operations import Operation, begin_operation, ending
 
 __all__ = ["Backoff", "Continuation", "retry_after_seconds", "retry_on_error"]
 
@@ -299,7 +298,7 @@ def retry_on_error(
             start_attempt()
             if operation is None:
                 return current
-            return _ending(current, operation)
+            return ending(current, operation)
 
         return Observable(subscribe)
 
@@ -325,22 +324,6 @@ def _names(source: Observable[Chunk]) -> tuple[str | None, str | None]:
     if isinstance(source, RestartableStream):
         return source.provider, source.model_name
     return None, None
-
-
-def _ending(current: SerialDisposable, operation: Operation) -> abc.DisposableBase:
-    """``current``, whose disposal (or collection, if it is dropped without one) also ends
-    the operation, once the running attempt's request (if any) has ended: that record
-    says who disposed it."""
-    finalizer = weakref.finalize(current, operation.finish, "abandoned")
-
-    def dispose() -> None:
-        finalizer.detach()
-        # First the operation (it then waits for the running attempt's request to end),
-        # then the attempt: its record, made by this dispose, says who disposed it.
-        operation.finish("disposed", disposed_by=current_reason())
-        current.dispose()
-
-    return Disposable(dispose)
 
 
 def _check_seconds(name: str, value: object) -> None:

@@ -36,6 +36,7 @@ from reactivex.abc import DisposableBase
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from streamkit._lifecycle import disposing
 from streamkit.models import Chunk, Usage
 from streamkit.serve._encoder import Encoder
 from streamkit.serve._sse import HEARTBEAT
@@ -251,7 +252,8 @@ class StreamResponse(Response):
 
         def stop() -> None:
             channel.end("stopped")
-            dispose()
+            with disposing("stop"):
+                dispose()
 
         self._stop = stop
         disconnected = asyncio.Event()
@@ -261,7 +263,8 @@ class StreamResponse(Response):
                 message = await receive()
                 if message["type"] == "http.disconnect":
                     disconnected.set()
-                    dispose()
+                    with disposing("disconnect"):  # the request records who disposed it
+                        dispose()
                     channel.ready.set()
                     return
 

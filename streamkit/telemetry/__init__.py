@@ -14,8 +14,10 @@ named ``chat {model}`` with the GenAI semantic conventions' attributes, ended ex
 once on every path (completion, error, dispose from any thread, timeout, the event
 loop closing, a stream collected by the garbage collector), with ``streamkit.*``
 attributes for what the conventions lack (how the stream ended, chunks, usage source,
-cost). ``ops.retry_on_error`` adds a parent span for the logical call, with one child
-span per attempt. See the docs page "Telemetry".
+cost). ``ops.retry_on_error``, ``ops.fallback``, ``ops.hedge``, ``sk.race``,
+``sk.first_match`` and ``sk.best_of`` add a parent span for the logical call, with one
+child span per attempt (``streamkit.attempt.result``: won, lost, failed, cancelled).
+See the docs page "Telemetry".
 
 Logs: each module has its own ``logging`` logger under ``streamkit``; request start,
 first chunk and end are logged at DEBUG (logger ``streamkit.telemetry._logs``), and

@@ -16,7 +16,8 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -25,13 +26,24 @@ from opentelemetry import trace
 from opentelemetry.metrics import Histogram, Meter
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
-from streamkit._lifecycle import LifecycleObserver, StreamEnd, StreamStart
+from streamkit._lifecycle import LifecycleObserver, StreamEnd, StreamStart, current_attempt
 from streamkit.models import Chunk, Usage
 from streamkit.telemetry import _semconv as sc
 from streamkit.telemetry._fields import base_attributes, cost_of, end_fields, usage_attributes
-from streamkit.telemetry._operations import OperationOutcome, current_operation, enter
+from streamkit.telemetry._operations import (
+    AttemptResult,
+    OperationOutcome,
+    current_operation,
+    enter,
+)
 
-__all__ = ["Instruments", "OTelChunkObserver", "OTelObserver", "RetryOperation", "observer"]
+__all__ = [
+    "Instruments",
+    "OTelChunkObserver",
+    "OTelObserver",
+    "OperationSpan",
+    "observer",
+]
 
 _NS = 1e-9
 
@@ -73,7 +85,7 @@ class _Request:
     __slots__ = ("chunks", "content", "last_ns", "metric_attributes", "operation", "span")
 
     def __init__(
-        self, span: Span, metric_attributes: dict[str, Any], operation: RetryOperation | None
+        self, span: Span, metric_attributes: dict[str, Any], operation: OperationSpan | None
     ) -> None:
         self.span = span
         self.metric_attributes = metric_attributes  # built once, reused for every record
@@ -121,8 +133,8 @@ class OTelObserver(LifecycleObserver):
     """One CLIENT span per request, and the GenAI client metrics, with no work per chunk
     (see :class:`OTelChunkObserver` for the per-chunk histogram and content capture).
 
-    Also the :class:`~streamkit.telemetry._operations.OperationFactory` of
-    ``retry_on_error``'s parent spans.
+    Also the :class:`~streamkit.telemetry._operations.OperationFactory` of the
+    multi-attempt operators' parent spans (:class:`OperationSpan`).
     """
 
     def __init__(
@@ -150,7 +162,7 @@ class OTelObserver(LifecycleObserver):
         attributes[sc.SYSTEM] = attributes[sc.PROVIDER_NAME]
         attributes[sc.REQUEST_STREAM] = True
         attributes.update(sc.request_attributes(start.params))
-        if isinstance(operation, RetryOperation):
+        if isinstance(operation, OperationSpan):
             attributes[sc.ATTEMPT] = start.attempt
         else:
             operation = None
@@ -169,7 +181,7 @@ class OTelObserver(LifecycleObserver):
         with self._lock:
             self._requests[start.id] = request
         if operation is not None:
-            operation.attempt_started(start)
+            operation.attempt_started(start.attempt)
 
     def on_first_chunk(self, start: StreamStart, chunk: Chunk, now_ns: int) -> None:
         """The first-chunk event and the time-to-first-chunk histogram."""
@@ -201,10 +213,13 @@ class OTelObserver(LifecycleObserver):
                 event[key] = attributes[key]
         span.add_event(sc.END_EVENT, attributes=event, timestamp=end.ended_ns)
         _set_outcome_status(span, end.outcome, end.error_type)
-        span.end(end_time=end.ended_ns)
         self._record_metrics(end, request.metric_attributes)
-        if request.operation is not None:
-            request.operation.attempt_ended(end)
+        operation = request.operation
+        if operation is None:
+            span.end(end_time=end.ended_ns)
+        else:  # the operation ends it (with the attempt's result, if it keeps them)
+            close = _closer(span, end.ended_ns)
+            operation.attempt_ended(_Summary.of(end), end.start.attempt, close)
 
     def _record_metrics(self, end: StreamEnd, base: dict[str, Any]) -> None:
         attributes = dict(base)
@@ -229,10 +244,11 @@ class OTelObserver(LifecycleObserver):
 
     # -- operations ------------------------------------------------------------------
     def operation(
-        self, operator: str, provider: str | None, request_model: str | None
-    ) -> RetryOperation:
-        """A multi-attempt operation's span, started now as a child of the current span."""
-        return RetryOperation(self.tracer, operator, provider, request_model)
+        self, operator: str, provider: str | None, request_model: str | None, *, results: bool
+    ) -> OperationSpan:
+        """A multi-attempt operation's span, started now as a child of the current span
+        (or as the attempt of the operation being subscribed, when nested in one)."""
+        return OperationSpan(self.tracer, operator, provider, request_model, results=results)
 
 
 class OTelChunkObserver(OTelObserver):
@@ -265,13 +281,79 @@ def observer(
     return kind(tracer, instruments, capture_content=capture_content, chunk_timing=chunk_timing)
 
 
-class RetryOperation:
-    """The span of one subscription of ``retry_on_error``: the logical call, with one
-    child span per attempt. It ends once the operator has ended and every attempt's
-    request has ended (so it always contains its children), exactly once."""
+@dataclass(frozen=True, slots=True)
+class _Summary:
+    """What an operation keeps of one ended attempt (a request's end record, or a nested
+    operation's own end)."""
+
+    outcome: OperationOutcome
+    disposed_by: str | None
+    timeout: str | None
+    error_type: str | None
+    usage: Usage | None
+    chunks: int
+    cost: Decimal | None
+    """US dollars; ``None`` when unknown."""
+    response_model: str | None
+    response_id: str | None
+    finish_reasons: Sequence[str] | None
+    ended_ns: int
+
+    @classmethod
+    def of(cls, end: StreamEnd) -> _Summary:
+        amount, _reason = cost_of(end)
+        return cls(
+            outcome=end.outcome,
+            disposed_by=end.disposed_by,
+            timeout=end.timeout,
+            error_type=end.error_type,
+            usage=end.usage,
+            chunks=end.chunks,
+            cost=amount,
+            response_model=end.response_model,
+            response_id=end.response_id,
+            finish_reasons=end.finish_reasons,
+            ended_ns=end.ended_ns,
+        )
+
+
+Close = Callable[[AttemptResult | None, str | None], None]
+"""Ends an attempt's span, with its result (and why) when the operator said one."""
+
+
+def _closer(span: Span, end_time: int) -> Close:
+    def close(result: AttemptResult | None, reason: str | None) -> None:
+        if result is not None:
+            attributes: dict[str, Any] = {sc.ATTEMPT_RESULT: result}
+            if reason:
+                attributes[sc.ATTEMPT_REASON] = reason
+            span.set_attributes(attributes)
+        span.end(end_time=end_time)
+
+    return close
+
+
+class OperationSpan:
+    """The span of one subscription of a multi-attempt operator (``retry_on_error``,
+    ``fallback``, ``hedge``, ``race``, ``first_match``, ``best_of``): the logical call,
+    with one child span per attempt (its request's span, or the span of an operation
+    nested in it). It ends once the operator has ended and every attempt has ended (so
+    it always contains its children), exactly once.
+
+    With ``results``, each attempt's span gets ``streamkit.attempt.result`` (and
+    ``streamkit.attempt.reason``): its end waits until the operator says the result
+    (:meth:`result`) or the operation ends (then ``cancelled``), and is given the
+    attempt's own end time, so the wait changes no timing.
+    """
 
     def __init__(
-        self, tracer: Tracer, operator: str, provider: str | None, request_model: str | None
+        self,
+        tracer: Tracer,
+        operator: str,
+        provider: str | None,
+        request_model: str | None,
+        *,
+        results: bool = False,
     ) -> None:
         attributes: dict[str, Any] = {sc.OPERATOR: operator}
         if provider is not None:
@@ -280,22 +362,36 @@ class RetryOperation:
             name = sc.span_name(provider, request_model)
         else:
             name = f"streamkit.{operator}"
+        # Started inside an attempt of another operation: this operation is that attempt.
+        parent = current_operation()
+        self._parent = parent if isinstance(parent, OperationSpan) else None
+        self._number = current_attempt()
+        if self._parent is not None:
+            attributes[sc.ATTEMPT] = self._number
+        self.operator = operator
         self.span = tracer.start_span(name, kind=SpanKind.INTERNAL, attributes=attributes)
         self._context = trace.set_span_in_context(self.span)
         self._lock = threading.Lock()
+        self._keeps_results = results
+        self._results: dict[int, tuple[AttemptResult, str | None]] = {}
+        self._held: list[tuple[int, Close]] = []
+        self._winner: int | None = None
         self._open = 0
         self._attempts = 0
         self._usage: Usage | None = None
         self._chunks = 0
         self._cost: Decimal | None = Decimal(0)  # None once an attempt's cost is unknown
-        self._last: StreamEnd | None = None
+        self._last: _Summary | None = None
+        self._by_number: dict[int, _Summary] = {}
         self._ended_by_finish = False  # the last attempt ended after the operator did
         self._finished: tuple[OperationOutcome, BaseException | None, str | None] | None = None
         self._ended = False
+        if self._parent is not None:
+            self._parent.attempt_started(self._number)
 
     @contextlib.contextmanager
     def attempt(self, number: int) -> Iterator[None]:
-        """Subscribe an attempt inside this block: its request span is this span's child."""
+        """Subscribe an attempt inside this block: its span is this span's child."""
         with self._lock:
             self._attempts = max(self._attempts, number)
         token = otel_context.attach(self._context)
@@ -315,22 +411,48 @@ class RetryOperation:
             },
         )
 
-    def attempt_started(self, start: StreamStart) -> None:
-        """Count a started attempt."""
+    def result(self, number: int, result: AttemptResult, reason: str | None = None) -> None:
+        """Attempt ``number`` fared so: its span (and any later one of that number) ends
+        with it. The first result said for an attempt counts."""
+        if not self._keeps_results:
+            return
+        with self._lock:
+            if number in self._results:
+                return
+            self._results[number] = (result, reason)
+            if result == "won":
+                self._winner = number
+            ready = [close for held, close in self._held if held == number]
+            self._held = [(held, close) for held, close in self._held if held != number]
+        for close in ready:
+            close(result, reason)
+
+    def attempt_started(self, number: int) -> None:
+        """Count a started attempt (a request, or a nested operation)."""
         with self._lock:
             self._open += 1
+            self._attempts = max(self._attempts, number)
 
-    def attempt_ended(self, end: StreamEnd) -> None:
-        """Add the attempt's figures; end the span if the operator has already ended."""
+    def attempt_ended(self, summary: _Summary, number: int, close: Close) -> None:
+        """Add the attempt's figures and end its span (now, or once its result is
+        known); end this span if the operator has already ended."""
         with self._lock:
             self._open -= 1
-            self._chunks += end.chunks
-            amount, _reason = cost_of(end)
+            self._chunks += summary.chunks
+            amount = summary.cost
             self._cost = None if amount is None or self._cost is None else self._cost + amount
-            if end.usage is not None:
-                self._usage = end.usage if self._usage is None else self._usage + end.usage
-            self._last = end
+            if summary.usage is not None:
+                self._usage = summary.usage if self._usage is None else self._usage + summary.usage
+            self._last = summary
+            self._by_number[number] = summary
             self._ended_by_finish = self._finished is not None
+            known: tuple[AttemptResult | None, str | None] | None = (None, None)
+            if self._keeps_results:
+                known = self._results.get(number)
+                if known is None:
+                    self._held.append((number, close))
+        if known is not None:
+            close(*known)
         self._end_if_done()
 
     def finish(
@@ -354,8 +476,11 @@ class RetryOperation:
             self._ended = True
             outcome, error, disposed_by = self._finished
             last, usage, chunks, attempts = self._last, self._usage, self._chunks, self._attempts
+            winner = self._winner
+            answer = self._by_number.get(winner, last) if winner is not None else last
             cost = self._cost if last is not None else None
             ended_by_finish = self._ended_by_finish
+            undecided, self._held = self._held, []
         timeout: str | None = None
         error_type = _qualified_name(error) if error is not None else None
         if outcome == "disposed":
@@ -364,9 +489,15 @@ class RetryOperation:
                 outcome, disposed_by, timeout = last.outcome, last.disposed_by, last.timeout
                 error_type = last.error_type
             elif disposed_by is not None and disposed_by.startswith("timeout:"):
-                # during a backoff delay, by a timeout operator downstream
+                # between attempts, by a timeout operator downstream
                 outcome, timeout = "timeout", disposed_by.removeprefix("timeout:")
                 error_type = "streamkit.errors.StreamTimeoutError"
+        # attempts still undecided when the operation ended: cancelled by its end
+        why = f"the {self.operator} ended: {outcome}"
+        if outcome == "disposed":
+            why += f" by {disposed_by or 'unknown'}"
+        for _number, close in undecided:
+            close("cancelled", why)
         attributes: dict[str, Any] = {sc.END_OUTCOME: outcome, sc.ATTEMPTS: attempts}
         attributes[sc.CHUNKS] = chunks
         if outcome == "timeout":
@@ -375,20 +506,44 @@ class RetryOperation:
             attributes[sc.END_DISPOSED_BY] = disposed_by or "unknown"
         if error_type is not None:
             attributes[sc.ERROR_TYPE] = error_type
-        if last is not None:
-            if last.response_model:
-                attributes[sc.RESPONSE_MODEL] = last.response_model
-            if last.response_id:
-                attributes[sc.RESPONSE_ID] = last.response_id
-            if last.finish_reasons:
-                attributes[sc.RESPONSE_FINISH_REASONS] = list(last.finish_reasons)
+        if winner is not None:
+            attributes[sc.WINNER] = winner
+        if answer is not None:
+            if answer.response_model:
+                attributes[sc.RESPONSE_MODEL] = answer.response_model
+            if answer.response_id:
+                attributes[sc.RESPONSE_ID] = answer.response_id
+            if answer.finish_reasons:
+                attributes[sc.RESPONSE_FINISH_REASONS] = list(answer.finish_reasons)
         attributes.update(usage_attributes(usage))
         if cost is not None:
             attributes[sc.COST] = float(cost)  # every attempt's, the aborted ones too
         self.span.set_attributes(attributes)
         self.span.add_event(sc.END_EVENT, attributes={sc.END_OUTCOME: outcome})
         _set_outcome_status(self.span, outcome, error_type)
-        self.span.end(end_time=max(time.time_ns(), last.ended_ns if last else 0))
+        end_time = max(time.time_ns(), last.ended_ns if last else 0)
+        close_self = _closer(self.span, end_time)
+        parent = self._parent
+        if parent is None:
+            close_self(None, None)
+            return
+        parent.attempt_ended(
+            _Summary(
+                outcome=outcome,
+                disposed_by=disposed_by if outcome == "disposed" else None,
+                timeout=timeout,
+                error_type=error_type,
+                usage=usage,
+                chunks=chunks,
+                cost=cost,
+                response_model=answer.response_model if answer else None,
+                response_id=answer.response_id if answer else None,
+                finish_reasons=answer.finish_reasons if answer else None,
+                ended_ns=end_time,
+            ),
+            self._number,
+            close_self,
+        )
 
 
 def _qualified_name(error: BaseException) -> str:

@@ -61,9 +61,9 @@ def _short_type(error_type: str) -> str:
 
 def span_summary(span: SpanLike) -> str:
     """How a span ended, in a few words: ``completed``, ``error IncompleteStreamError``,
-    ``disposed by take_until_match``, ``timeout (first_chunk)``, with its attempt, its
-    chunks and (for an operator's span) its attempts; empty for a span streamkit did
-    not make."""
+    ``disposed by take_until_match``, ``timeout (first_chunk)``, with its attempt and
+    how it fared (``won``, ``lost (attempt 2 won)``...), its chunks and (for an
+    operator's span) its attempts; empty for a span streamkit did not make."""
     attributes = dict(span.attributes or {})
     outcome = attributes.get("streamkit.end.outcome")
     if outcome is None:
@@ -79,9 +79,15 @@ def span_summary(span: SpanLike) -> str:
     parts = []
     if "streamkit.attempt" in attributes:
         parts.append(f"attempt {attributes['streamkit.attempt']}")
+    result = attributes.get("streamkit.attempt.result")
+    if result is not None:
+        reason = attributes.get("streamkit.attempt.reason")
+        parts.append(f"{result} ({reason})" if reason and result != "failed" else str(result))
     parts.append(words)
     if "streamkit.attempts" in attributes:
         parts.append(f"{attributes['streamkit.attempts']} attempts")
+        if "streamkit.winner" in attributes:
+            parts.append(f"won by attempt {attributes['streamkit.winner']}")
     elif "streamkit.chunks" in attributes:
         parts.append(f"{attributes['streamkit.chunks']} chunks")
     return ", ".join(parts)

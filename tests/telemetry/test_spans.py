@@ -225,8 +225,9 @@ def test_a_cut_stream_is_an_incomplete_stream_error(telemetry: Telemetry) -> Non
     [
         (Fault(stall_before=5.0), ops.first_chunk_timeout(0.2), "first_chunk"),
         (Fault(stall_after_events=(3, 5.0)), ops.idle_timeout(0.2), "idle"),
+        (Fault(stall_after_events=(3, 5.0)), ops.total_timeout(0.3), "total"),
     ],
-    ids=["first_chunk", "idle"],
+    ids=["first_chunk", "idle", "total"],
 )
 def test_a_timeout_says_which(telemetry: Telemetry, fault: Fault, operator: Any, kind: str) -> None:
     with ReplayServer(Reply("openai/chat-text-usage", fault=fault), pace=0.001) as server:
@@ -239,6 +240,47 @@ def test_a_timeout_says_which(telemetry: Telemetry, fault: Fault, operator: Any,
     assert a["streamkit.end.timeout"] == kind
     assert a["error.type"] == "streamkit.errors.StreamTimeoutError"
     assert span.status.status_code is StatusCode.ERROR
+
+
+@pytest.mark.parametrize("async_", [False, True], ids=["sync", "async"])
+@pytest.mark.parametrize(
+    ("kind", "fault", "deadlines"),
+    [
+        # the server accepts the request and sends nothing, not even its headers: the
+        # SDK's per-request timeout (given Deadlines.headers) ends the wait
+        ("headers", Fault(http_error=503, stall_before=3.0), sk.Deadlines(headers=0.3)),
+        ("total", Fault(stall_after_events=(3, 5.0)), sk.Deadlines(total=0.3)),
+    ],
+    ids=["headers", "total"],
+)
+async def test_a_deadline_says_which(
+    telemetry: Telemetry, async_: bool, kind: str, fault: Fault, deadlines: sk.Deadlines
+) -> None:
+    with ReplayServer(Reply("openai/chat-text-usage", fault=fault), pace=0.001) as server:
+        client = server.client("openai", async_=async_)
+        stream = sk.stream("openai", MODEL, "hello", client=client, deadlines=deadlines)
+        error: Exception | None = None
+        if async_:
+            try:
+                await run_async(stream)
+            except sk.StreamTimeoutError as raised:
+                error = raised
+            await client.close()
+        else:
+            _, error = await asyncio.to_thread(collect_sync, stream)
+    assert isinstance(error, sk.StreamTimeoutError), repr(error)
+    assert error.kind.replace(" ", "_") == kind
+    telemetry.wait_for(1, SpanKind.CLIENT)
+    (span,) = telemetry.requests()
+    telemetry.check_ended_once()
+    a = attrs(span)
+    assert a["streamkit.end.outcome"] == "timeout"
+    assert a["streamkit.end.timeout"] == kind
+    assert a["error.type"] == "streamkit.errors.StreamTimeoutError"
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.status.description == "streamkit.errors.StreamTimeoutError"
+    (duration,) = telemetry.points("gen_ai.client.operation.duration")
+    assert dict(duration.attributes or {})["error.type"] == a["error.type"]
 
 
 # -- the loop closing, the garbage collector -----------------------------------------------
@@ -331,7 +373,9 @@ async def test_an_async_stream_disposed_from_another_thread(telemetry: Telemetry
     assert attrs(span)["streamkit.end.disposed_by"] == "unknown"
 
 
-def test_an_abandoned_iterator_collected_by_the_gc_ends_the_span(telemetry: Telemetry) -> None:
+def test_a_dropped_iterator_ends_the_span_as_a_break(telemetry: Telemetry) -> None:
+    """An iteration dropped half-way: closing the collected generator stops the pull
+    (``GeneratorExit``), as a ``break`` does."""
     with ReplayServer("openai/chat-text-usage", pace=0.01) as server:
         stream = _stream(server)
         iterator = iter(stream)
@@ -341,7 +385,65 @@ def test_an_abandoned_iterator_collected_by_the_gc_ends_the_span(telemetry: Tele
         telemetry.wait_for(1, SpanKind.CLIENT)
     (span,) = telemetry.requests()
     telemetry.check_ended_once()
-    assert attrs(span)["streamkit.end.outcome"] in ("disposed", "abandoned")
+    a = attrs(span)
+    assert (a["streamkit.end.outcome"], a["streamkit.end.disposed_by"]) == ("disposed", "break")
+    assert a["streamkit.chunks"] == 1
+    assert span.status.status_code is StatusCode.UNSET
+
+
+def _abandoned(telemetry: Telemetry) -> None:
+    """The one request span ended as abandoned, with its end event and estimated usage,
+    and not as an error."""
+    telemetry.wait_for(1, SpanKind.CLIENT)
+    assert telemetry.tracker.open_spans() == [], "the abandoned request's span never ended"
+    (span,) = telemetry.requests()
+    telemetry.check_ended_once()
+    a = attrs(span)
+    assert a["streamkit.end.outcome"] == "abandoned"
+    assert "streamkit.end.disposed_by" not in a and "error.type" not in a
+    assert a["streamkit.chunks"] == 0
+    assert a["streamkit.usage.source"] == "estimated"
+    assert a["gen_ai.usage.input_tokens"] > 0
+    (end,) = [event for event in span.events if event.name == "streamkit.end"]
+    assert dict(end.attributes or {})["streamkit.end.outcome"] == "abandoned"
+    assert span.status.status_code is StatusCode.UNSET
+
+
+def test_a_subscription_dropped_before_it_ran_is_ended_by_the_gc(telemetry: Telemetry) -> None:
+    """Subscribed on a scheduler that never runs its action, then dropped, neither
+    consumed nor disposed: only the pull's finalizer can end the request. This test fails
+    if that finalizer (``Recorder.begin``'s ``weakref.finalize``) is removed."""
+    from reactivex.testing import TestScheduler
+
+    scheduler = TestScheduler()
+    with ReplayServer("openai/chat-text-usage") as server:
+        subscription = _stream(server).subscribe(lambda _chunk: None, scheduler=scheduler)
+        assert telemetry.spans() == []  # started, not ended
+        del subscription, scheduler
+        gc.collect()
+        _abandoned(telemetry)
+        assert server.requests == []  # never sent
+
+
+def test_an_async_subscription_on_a_loop_that_never_ran_is_ended_by_the_gc(
+    telemetry: Telemetry,
+) -> None:
+    """An async stream subscribed to a loop that is closed without ever running: the
+    pull's task was never created; once the loop and the subscription are dropped the
+    collector ends the request."""
+    from reactivex.scheduler.eventloop import AsyncIOThreadSafeScheduler
+
+    loop = asyncio.new_event_loop()
+    with ReplayServer("openai/chat-text-usage") as server:
+        client = server.client("openai", async_=True)
+        stream = sk.stream("openai", MODEL, "hello", client=client)
+        subscription = stream.subscribe(
+            lambda _chunk: None, scheduler=AsyncIOThreadSafeScheduler(loop)
+        )
+        loop.close()
+        del subscription, loop
+        gc.collect()
+        _abandoned(telemetry)
 
 
 # -- share_replay --------------------------------------------------------------------------
