@@ -55,6 +55,7 @@ __all__ = [
     "SDKObjectBuilder",
     "check_fast",
     "loads",
+    "missing_internals",
     "require_orjson",
 ]
 
@@ -73,6 +74,19 @@ def check_fast(value: object) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"fast must be a bool, not {value!r}")
     return value
+
+
+def missing_internals(classes: Iterable[type], names: Iterable[str]) -> list[str]:
+    """The ``names`` some of the SDK client ``classes`` lack: neither an attribute of
+    the class nor an instance attribute one of its bases annotates (``__init__`` sets
+    those)."""
+    missing: list[str] = []
+    for name in names:
+        for cls in classes:
+            annotated = any(name in vars(base).get("__annotations__", {}) for base in cls.__mro__)
+            if not (hasattr(cls, name) or annotated):
+                missing.append(f"{cls.__qualname__}.{name}")
+    return missing
 
 
 def loads(raw: bytes) -> Any:
@@ -135,10 +149,11 @@ class LazyChunk(Chunk):
     Each provider's lazy chunk type derives from the provider's chunk type and from this,
     in that order (``class LazyOpenAIChunk(OpenAIChunk, LazyChunk)``), so it is that type,
     follows its rules and keeps its ``chunk`` field, which has no default (a subclass
-    that would give it one is refused when it is defined). ``raw_json`` is the event's JSON, as decoded (read it to get a raw field
-    without building the SDK object). Serializing (``model_dump``) builds ``chunk``
-    first, so a dump is the SDK path's. Two threads reading ``chunk`` at once may both
-    build it; they build equal objects and one is kept.
+    that would give it one is refused when it is defined). ``raw_json`` is the event's
+    JSON, as decoded (read it to get a raw field without building the SDK object).
+    Serializing (``model_dump``) builds ``chunk`` first, so a dump is the SDK path's.
+    Two threads reading ``chunk`` at once may both build it; they build equal objects
+    and one is kept.
 
     Why ``chunk`` is lazy through ``__getattr__``: ``Chunk`` is a frozen pydantic model
     and ``chunk`` one of its fields. A ``functools.cached_property`` of that name on a
