@@ -16,12 +16,12 @@ Stainless SDKs (:mod:`streamkit.providers._stainless`):
   ``APITimeoutError`` / ``APIConnectionError`` (raised ``from`` the HTTP library's
   error). The body is read to its end, as the SDK reads it;
 - each event becomes a :class:`LazyAnthropicChunk` straight from the JSON
-  (:class:`FastAnthropicDecoder`): text, thinking and tool-argument deltas, the end of a
-  block and ``message_stop``. Its ``chunk`` (the SDK's ``RawMessageStreamEvent``) is
-  built only when read, by the SDK's own ``client._process_response_data``, so it
-  equals the SDK path's object. The few other events of a message (``message_start``,
-  ``content_block_start``, ``message_delta``, signature and citation deltas, anything
-  unexpected) are built at once and decoded by
+  (:class:`FastAnthropicDecoder`): text, thinking and tool-argument deltas, a thinking
+  block's signature, the end of a block and ``message_stop``. Its ``chunk`` (the SDK's
+  ``RawMessageStreamEvent``) is built only when read, by the SDK's own
+  ``client._process_response_data``, so it equals the SDK path's object. The few other
+  events of a message (``message_start``, ``content_block_start``, ``message_delta``,
+  citation deltas, anything unexpected) are built at once and decoded by
   :class:`~streamkit.providers.anthropic.AnthropicDecoder`, as on the SDK path; so are
   all of them for a strict client (``_strict_response_validation``) and for a traced
   one, whose tracing observer the fast stream tells of every event as the SDK's
@@ -84,6 +84,7 @@ _DELTA_TEXT = {
     "text_delta": "text",
     "thinking_delta": "thinking",
     "input_json_delta": "partial_json",
+    "signature_delta": "signature",  # nothing normalized; the message builder reads it
 }
 
 
@@ -119,7 +120,7 @@ class FastAnthropicDecoder(AnthropicDecoder):
             delta_kind = delta.get("type")
             field = _DELTA_TEXT.get(delta_kind) if type(delta_kind) is str else None
             if field is None:
-                return None  # signature and citation deltas, unknown ones: the SDK object
+                return None  # citation deltas, unknown ones: the SDK object decides
             value = delta.get(field)
             if type(value) is not str:
                 return None
@@ -127,7 +128,7 @@ class FastAnthropicDecoder(AnthropicDecoder):
                 content = value
             elif delta_kind == "thinking_delta":
                 thinking = value
-            elif index in self._tools:
+            elif delta_kind == "input_json_delta" and index in self._tools:
                 if value:
                     self._tools[index] = (self._tools[index][0], True)
                 tool_calls.append(ToolCallDelta(index=index, arguments=value))
