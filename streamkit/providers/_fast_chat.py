@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from streamkit.models import Chunk, ToolCallDelta, construct_chunk
+from streamkit.models import Chunk, ToolCallDelta
 from streamkit.providers._chat import ChatChunkDecoder
-from streamkit.providers._stainless import LazyChunk, RawEvent
+from streamkit.providers._stainless import LazyChunk, RawEvent, construct_lazy
 
 __all__ = ["FastChatChunkDecoder"]
 
@@ -120,19 +120,20 @@ class FastChatChunkDecoder(ChatChunkDecoder):
                     return None
                 finish_reasons = [*(finish_reasons or ()), finish_reason]
         self.advance(finish_reasons, None)  # events with usage go through the SDK object
-        chunk = construct_chunk(
+        return construct_lazy(
             self.lazy_type,
-            provider=self.provider,
-            content=content,
-            thinking=thinking,
-            refusal=refusal,
-            finish_reasons=finish_reasons,
-            model=data.get("model"),
-            id=data.get("id"),
-            usage=None,
-            tool_calls=tool_calls,
-            audio=None,
-            audio_transcript=None,
+            event,
+            {
+                "provider": self.provider,
+                "content": content,
+                "thinking": thinking,
+                "refusal": refusal,
+                "finish_reasons": finish_reasons,
+                "model": data.get("model"),
+                "id": data.get("id"),
+                "usage": None,
+                "tool_calls": tool_calls,
+                "audio": None,
+                "audio_transcript": None,
+            },
         )
-        chunk._event = event
-        return chunk

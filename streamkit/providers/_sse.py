@@ -49,18 +49,31 @@ class SSESplitter:
         elif last != 10:
             self._partial = lines.pop()
         events: list[tuple[str | None, bytes]] = []
+        # The event being read is kept in locals (written back at the end and around
+        # _field, which reads and sets the rest): a few attribute writes less per event.
+        data = self._data
+        name = self._event
         for line in lines:
             if not line:
-                if self._event or self._data or self._last_event_id or self._retry is not None:
-                    events.append((self._event or None, b"\n".join(self._data)))
-                    self._event = None
-                    self._data = []
+                if name or data or self._last_event_id or self._retry is not None:
+                    events.append((name or None, data[0] if len(data) == 1 else b"\n".join(data)))
+                    name = None
+                    data = []
                     self._retry = None
             elif line.startswith(b"data:"):
                 value = line[5:]
-                self._data.append(value[1:] if value[:1] == b" " else value)
+                data.append(value[1:] if value[:1] == b" " else value)
+            elif line.startswith(b"event:"):  # as _field's, without its other checks
+                text = line.decode("utf-8")[6:]  # the whole line, as the SDK decodes it
+                name = text[1:] if text[:1] == " " else text
             else:
+                self._data = data
+                self._event = name
                 self._field(line.decode("utf-8"))
+                data = self._data
+                name = self._event
+        self._data = data
+        self._event = name
         return events
 
     def _field(self, line: str) -> None:

@@ -34,11 +34,11 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import PrivateAttr, SerializationInfo, SerializerFunctionWrapHandler, model_serializer
 
-from streamkit.models import Chunk
+from streamkit.models import Chunk, construct_chunk_with
 from streamkit.providers._sse import SSESplitter
 
 try:
@@ -54,6 +54,7 @@ __all__ = [
     "RawEvent",
     "SDKObjectBuilder",
     "check_fast",
+    "construct_lazy",
     "loads",
     "missing_internals",
     "require_orjson",
@@ -208,6 +209,17 @@ class LazyChunk(Chunk):
     ) -> Any:
         self.chunk  # noqa: B018 - build it, so the dump holds the SDK path's object
         return handler(self)
+
+
+LazyT = TypeVar("LazyT", bound=LazyChunk)
+
+
+def construct_lazy(chunk_type: type[LazyT], event: RawEvent, values: dict[str, Any]) -> LazyT:
+    """A lazy chunk of ``values`` (a fresh dict, every field but ``chunk`` in declaration
+    order, as the decoders give them) holding ``event``: what
+    ``chunk_type.model_construct(**values)`` then setting ``_event`` gives
+    (:func:`~streamkit.models.construct_chunk_with`)."""
+    return construct_chunk_with(chunk_type, values, {"_event": event})
 
 
 class EventReader(ABC):

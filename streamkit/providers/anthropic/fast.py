@@ -43,7 +43,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from streamkit.messages import Message
-from streamkit.models import Chunk, ToolCallDelta, construct_chunk
+from streamkit.models import Chunk, ToolCallDelta
 from streamkit.providers._stainless import (
     AsyncFastStream,
     Built,
@@ -51,6 +51,7 @@ from streamkit.providers._stainless import (
     FastStream,
     LazyChunk,
     RawEvent,
+    construct_lazy,
     loads,
     require_orjson,
 )
@@ -147,22 +148,23 @@ class FastAnthropicDecoder(AnthropicDecoder):
         else:
             return None
         self.events += 1
-        chunk = construct_chunk(
+        return construct_lazy(
             LazyAnthropicChunk,
-            provider=self.provider,
-            content=content,
-            thinking=thinking,
-            refusal="",
-            finish_reasons=None,
-            model=self._model,
-            id=self._id,
-            usage=None,
-            tool_calls=tool_calls,
-            audio=None,
-            audio_transcript=None,
+            event,
+            {
+                "provider": self.provider,
+                "content": content,
+                "thinking": thinking,
+                "refusal": "",
+                "finish_reasons": None,
+                "model": self._model,
+                "id": self._id,
+                "usage": None,
+                "tool_calls": tool_calls,
+                "audio": None,
+                "audio_transcript": None,
+            },
         )
-        chunk._event = event
-        return chunk
 
 
 class AnthropicEventReader(EventReader):
