@@ -83,6 +83,17 @@ def _anthropic(url: str, async_: bool = False) -> Any:
     return cls(base_url=url, api_key=KEY, max_retries=0)
 
 
+def _groq(url: str, async_: bool = False) -> Any:
+    import groq
+
+    cls = groq.AsyncGroq if async_ else groq.Groq
+    return cls(base_url=url, api_key=KEY, max_retries=0)
+
+
+ANTHROPIC_MODEL = "claude-sonnet-4-20250514"
+GROQ_MODEL = "llama3-8b-8192"
+
+
 # -- raw SDKs ---------------------------------------------------------------------------
 def make_openai_sync(url: str, *, tap: Tap = None) -> Run:
     client = _openai(url)
@@ -127,10 +138,88 @@ def make_anthropic_sync(url: str, *, tap: Tap = None) -> Run:
     def run() -> int:
         n = 0
         stream = client.messages.create(
-            model="claude-sonnet-4-20250514", max_tokens=1024, messages=MESSAGES, stream=True
+            model=ANTHROPIC_MODEL, max_tokens=1024, messages=MESSAGES, stream=True
         )
         for _event in _tapped(stream, tap):
             n += 1
+        return n
+
+    return run
+
+
+def make_anthropic_async(url: str, *, tap: Tap = None) -> Run:
+    client = _anthropic(url, async_=True)
+    loop = asyncio.new_event_loop()
+
+    async def read() -> int:
+        n = 0
+        stream = await client.messages.create(
+            model=ANTHROPIC_MODEL, max_tokens=1024, messages=MESSAGES, stream=True
+        )
+        async for _event in _atapped(stream, tap):
+            n += 1
+        return n
+
+    return lambda: loop.run_until_complete(read())
+
+
+def make_groq_sync(url: str, *, tap: Tap = None) -> Run:
+    client = _groq(url)
+
+    def run() -> int:
+        n = 0
+        stream = client.chat.completions.create(model=GROQ_MODEL, messages=MESSAGES, stream=True)
+        for _chunk in _tapped(stream, tap):
+            n += 1
+        return n
+
+    return run
+
+
+def make_groq_async(url: str, *, tap: Tap = None) -> Run:
+    client = _groq(url, async_=True)
+    loop = asyncio.new_event_loop()
+
+    async def read() -> int:
+        n = 0
+        stream = await client.chat.completions.create(
+            model=GROQ_MODEL, messages=MESSAGES, stream=True
+        )
+        async for _chunk in _atapped(stream, tap):
+            n += 1
+        return n
+
+    return lambda: loop.run_until_complete(read())
+
+
+def make_anthropic_bytes(url: str, *, tap: Tap = None) -> Run:
+    """The floor of any reader: the SDK's own request, its response's bytes read and
+    nothing parsed (``messages.with_streaming_response``)."""
+    client = _anthropic(url)
+
+    def run() -> int:
+        n = 0
+        with client.messages.with_streaming_response.create(
+            model=ANTHROPIC_MODEL, max_tokens=1024, messages=MESSAGES, stream=True
+        ) as response:
+            for _piece in response.iter_bytes():
+                n += 1
+        return n
+
+    return run
+
+
+def make_groq_bytes(url: str, *, tap: Tap = None) -> Run:
+    """The floor of any groq reader (see :func:`make_anthropic_bytes`)."""
+    client = _groq(url)
+
+    def run() -> int:
+        n = 0
+        with client.chat.completions.with_streaming_response.create(
+            model=GROQ_MODEL, messages=MESSAGES, stream=True
+        ) as response:
+            for _piece in response.iter_bytes():
+                n += 1
         return n
 
     return run
@@ -222,10 +311,10 @@ def _sk_factory(
 ) -> Callable[[], Any]:
     import streamkit as sk
 
-    client = _openai(url, async_) if provider == "openai" else _anthropic(url, async_)
+    client = {"openai": _openai, "anthropic": _anthropic, "groq": _groq}[provider](url, async_)
     if provider == "anthropic":
         params.setdefault("max_tokens", 1024)
-    model = MODEL if provider == "openai" else "claude-sonnet-4-20250514"
+    model = {"openai": MODEL, "anthropic": ANTHROPIC_MODEL, "groq": GROQ_MODEL}[provider]
     return lambda: sk.stream(provider, model, MESSAGES, client=client, **params)
 
 
@@ -377,6 +466,18 @@ CLIENTS: dict[str, Callable[..., Run]] = {
     "sk-fast-async-pipeline": _client(make_sk_async, pipeline=True, fast=True),
     "sk-anthropic-source": _client(make_sk_source, provider="anthropic"),
     "sk-anthropic-pipeline": _client(make_sk_pipeline, provider="anthropic"),
+    "anthropic-async": make_anthropic_async,
+    "anthropic-bytes": make_anthropic_bytes,
+    "groq-bytes": make_groq_bytes,
+    "groq-sync": make_groq_sync,
+    "groq-async": make_groq_async,
+    "sk-groq-source": _client(make_sk_source, provider="groq"),
+    "sk-fast-anthropic-source": _client(make_sk_source, provider="anthropic", fast=True),
+    "sk-fast-anthropic-pipeline": _client(make_sk_pipeline, provider="anthropic", fast=True),
+    "sk-fast-anthropic-async-source": _client(make_sk_async, provider="anthropic", fast=True),
+    "sk-fast-groq-source": _client(make_sk_source, provider="groq", fast=True),
+    "sk-fast-groq-pipeline": _client(make_sk_pipeline, provider="groq", fast=True),
+    "sk-fast-groq-async-source": _client(make_sk_async, provider="groq", fast=True),
     "sk-share-1": _client(make_sk_share, subscribers=1),
     "sk-share-10": _client(make_sk_share, subscribers=10),
     "sk-share-100": _client(make_sk_share, subscribers=100),

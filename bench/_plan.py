@@ -158,6 +158,84 @@ TABLE = (
         "openai-async",
         kind="fast",
     ),
+    Client(
+        "anthropic-async",
+        "anthropic SDK, async: `async for event in await client.messages.create(...)`",
+        None,
+        "anthropic",
+        kind="raw",
+    ),
+    Client(
+        "anthropic-bytes",
+        "anthropic SDK's request, the response's bytes only (no SSE, no JSON): the floor",
+        "anthropic-sync",
+        "anthropic",
+        kind="raw",
+    ),
+    Client(
+        "sk-fast-anthropic-source",
+        "streamkit `fast=True` source alone, anthropic",
+        "anthropic-sync",
+        "anthropic",
+        kind="fast",
+    ),
+    Client(
+        "sk-fast-anthropic-pipeline",
+        "streamkit `fast=True` realistic pipeline, anthropic",
+        "anthropic-sync",
+        "anthropic",
+        kind="fast",
+    ),
+    Client(
+        "sk-fast-anthropic-async-source",
+        "streamkit `fast=True` source alone, anthropic async client",
+        "anthropic-async",
+        "anthropic",
+        kind="fast",
+    ),
+    Client(
+        "groq-sync",
+        "groq SDK, sync: `for chunk in client.chat.completions.create(stream=True)`",
+        None,
+        "groq",
+        kind="raw",
+    ),
+    Client(
+        "groq-async",
+        "groq SDK, async: `async for chunk in await client.chat.completions.create(...)`",
+        None,
+        "groq",
+        kind="raw",
+    ),
+    Client(
+        "groq-bytes",
+        "groq SDK's request, the response's bytes only (no SSE, no JSON): the floor",
+        "groq-sync",
+        "groq",
+        kind="raw",
+    ),
+    Client("sk-groq-source", "streamkit source alone, groq", "groq-sync", "groq"),
+    Client(
+        "sk-fast-groq-source",
+        "streamkit `fast=True` source alone, groq",
+        "groq-sync",
+        "groq",
+        kind="fast",
+    ),
+    Client(
+        "sk-fast-groq-pipeline",
+        "streamkit `fast=True` realistic pipeline, groq",
+        "groq-sync",
+        "groq",
+        kind="fast",
+    ),
+    Client(
+        "sk-fast-groq-async-source",
+        "streamkit `fast=True` source alone, groq async client",
+        "groq-async",
+        "groq",
+        kind="fast",
+    ),
     Client("sk-share-1", "streamkit `share_replay`, 1 subscriber", "openai-sync", kind="share"),
     Client("sk-share-10", "streamkit `share_replay`, 10 subscribers", "openai-sync", kind="share"),
     Client(
@@ -194,3 +272,47 @@ MATCH_CLIENTS = (
     ("match-raw-sync", "raw openai SDK, `break` + `close()` (reference), sync"),
     ("match-raw-async", "raw openai SDK, `break` + `close()` (reference), async"),
 )
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A part of the run that ``bench/run.py --scenario NAME`` runs alone: some rows of
+    the CPU table (and the raw SDK rows they are set against), written to a section of
+    ``docs/performance.md`` of their own (the rest of the page is left as it is)."""
+
+    name: str
+    title: str
+    clients: tuple[str, ...]
+    modes: tuple[str, ...] = ("burst",)
+    intro: str = ""
+
+
+SCENARIOS = {
+    "fast-paths": Scenario(
+        "fast-paths",
+        "Fast paths of anthropic and groq (`fast=True`)",
+        (
+            "sk-fast-anthropic-source",
+            "sk-fast-anthropic-pipeline",
+            "sk-fast-anthropic-async-source",
+            "sk-anthropic-source",
+            "anthropic-bytes",
+            "sk-fast-groq-source",
+            "sk-fast-groq-pipeline",
+            "sk-fast-groq-async-source",
+            "sk-groq-source",
+            "groq-bytes",
+        ),
+        intro=(
+            '`sk.stream("anthropic" | "groq", ..., fast=True)` reads the SDK\'s own '
+            "HTTP response, splits its server-sent events itself, decodes each with orjson "
+            "and builds the SDK's event object only if `chunk.chunk` is read "
+            "(`streamkit/providers/_stainless.py`). The goal (issue 17): at least 3\u00d7 "
+            "less CPU per chunk than iterating each raw SDK. The `bytes only` rows read the "
+            "same responses through the same SDK request without parsing anything: no "
+            "reader of that response can cost less, so they bound the speed-up any fast "
+            "path can reach on this stream."
+        ),
+    ),
+}
+"""The scenarios ``bench/run.py --scenario`` runs alone, by name."""

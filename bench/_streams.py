@@ -1,8 +1,9 @@
 """Large synthetic provider streams for the benchmarks, built in memory.
 
 The events follow the recorded transcripts' shapes (``openai/chat-text-usage``,
-``anthropic/messages-text``): same keys, same kind of ids, one short text delta per
-event, a finish event, the usage event, then ``[DONE]`` / ``message_stop``.
+``anthropic/messages-text``, ``groq/chat-text-x-groq-usage``): same keys, same kind of
+ids, one short text delta per event, a finish event, the usage event (Groq: in the
+finish event's ``x_groq``), then ``[DONE]`` / ``message_stop``.
 """
 
 from __future__ import annotations
@@ -135,9 +136,54 @@ def anthropic_transcript(chunks: int) -> Transcript:
     )
 
 
+def _groq_event(delta: dict[str, object], finish: str | None, **extra: object) -> str:
+    payload = {
+        "id": "chatcmpl-532a6640-2e18-4a4c-8406-8437a857ce48",
+        "object": "chat.completion.chunk",
+        "created": 1739948145,
+        "model": "llama3-8b-8192",
+        "system_fingerprint": "fp_179b0f92c9",
+        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        **extra,
+    }
+    return "data: " + json.dumps(payload, separators=(",", ":")) + "\n\n"
+
+
+def groq_events(chunks: int) -> Iterator[str]:
+    """A Groq chat stream with ``chunks`` text deltas: the role event (with
+    ``x_groq.id``), the deltas, the finish event with ``x_groq.usage``, ``[DONE]``."""
+    x_groq_id = "req_01jmefve36eajb6c1x6k8ppv5m"
+    yield _groq_event({"role": "assistant", "content": ""}, None, x_groq={"id": x_groq_id})
+    for i in range(chunks):
+        yield _groq_event({"content": WORDS[i % len(WORDS)]}, None)
+    usage = {
+        "queue_time": 0.28245049,
+        "prompt_tokens": 18,
+        "prompt_time": 0.002698174,
+        "completion_tokens": chunks,
+        "completion_time": 0.060833333,
+        "total_tokens": 18 + chunks,
+        "total_time": 0.063531507,
+    }
+    yield _groq_event({}, "stop", x_groq={"id": x_groq_id, "usage": usage})
+    yield "data: [DONE]\n\n"
+
+
+def groq_transcript(chunks: int) -> Transcript:
+    """A Groq chat stream of ``chunks`` text deltas (+3 other events)."""
+    return Transcript.from_events(
+        "groq",
+        "chat.completions",
+        groq_events(chunks),
+        name=f"bench/groq-{chunks}",
+        content_type="text/event-stream",
+        description=f"{chunks} generated text deltas",
+    )
+
+
 def build(spec: str) -> Transcript:
-    """A transcript from a spec ``"openai:20000"``, ``"anthropic:2000"`` or
-    ``"openai:200:match=50"`` (the match word at event 50)."""
+    """A transcript from a spec ``"openai:20000"``, ``"anthropic:2000"``, ``"groq:2000"``
+    or ``"openai:200:match=50"`` (the match word at event 50)."""
     provider, _, rest = spec.partition(":")
     size, _, option = rest.partition(":")
     chunks = int(size)
@@ -146,4 +192,6 @@ def build(spec: str) -> Transcript:
         return openai_transcript(chunks, match_at=match_at)
     if provider == "anthropic":
         return anthropic_transcript(chunks)
+    if provider == "groq":
+        return groq_transcript(chunks)
     raise ValueError(f"unknown stream spec {spec!r}")

@@ -6,6 +6,11 @@ streamkit with every SDK, orjson, pyinstrument and the peers)::
     python3 -m venv .venv-bench && .venv-bench/bin/pip install -r bench/requirements.txt
     .venv-bench/bin/python bench/run.py            # ~12 minutes
     .venv-bench/bin/python bench/run.py --quick    # ~3 minutes, smaller streams
+    .venv-bench/bin/python bench/run.py --scenario fast-paths  # one part alone (_plan.SCENARIOS)
+
+``--scenario NAME`` runs only that scenario's rows of the CPU table (with the raw SDK
+rows they are set against, in the same rounds) and writes only its own section of the
+page, leaving the rest as it is.
 
 Every figure is taken on streams served by streamkit's ReplayServer from a child
 process (so the server's CPU is never counted as the client's), on 127.0.0.1, and every
@@ -36,7 +41,18 @@ sys.path.insert(0, str(HERE))
 
 import _scenarios  # noqa: E402
 from _measure import Runs, Worker, in_child  # noqa: E402
-from _plan import BY_NAME, FULL, LONG, MATCH_CLIENTS, QUICK, TABLE, TTFC, Plan  # noqa: E402
+from _plan import (  # noqa: E402
+    BY_NAME,
+    FULL,
+    LONG,
+    MATCH_CLIENTS,
+    QUICK,
+    SCENARIOS,
+    TABLE,
+    TTFC,
+    Plan,
+    Scenario,
+)
 from _server import ServerPool  # noqa: E402
 
 
@@ -88,45 +104,57 @@ def start_workers(
     return {worker.client: worker for worker in workers}
 
 
-def run_tables(plan: Plan, urls: dict[str, str], results: Results) -> None:
-    """Burst and paced tables, time to first text and the flatness test: every client's
-    worker is set up once, then the reads go round the workers."""
-
+def _urls_of(
+    urls: dict[str, str], modes: Iterable[str] = ("burst", "paced", "ttfc")
+) -> Callable[[str], dict[str, str]]:
     def urls_of(name: str) -> dict[str, str]:
         provider = BY_NAME[name].provider
-        mine = {
-            "burst": urls[f"burst-{provider}"],
-            "paced": urls[f"paced-{provider}"],
-            "ttfc": urls[f"ttfc-{provider}"],
-        }
-        if name in LONG:
+        mine = {mode: urls[f"{mode}-{provider}"] for mode in modes}
+        if name in LONG and "long-openai" in urls:
             mine["long"] = urls["long-openai"]
         return mine
 
+    return urls_of
+
+
+def run_cpu_tables(
+    plan: Plan,
+    workers: dict[str, Worker],
+    results: Results,
+    modes: tuple[str, ...] = ("burst", "paced"),
+) -> None:
+    """The CPU tables: one warm read of each stream, then ``plan.rounds`` rounds going
+    through every worker in turn (the order rotated each round)."""
+    for name, worker in workers.items():  # one warm read of each stream
+        for mode in modes:
+            results.table[(name, mode)] = Runs(name, mode)
+            if worker.error:
+                results.table[(name, mode)].error = worker.error
+                continue
+            outcome = worker.read(mode, 1)
+            if isinstance(outcome, str):
+                results.table[(name, mode)].error = outcome
+    log("warm; CPU tables")
+    order = list(workers)
+    for round_ in range(plan.rounds):
+        # Rotate the order so that no client always runs right after the same one.
+        rotated = order[round_ % len(order) :] + order[: round_ % len(order)]
+        for mode in modes:
+            for name in rotated:
+                runs = results.table[(name, mode)]
+                if runs.error is None:
+                    _record(runs, workers[name].read(mode, 1))
+        results.load.append(os.getloadavg())
+        log(f"round {round_ + 1}/{plan.rounds} done (load {os.getloadavg()[0]:.1f})")
+
+
+def run_tables(plan: Plan, urls: dict[str, str], results: Results) -> None:
+    """Burst and paced tables, time to first text and the flatness test: every client's
+    worker is set up once, then the reads go round the workers."""
     log(f"starting {len(TABLE)} client workers")
-    workers = start_workers((c.name for c in TABLE), urls_of)
+    workers = start_workers((c.name for c in TABLE), _urls_of(urls))
     try:
-        for name, worker in workers.items():  # one warm read of each stream
-            for mode in ("burst", "paced"):
-                results.table[(name, mode)] = Runs(name, mode)
-                if worker.error:
-                    results.table[(name, mode)].error = worker.error
-                    continue
-                outcome = worker.read(mode, 1)
-                if isinstance(outcome, str):
-                    results.table[(name, mode)].error = outcome
-        log("warm; CPU tables")
-        order = list(workers)
-        for round_ in range(plan.rounds):
-            # Rotate the order so that no client always runs right after the same one.
-            rotated = order[round_ % len(order) :] + order[: round_ % len(order)]
-            for mode in ("burst", "paced"):
-                for name in rotated:
-                    runs = results.table[(name, mode)]
-                    if runs.error is None:
-                        _record(runs, workers[name].read(mode, 1))
-            results.load.append(os.getloadavg())
-            log(f"round {round_ + 1}/{plan.rounds} done (load {os.getloadavg()[0]:.1f})")
+        run_cpu_tables(plan, workers, results)
 
         log("time to first text")
         for name in TTFC:
@@ -250,6 +278,49 @@ def run_profile(urls: dict[str, str], results: Results) -> None:
             results.profiles[key] = f"{type(error).__name__}: {error}"
 
 
+def run_scenario(plan: Plan, scenario: Scenario, out: Path, command: str) -> int:
+    """Measure one scenario's rows and their raw SDK rows in the same rounds; write its
+    section of the page (the rest of the page is kept as it is)."""
+    import _report
+    import _sections
+
+    names: list[str] = []
+    for name in scenario.clients:
+        baseline = BY_NAME[name].baseline
+        for client in (baseline, name):
+            if client is not None and client not in names:
+                names.append(client)
+    providers = sorted({BY_NAME[name].provider for name in names})
+    chunks = {"burst": plan.table_chunks, "paced": plan.paced_chunks}
+    paces = {"burst": 0.0, "paced": plan.pace}
+    configs = [
+        (f"{mode}-{provider}", f"{provider}:{chunks[mode]}", paces[mode])
+        for mode in scenario.modes
+        for provider in providers
+    ]
+    results = Results(plan)
+    results.load.append(os.getloadavg())
+    with ServerPool() as pool:
+        log(f"scenario {scenario.name}: {len(names)} clients, {', '.join(scenario.modes)}")
+        urls = pool.start(configs)
+        workers = start_workers(names, _urls_of(urls, scenario.modes))
+        try:
+            run_cpu_tables(plan, workers, results, scenario.modes)
+        finally:
+            for worker in workers.values():
+                worker.close()
+    results.load.append(os.getloadavg())
+    results.seconds = time.perf_counter() - START
+    body = _report.render_scenario(
+        results, scenario, names, command=command, environment=environment()
+    )
+    page = out.read_text(encoding="utf-8") if out.exists() else ""
+    out.write_text(_sections.replace_section(page, scenario.name, body), encoding="utf-8")
+    log(f"wrote section {scenario.name} of {out}")
+    print(_report.scenario_summary(results, scenario, names))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -261,17 +332,27 @@ def main(argv: list[str] | None = None) -> int:
         default=ROOT / "docs" / "performance.md",
         help="where to write the report (default: docs/performance.md)",
     )
+    parser.add_argument(
+        "--scenario",
+        choices=sorted(SCENARIOS),
+        help="run only this scenario and write only its section of the page",
+    )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
+    if args.scenario:
+        return run_scenario(plan, SCENARIOS[args.scenario], args.out, _command(args))
     results = Results(plan)
     results.load.append(os.getloadavg())
     configs = [
         ("burst-openai", f"openai:{plan.table_chunks}", 0.0),
         ("burst-anthropic", f"anthropic:{plan.table_chunks}", 0.0),
+        ("burst-groq", f"groq:{plan.table_chunks}", 0.0),
         ("paced-openai", f"openai:{plan.paced_chunks}", plan.pace),
         ("paced-anthropic", f"anthropic:{plan.paced_chunks}", plan.pace),
+        ("paced-groq", f"groq:{plan.paced_chunks}", plan.pace),
         ("ttfc-openai", f"openai:{plan.ttfc_chunks}", 0.0),
         ("ttfc-anthropic", f"anthropic:{plan.ttfc_chunks}", 0.0),
+        ("ttfc-groq", f"groq:{plan.ttfc_chunks}", 0.0),
         ("long-openai", f"openai:{plan.long_chunks}", 0.0),
         ("match", f"openai:{plan.match_chunks}:match={plan.match_at}", plan.match_pace),
         ("concurrent", f"openai:{plan.concurrent_chunks}", plan.concurrent_pace),
@@ -316,6 +397,7 @@ def environment() -> dict[str, Any]:
         "streamkit",
         "openai",
         "anthropic",
+        "groq",
         "litellm",
         "langchain-openai",
         "langchain-core",

@@ -260,6 +260,36 @@ def construct_chunk(chunk_type: type[ChunkT], **values: Any) -> ChunkT:
     return chunk
 
 
+def construct_chunk_with(
+    chunk_type: type[ChunkT], values: dict[str, Any], private: dict[str, Any]
+) -> ChunkT:
+    """:func:`construct_chunk` of ``values`` with its private attributes set from
+    ``private``: the same instance as ``chunk_type.model_construct(**values)`` followed by
+    setting each private attribute (the fast paths' lazy chunks hold their event so).
+
+    ``values`` and ``private`` become the instance's own state: pass fresh dicts. Where
+    :func:`construct_chunk` builds directly and the type's private attributes have no
+    defaults, both are set at once (sparing the call's keyword packing and pydantic's
+    ``__setattr__`` for a private attribute, ~1 µs together); otherwise through
+    :func:`construct_chunk` and ``setattr``.
+    """
+    key = (chunk_type, tuple(values))
+    plan = _CONSTRUCT_PLANS.get(key)
+    if plan is None:
+        plan = _CONSTRUCT_PLANS[key] = _construct_plan(chunk_type, key[1])
+    if plan != _EMPTY_PRIVATE:
+        chunk = construct_chunk(chunk_type, **values)
+        for name, value in private.items():
+            setattr(chunk, name, value)
+        return chunk
+    chunk = chunk_type.__new__(chunk_type)
+    _object_setattr(chunk, "__dict__", values)
+    _object_setattr(chunk, "__pydantic_fields_set__", set(values))
+    _object_setattr(chunk, "__pydantic_extra__", None)
+    _object_setattr(chunk, "__pydantic_private__", private)
+    return chunk
+
+
 class ContentSpan(BaseModel):
     """Which provider and model produced ``content[start:end]`` of a response.
 

@@ -13,8 +13,10 @@ from typing import Any
 import pytest
 from pydantic import PrivateAttr
 
-from streamkit.models import Chunk, ToolCallDelta, Usage, construct_chunk
+from streamkit.models import Chunk, ToolCallDelta, Usage, construct_chunk, construct_chunk_with
 from streamkit.providers.anthropic import AnthropicChunk
+from streamkit.providers.anthropic.fast import LazyAnthropicChunk
+from streamkit.providers.groq.fast import LazyGroqChunk
 from streamkit.providers.openai import OpenAIChunk
 from streamkit.providers.openai.fast import LazyOpenAIChunk
 
@@ -92,3 +94,32 @@ def test_any_other_call_is_model_constructs(fields: dict[str, Any]) -> None:
     assert state(construct_chunk(OpenAIChunk, **fields)) == state(
         OpenAIChunk.model_construct(**fields)
     )
+
+
+@pytest.mark.parametrize("chunk_type", [LazyOpenAIChunk, LazyAnthropicChunk, LazyGroqChunk])
+def test_with_private_state_as_model_construct_then_setattr(chunk_type: type[Chunk]) -> None:
+    """The fast paths' lazy chunks: every field but ``chunk``, then the event set."""
+    fields = values()
+    del fields["chunk"]
+    event = ({"raw": True}, None)
+    direct = construct_chunk_with(chunk_type, dict(fields), {"_event": event})
+    reference = chunk_type.model_construct(**fields)
+    reference._event = event  # type: ignore[attr-defined]
+    assert state(direct) == state(reference)
+    assert "chunk" not in direct.__dict__
+
+
+@pytest.mark.parametrize(
+    ("chunk_type", "fields"),
+    [(LazyOpenAIChunk, {"content": "x", "provider": "openai"}), (WithPrivateDefault, values())],
+    ids=["out-of-order", "private-default"],
+)
+def test_with_private_state_falls_back_otherwise(
+    chunk_type: type[Chunk], fields: dict[str, Any]
+) -> None:
+    private = {"_seen": 3} if chunk_type is WithPrivateDefault else {"_event": (1, None)}
+    direct = construct_chunk_with(chunk_type, dict(fields), dict(private))
+    reference = chunk_type.model_construct(**fields)
+    for name, value in private.items():
+        setattr(reference, name, value)
+    assert state(direct) == state(reference)

@@ -230,9 +230,13 @@ def test_async_stream_subscribed_outside_a_loop_fails_clearly() -> None:
 
 
 # -- cancellation down to the socket ------------------------------------------------------
-def test_take_closes_the_http_response_sync() -> None:
+FAST = pytest.mark.parametrize("fast", [False, True], ids=["sdk", "fast"])
+
+
+@FAST
+def test_take_closes_the_http_response_sync(fast: bool) -> None:
     with ReplayServer(LONG, pace=0.03) as server:
-        stream = sk.stream("openai", "gpt-4o", "hi", client=server.client("openai"))
+        stream = sk.stream("openai", "gpt-4o", "hi", client=server.client("openai"), fast=fast)
         done = threading.Event()
         got: list[sk.Chunk] = []
         stream.pipe(rx.take(3)).subscribe(got.append, on_completed=done.set)
@@ -243,12 +247,13 @@ def test_take_closes_the_http_response_sync() -> None:
         assert record.events_sent <= 5 < record.events_total
 
 
-def test_dispose_from_another_thread_wakes_a_blocked_read() -> None:
+@FAST
+def test_dispose_from_another_thread_wakes_a_blocked_read(fast: bool) -> None:
     # The reader thread is blocked in recv during a long stall: disposal must still
     # close the connection at once (the socket is shut down, not just flagged).
     with ReplayServer() as server:
         server.push(Reply(LONG, fault=Fault(stall_after_events=(3, 30.0))))
-        stream = sk.stream("openai", "gpt-4o", "hi", client=server.client("openai"))
+        stream = sk.stream("openai", "gpt-4o", "hi", client=server.client("openai"), fast=fast)
         got: list[sk.Chunk] = []
         subscription = stream.subscribe(got.append)
         wait_until(lambda: len(got) == 3)
@@ -259,9 +264,10 @@ def test_dispose_from_another_thread_wakes_a_blocked_read() -> None:
         wait_until(lambda: not source_threads())
 
 
-def test_break_and_close_closes_the_http_response() -> None:
+@FAST
+def test_break_and_close_closes_the_http_response(fast: bool) -> None:
     with ReplayServer(LONG, pace=0.03) as server:
-        stream = sk.stream("openai", "gpt-4o", "hi", client=server.client("openai"))
+        stream = sk.stream("openai", "gpt-4o", "hi", client=server.client("openai"), fast=fast)
         with stream:
             for count, _ in enumerate(stream, 1):
                 if count == 3:
@@ -271,10 +277,11 @@ def test_break_and_close_closes_the_http_response() -> None:
         assert len(stream.content) > 0
 
 
-async def test_dispose_closes_the_http_response_async() -> None:
+@FAST
+async def test_dispose_closes_the_http_response_async(fast: bool) -> None:
     with ReplayServer(LONG, pace=0.03) as server:
         client = server.client("openai", async_=True)
-        stream = sk.stream("openai", "gpt-4o", "hi", client=client)
+        stream = sk.stream("openai", "gpt-4o", "hi", client=client, fast=fast)
         got: list[sk.Chunk] = []
         completed = asyncio.Event()
         stream.pipe(rx.take(3)).subscribe(got.append, on_completed=completed.set)
@@ -285,10 +292,11 @@ async def test_dispose_closes_the_http_response_async() -> None:
         await client.close()
 
 
-async def test_async_break_closes_the_http_response() -> None:
+@FAST
+async def test_async_break_closes_the_http_response(fast: bool) -> None:
     with ReplayServer(LONG, pace=0.03) as server:
         client = server.client("openai", async_=True)
-        stream = sk.stream("openai", "gpt-4o", "hi", client=client)
+        stream = sk.stream("openai", "gpt-4o", "hi", client=client, fast=fast)
         async with stream:
             count = 0
             async for _ in stream:

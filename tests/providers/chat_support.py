@@ -1,4 +1,5 @@
-"""Checks shared by the tests of the OpenAI-shaped chat adapters (Groq, Mistral).
+"""Checks shared by the tests of the OpenAI-shaped chat adapters (Groq, Mistral), the
+cancellation checks by Anthropic's too.
 
 Oracles read the transcript's JSON directly; the cancellation checks look at what the
 replay server saw (``disconnected``, events sent), not at streamkit's own state.
@@ -112,6 +113,16 @@ async def assert_break_closes_async(server: ReplayServer, stream: sk.Stream) -> 
     await asyncio.to_thread(_assert_closed_early, server)
     await asyncio.sleep(0.05)
     assert loop_errors == []
+
+
+def assert_break_closes_sync(server: ReplayServer, stream: sk.Stream) -> None:
+    """``break`` inside ``with stream`` closes the response; what arrived is kept."""
+    with stream:
+        for count, _ in enumerate(stream, 1):
+            if count == 3:
+                break
+    _assert_closed_early(server)
+    assert stream.content or stream.thinking
 
 
 def assert_dispose_wakes_a_blocked_read(server: ReplayServer, stream: sk.Stream) -> None:

@@ -556,10 +556,15 @@ def source_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith(THREAD_NAME_PREFIX)]
 
 
-def test_disposing_after_three_chunks_closes_the_connection_sync() -> None:
+FAST = pytest.mark.parametrize("fast", [False, True], ids=["sdk", "fast"])
+
+
+@FAST
+def test_disposing_after_three_chunks_closes_the_connection_sync(fast: bool) -> None:
     with ReplayServer("anthropic/messages-thinking", pace=PACE) as server:
         before = set(source_threads())
-        outcome = outcome_of(new_stream(server.client("anthropic")).pipe(rx_ops.take(3)))
+        stream = new_stream(server.client("anthropic"), fast=fast)
+        outcome = outcome_of(stream.pipe(rx_ops.take(3)))
         request = server.wait_for_request_end(0, timeout=5)
         assert_disconnected_early(request)
     assert len(outcome.items) == 3 and outcome.completed
@@ -569,14 +574,66 @@ def test_disposing_after_three_chunks_closes_the_connection_sync() -> None:
     assert not set(source_threads()) - before, "the source thread outlived its stream"
 
 
-async def test_disposing_after_three_chunks_closes_the_connection_async() -> None:
+@FAST
+async def test_disposing_after_three_chunks_closes_the_connection_async(fast: bool) -> None:
     with ReplayServer("anthropic/messages-thinking", pace=PACE) as server:
         async with server.client("anthropic", async_=True) as client:
-            outcome = await aoutcome_of(new_stream(client).pipe(rx_ops.take(3)))
+            outcome = await aoutcome_of(new_stream(client, fast=fast).pipe(rx_ops.take(3)))
             # Wait off the loop: the cancelled task closes the response on the loop.
             request = await asyncio.to_thread(server.wait_for_request_end, 0, 5)
         assert_disconnected_early(request)
     assert len(outcome.items) == 3 and outcome.completed
+
+
+@FAST
+def test_break_closes_the_connection_sync(fast: bool) -> None:
+    with ReplayServer("anthropic/messages-thinking", pace=PACE) as server:
+        stream = new_stream(server.client("anthropic"), fast=fast)
+        with stream:
+            for count, _ in enumerate(stream, 1):
+                if count == 3:
+                    break
+        assert_disconnected_early(server.wait_for_request_end(0, timeout=5))
+    assert stream.thinking
+
+
+@FAST
+async def test_break_closes_the_connection_async(fast: bool) -> None:
+    with ReplayServer("anthropic/messages-thinking", pace=PACE) as server:
+        async with server.client("anthropic", async_=True) as client:
+            await assert_break_closes_async_early(new_stream(client, fast=fast))
+            request = await asyncio.to_thread(server.wait_for_request_end, 0, 5)
+        assert_disconnected_early(request)
+
+
+async def assert_break_closes_async_early(stream: sk.Stream) -> None:
+    """``break`` inside ``async with stream`` with no error left in a background task."""
+    loop_errors: list[dict[str, Any]] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _, context: loop_errors.append(context))
+    async with stream:
+        count = 0
+        async for _ in stream:
+            count += 1
+            if count == 3:
+                break
+    await asyncio.sleep(0.05)
+    assert loop_errors == [] and stream.thinking
+
+
+@FAST
+def test_dispose_from_another_thread_wakes_a_blocked_read(fast: bool) -> None:
+    with ReplayServer() as server:
+        stall = Fault(stall_after_events=(4, 30.0))
+        server.push(Reply("anthropic/messages-thinking", fault=stall))
+        got: list[sk.Chunk] = []
+        subscription = new_stream(server.client("anthropic"), fast=fast).subscribe(got.append)
+        deadline = time.monotonic() + 5
+        while len(got) < 3 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(0.05)  # the reader is now blocked in the stalled read
+        subscription.dispose()
+        request = server.wait_for_request_end(0, timeout=3)
+    assert len(got) == 3 and request.disconnected and request.events_sent == 4
 
 
 # -- the request -----------------------------------------------------------------------

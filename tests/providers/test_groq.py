@@ -32,6 +32,7 @@ from streamkit.testing import (
 
 from .chat_support import (
     assert_break_closes_async,
+    assert_break_closes_sync,
     assert_cut_is_incomplete,
     assert_dispose_wakes_a_blocked_read,
     assert_take_closes_async,
@@ -278,34 +279,50 @@ def test_message_param_is_a_valid_next_turn() -> None:
     }
 
 
-# -- cancellation, seen from the server --------------------------------------------------
-def test_take_closes_the_http_response_sync() -> None:
+# -- cancellation, seen from the server (the SDK path and the fast path) ----------------
+FAST = pytest.mark.parametrize("fast", [False, True], ids=["sdk", "fast"])
+
+
+@FAST
+def test_take_closes_the_http_response_sync(fast: bool) -> None:
     with ReplayServer(TEXT, pace=0.02) as server:
         assert_take_closes_sync(
-            server, sk.stream("groq", MODEL, "hi", client=server.client("groq"))
+            server, sk.stream("groq", MODEL, "hi", client=server.client("groq"), fast=fast)
         )
 
 
-async def test_take_closes_the_http_response_async() -> None:
+@FAST
+async def test_take_closes_the_http_response_async(fast: bool) -> None:
     with ReplayServer(TEXT, pace=0.02) as server:
         client = server.client("groq", async_=True)
-        await assert_take_closes_async(server, sk.stream("groq", MODEL, "hi", client=client))
+        stream = sk.stream("groq", MODEL, "hi", client=client, fast=fast)
+        await assert_take_closes_async(server, stream)
         await client.close()
 
 
-async def test_async_break_and_aclose_close_the_http_response() -> None:
+@FAST
+async def test_async_break_and_aclose_close_the_http_response(fast: bool) -> None:
     # httpx's anyio close awaits: the loop's finalizer of the broken `async for` and
     # aclose() must not both close the same pull (that raised RuntimeError in a task).
     with ReplayServer(TEXT, pace=0.02) as server:
         client = server.client("groq", async_=True)
-        await assert_break_closes_async(server, sk.stream("groq", MODEL, "hi", client=client))
+        stream = sk.stream("groq", MODEL, "hi", client=client, fast=fast)
+        await assert_break_closes_async(server, stream)
         await client.close()
 
 
-def test_dispose_from_another_thread_wakes_a_blocked_read() -> None:
+@FAST
+def test_sync_break_closes_the_http_response(fast: bool) -> None:
+    with ReplayServer(TEXT, pace=0.02) as server:
+        stream = sk.stream("groq", MODEL, "hi", client=server.client("groq"), fast=fast)
+        assert_break_closes_sync(server, stream)
+
+
+@FAST
+def test_dispose_from_another_thread_wakes_a_blocked_read(fast: bool) -> None:
     with ReplayServer() as server:
         server.push(Reply(TEXT, fault=Fault(stall_after_events=(3, 30.0))))
-        stream = sk.stream("groq", MODEL, "hi", client=server.client("groq"))
+        stream = sk.stream("groq", MODEL, "hi", client=server.client("groq"), fast=fast)
         assert_dispose_wakes_a_blocked_read(server, stream)
 
 

@@ -18,9 +18,10 @@ once when the stream is built.
 
 :func:`select_adapter` makes the choice (``OpenAIAdapter.adapter_for`` calls it). The
 modules: ``chat`` and ``responses`` (one adapter each), ``fast`` (the fast adapter, its
-lazy chunks and streams), ``sse`` (the SSE splitter the fast path reads bytes with),
-``_sdk`` (the SDK internals the fast path relies on) and ``_client`` (the clients and
-key the three share).
+lazy chunks and streams, on the core the Stainless SDKs' fast paths share:
+:mod:`streamkit.providers._stainless`), ``sse`` (the SSE splitter, under its former name:
+it is :mod:`streamkit.providers._sse`), ``_sdk`` (the SDK internals the fast path
+relies on) and ``_client`` (the clients and key the three share).
 """
 
 from __future__ import annotations

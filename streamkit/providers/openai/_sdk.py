@@ -21,6 +21,8 @@ from typing import Any
 import openai
 from openai.types.chat import ChatCompletionChunk
 
+from streamkit.providers._stainless import SDKObjectBuilder
+
 _missing_sdk_internals: ImportError | None = None
 try:
     from openai._httpx2 import request_exceptions, timeout_exceptions
@@ -31,6 +33,7 @@ except ImportError as error:
 __all__ = [
     "SDKChunkBuilder",
     "drain_response_async",
+    "read_error",
     "request_exceptions",
     "require_sdk_internals",
     "timeout_exceptions",
@@ -48,25 +51,32 @@ def require_sdk_internals() -> None:
         ) from _missing_sdk_internals
 
 
-class SDKChunkBuilder:
+def read_error(request: Any, error: Exception) -> Exception | None:
+    """What the SDK's ``Stream`` raises for ``error``, raised while reading the body:
+    ``APITimeoutError`` / ``APIConnectionError`` for the HTTP library's timeouts and
+    request errors (raised ``from`` it), ``None`` (itself) for any other."""
+    if isinstance(error, timeout_exceptions()):
+        return openai.APITimeoutError(request=request)
+    if isinstance(error, request_exceptions()):
+        return openai.APIConnectionError(request=request)
+    return None
+
+
+class SDKChunkBuilder(SDKObjectBuilder):
     """Builds the SDK's ``ChatCompletionChunk`` from an event's decoded JSON exactly as
     the SDK's ``Stream`` does (``client._process_response_data``)."""
 
-    __slots__ = ("client", "eager", "response")
+    __slots__ = ()
 
     def __init__(self, client: Any, response: Any) -> None:
-        self.client = client
-        self.response = response
         # A strict client validates every chunk as it arrives: build them all at once
         # so a validation error is raised where the SDK raises it.
-        self.eager: bool = bool(getattr(client, "_strict_response_validation", False))
+        strict = bool(getattr(client, "_strict_response_validation", False))
+        super().__init__(client, response, eager=strict)
 
     def __call__(self, data: Any) -> ChatCompletionChunk:
+        """The SDK's ``ChatCompletionChunk`` of ``data``."""
         built: ChatCompletionChunk = self.client._process_response_data(
             data=data, cast_to=ChatCompletionChunk, response=self.response
         )
         return built
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> SDKChunkBuilder:
-        # A factory over the client and its response (locks, sockets): shared by copies.
-        return self

@@ -33,6 +33,12 @@ dropped inside the body after some events surfaces from the SDK as httpx's
 ``RemoteProtocolError``; it is reported as :class:`~streamkit.errors.IncompleteStreamError`
 (with the transport error as its cause), as is a body that ends without ``message_stop``.
 
+``fast=True`` streams the same events through the fast path
+(:mod:`streamkit.providers.anthropic.fast`, imported only then; needs orjson, the
+``fast`` extra): the same chunks for several times less CPU per chunk. The modules: this
+one (the adapter, chunk type, decoder and message builder), ``fast`` and ``_sdk`` (the
+SDK internals the fast path relies on).
+
 Usage: ``input_tokens`` is Anthropic's ``input_tokens``, which does not include cache
 reads and writes (Anthropic counts those apart); ``cached_tokens`` is
 ``cache_read_input_tokens``; ``reasoning_tokens`` is ``output_tokens_details.thinking_tokens``
@@ -44,6 +50,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Mapping
+from functools import cache
 from typing import Any, ClassVar
 
 import anthropic
@@ -58,6 +65,7 @@ from streamkit.providers._base import (
     assistant_prefill,
     describe_client,
 )
+from streamkit.providers._stainless import LazyChunk, check_fast
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",
@@ -224,6 +232,14 @@ class _Block:
         return block
 
 
+_JSON_DELTA_FIELDS = {
+    "text_delta": "text",
+    "thinking_delta": "thinking",
+    "input_json_delta": "partial_json",
+    "signature_delta": "signature",
+}
+
+
 class AnthropicMessageBuilder(MessageBuilder):
     """Builds ``{"role": "assistant", "content": [blocks]}`` ready for the next request.
 
@@ -239,6 +255,14 @@ class AnthropicMessageBuilder(MessageBuilder):
 
     def add(self, chunk: Chunk) -> None:
         """Record the block that the chunk's raw event starts or extends."""
+        # A fast-path chunk whose SDK object is not built yet: read its event's JSON
+        # (as the SDK object reads) rather than build the object just to look.
+        if (
+            "chunk" not in chunk.__dict__
+            and isinstance(chunk, LazyChunk)
+            and self._add_json(chunk.raw_json)
+        ):
+            return
         raw = chunk.chunk
         kind = getattr(raw, "type", None)
         if kind == "content_block_start":
@@ -259,6 +283,38 @@ class AnthropicMessageBuilder(MessageBuilder):
                 block.signature = delta.signature  # the SDK keeps the last one, not a sum
             elif delta.type == "citations_delta":
                 block.citations.append(delta.citation.to_dict(mode="json", exclude_none=True))
+
+    def _add_json(self, data: Any) -> bool:
+        """:meth:`add` on an event's JSON; False (read the SDK object instead) for a
+        block's start, a citation and any unexpected shape."""
+        if type(data) is not dict:
+            return False
+        kind = data.get("type")
+        if kind == "content_block_start":
+            return False
+        if kind != "content_block_delta":
+            return True  # no other event adds to a block
+        index = data.get("index")
+        delta = data.get("delta")
+        if type(index) is not int or type(delta) is not dict:
+            return False
+        delta_kind = delta.get("type")
+        field = _JSON_DELTA_FIELDS.get(delta_kind) if type(delta_kind) is str else None
+        value = delta.get(field) if field is not None else None
+        if type(value) is not str:
+            return False
+        block = self._blocks.get(index)
+        if block is None:
+            return True
+        if delta_kind == "text_delta":
+            block.text.append(value)
+        elif delta_kind == "thinking_delta":
+            block.thinking.append(value)
+        elif delta_kind == "input_json_delta":
+            block.json.append(value)
+        else:
+            block.signature = value  # the SDK keeps the last one, not a sum
+        return True
 
     def build(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         """The assistant message param, blocks in stream order."""
@@ -297,6 +353,13 @@ class AnthropicAdapter(ProviderAdapter):
     sdk_method = "anthropic.resources.messages:Messages.create"
     api_key_env = ("ANTHROPIC_API_KEY",)
     terminal_event = "message_stop"
+    own_params = frozenset({"fast"})
+
+    def adapter_for(self, params: Mapping[str, Any]) -> ProviderAdapter:
+        """This adapter, or for ``fast=True`` the fast one
+        (:class:`~streamkit.providers.anthropic.fast.AnthropicFastAdapter`); ``TypeError``
+        for a ``fast`` that is not a bool, before any request."""
+        return _fast_adapter() if check_fast(params.get("fast", False)) else self
 
     def is_async_client(self, client: Any) -> bool:
         """``AsyncAnthropic`` (and its Bedrock and Vertex forms) are async."""
@@ -325,6 +388,7 @@ class AnthropicAdapter(ProviderAdapter):
         positive integer.
         """
         request: dict[str, Any] = dict(params)
+        request.pop("fast", None)  # chose the adapter; not sent
         system: list[Any] = []
         turns: list[Message] = []
         for position, message in enumerate(messages):
@@ -417,3 +481,10 @@ def _max_tokens(request: Mapping[str, Any]) -> int:
     if value <= 0:
         raise ValueError(f"max_tokens must be positive, got {value}")
     return value
+
+
+@cache
+def _fast_adapter() -> ProviderAdapter:
+    from streamkit.providers.anthropic.fast import AnthropicFastAdapter  # needs orjson
+
+    return AnthropicFastAdapter()

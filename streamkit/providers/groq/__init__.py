@@ -7,11 +7,18 @@ the finish reason (newer API versions repeat it in the top-level ``usage`` of th
 chunk: it is read once, never added). A mid-stream ``event: error`` makes the groq SDK
 (1.7) raise its own ``groq.APIError`` whose ``body`` is the error object
 (``{"message", "type", "code", ...}``); streamkit lets it through unchanged.
+
+``fast=True`` streams the same chat completions through the fast path
+(:mod:`streamkit.providers.groq.fast`, imported only then; needs orjson, the ``fast``
+extra): the same chunks for several times less CPU per chunk. The modules: this one (the
+adapter, chunk type and decoder), ``fast`` and ``_sdk`` (the SDK internals the fast path
+relies on).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cache
 from typing import Any, ClassVar
 
 import groq
@@ -22,6 +29,7 @@ from streamkit.messages import Message, MessageBuilder
 from streamkit.models import Chunk, Usage
 from streamkit.providers._base import ProviderAdapter, describe_client
 from streamkit.providers._chat import ChatChunkDecoder, ChatMessageBuilder, chat_usage
+from streamkit.providers._stainless import check_fast
 
 __all__ = ["GroqAdapter", "GroqChunk", "GroqChunkDecoder"]
 
@@ -58,6 +66,13 @@ class GroqAdapter(ProviderAdapter):
     sdk_method = "groq.resources.chat.completions:Completions.create"
     api_key_env = ("GROQ_API_KEY",)
     terminal_event = "a chunk with a finish_reason (and x_groq.usage) before data: [DONE]"
+    own_params = frozenset({"fast"})
+
+    def adapter_for(self, params: Mapping[str, Any]) -> ProviderAdapter:
+        """This adapter, or for ``fast=True`` the fast one
+        (:class:`~streamkit.providers.groq.fast.GroqFastAdapter`); ``TypeError`` for a
+        ``fast`` that is not a bool, before any request."""
+        return _fast_adapter() if check_fast(params.get("fast", False)) else self
 
     def is_async_client(self, client: Any) -> bool:
         """``groq.AsyncGroq`` is async, ``groq.Groq`` is sync."""
@@ -76,8 +91,10 @@ class GroqAdapter(ProviderAdapter):
     def build_request(
         self, model: str, messages: list[Message], params: dict[str, Any]
     ) -> dict[str, Any]:
-        """Keyword arguments of ``chat.completions.create`` (``stream=True`` always)."""
+        """Keyword arguments of ``chat.completions.create`` (``stream=True`` always;
+        ``fast=`` chose the adapter and is not sent)."""
         request: dict[str, Any] = {"model": model, "messages": messages, **params}
+        request.pop("fast", None)
         request["stream"] = True
         return request
 
@@ -92,3 +109,10 @@ class GroqAdapter(ProviderAdapter):
     def new_decoder(self, request: dict[str, Any]) -> GroqChunkDecoder:
         """A Groq chunk decoder (a finish reason is what ends the stream)."""
         return GroqChunkDecoder(self.name, chunk_type=GroqChunk)
+
+
+@cache
+def _fast_adapter() -> ProviderAdapter:
+    from streamkit.providers.groq.fast import GroqFastAdapter  # needs orjson
+
+    return GroqFastAdapter()
