@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from streamkit.models import Chunk
+from streamkit.models import Chunk, Usage
 
 __all__ = ["Encoder", "safe_error_text"]
 
@@ -14,6 +14,12 @@ class Encoder(Protocol):
 
     ``open`` comes first, then ``chunk`` for each chunk, then exactly one of ``finish``,
     ``error`` or ``abort`` (the terminal), after which the encoder emits nothing more.
+
+    The terminal's ``usage`` is streamkit's usage of the stream when the caller knows it
+    (:class:`StreamResponse` passes the usage of the requests the stream made: the
+    provider's figures, or streamkit's estimate, ``estimated`` or ``mixed``, where the
+    provider reported none before the end); without it an encoder uses the usage the
+    chunks reported, if any.
     """
 
     def open(self) -> list[bytes]:
@@ -24,15 +30,15 @@ class Encoder(Protocol):
         """Events for one chunk."""
         ...
 
-    def finish(self) -> list[bytes]:
+    def finish(self, usage: Usage | None = None) -> list[bytes]:
         """Events for a stream that completed, terminator included."""
         ...
 
-    def error(self, error: BaseException) -> list[bytes]:
+    def error(self, error: BaseException, usage: Usage | None = None) -> list[bytes]:
         """Events for a stream that failed, with a safe message, terminator included."""
         ...
 
-    def abort(self) -> list[bytes]:
+    def abort(self, usage: Usage | None = None) -> list[bytes]:
         """Events for a stream the server stopped (a stop request, a slow client)."""
         ...
 

@@ -2,7 +2,8 @@
 
 ``event: chunk`` with the JSON of a :class:`~streamkit.Chunk` minus the raw provider
 event (audio as base64), then ``event: end`` (``{"reason": "finish"|"abort"}``) or
-``event: error`` (``{"message": ...}``).
+``event: error`` (``{"message": ...}``); either carries ``usage`` (a
+:class:`~streamkit.Usage` with its ``source``) when the stream's usage is known.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from streamkit.models import Chunk
+from streamkit.models import Chunk, Usage
 from streamkit.serve._encoder import safe_error_text
 from streamkit.serve._sse import sse_json
 
@@ -29,6 +30,7 @@ class PlainChunkEncoder:
 
     def __init__(self) -> None:
         self._ended = False
+        self._usage: Usage | None = None  # the latest the chunks reported
 
     def open(self) -> list[bytes]:
         """Nothing: the first chunk opens the stream."""
@@ -36,22 +38,29 @@ class PlainChunkEncoder:
 
     def chunk(self, chunk: Chunk) -> list[bytes]:
         """One ``chunk`` event."""
-        return [] if self._ended else [sse_json(chunk_json(chunk), "chunk")]
+        if self._ended:
+            return []
+        if chunk.usage is not None:
+            self._usage = chunk.usage
+        return [sse_json(chunk_json(chunk), "chunk")]
 
-    def _end(self, payload: dict[str, Any], event: str) -> list[bytes]:
+    def _end(self, payload: dict[str, Any], event: str, usage: Usage | None) -> list[bytes]:
         if self._ended:
             return []
         self._ended = True
+        usage = self._usage if usage is None else usage
+        if usage is not None:
+            payload["usage"] = usage.model_dump(exclude_none=True)
         return [sse_json(payload, event)]
 
-    def finish(self) -> list[bytes]:
-        """``end`` with reason ``finish``."""
-        return self._end({"reason": "finish"}, "end")
+    def finish(self, usage: Usage | None = None) -> list[bytes]:
+        """``end`` with reason ``finish`` (and the usage)."""
+        return self._end({"reason": "finish"}, "end", usage)
 
-    def error(self, error: BaseException) -> list[bytes]:
-        """``error`` with a safe message."""
-        return self._end({"message": safe_error_text(error)}, "error")
+    def error(self, error: BaseException, usage: Usage | None = None) -> list[bytes]:
+        """``error`` with a safe message (and the usage so far)."""
+        return self._end({"message": safe_error_text(error)}, "error", usage)
 
-    def abort(self) -> list[bytes]:
-        """``end`` with reason ``abort``."""
-        return self._end({"reason": "abort"}, "end")
+    def abort(self, usage: Usage | None = None) -> list[bytes]:
+        """``end`` with reason ``abort`` (and the usage so far)."""
+        return self._end({"reason": "abort"}, "end", usage)

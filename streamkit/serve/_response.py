@@ -18,7 +18,12 @@ that writes the socket:
   abort event (reason ``"slow_client"``);
 - an error from the stream becomes the protocol's error event with a safe message.
 
-How every response ended is reported to ``on_end`` with the usage reported so far.
+How every response ended is reported to ``on_end`` with the stream's usage and cost, on
+every path: the requests the stream made are recorded like any streamkit pipeline's
+(the record :func:`streamkit.ops.on_usage` and a :class:`~streamkit.Ledger` read), so a
+stream cut by a disconnect, a stop or an error has streamkit's estimate where the
+provider had not reported yet. The same usage goes to the encoder's terminal (the UI
+message stream's metadata, OpenAI's usage chunk, plain SSE's ``end``).
 """
 
 from __future__ import annotations
@@ -36,8 +41,11 @@ from reactivex.abc import DisposableBase
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from streamkit._lifecycle import disposing
+from streamkit._lifecycle import StreamEnd as RequestEnd
+from streamkit._lifecycle import disposing, observing
+from streamkit.ledger import EndCollector, total_cost, total_usage
 from streamkit.models import Chunk, Usage
+from streamkit.prices import Cost
 from streamkit.serve._encoder import Encoder
 from streamkit.serve._sse import HEARTBEAT
 
@@ -67,14 +75,30 @@ class StreamEnd:
     ``chat_app``'s ``POST /api/chat/stop``), ``disconnected`` (the client went away: a
     closed tab, a lost network, or a stop button that only aborts the request, which
     the server cannot tell apart) or ``slow_client`` (the send queue overflowed).
-    ``usage`` is the latest usage the stream reported (``None`` if none yet);
-    ``chunks`` how many chunks were sent.
+
+    ``usage`` is what the stream's requests used, on every path, with its ``source``:
+    the provider's figures (``reported``), or streamkit's estimate where the stream
+    ended before the provider reported (``estimated``, or ``mixed`` when it had
+    reported its input only), summed over the requests (every attempt of a retry);
+    for an observable that is not a streamkit stream (no request recorded), the latest
+    usage its chunks reported (``None`` if none). ``requests`` are the end records of
+    those requests (what ``ops.on_usage`` and a :class:`~streamkit.Ledger` read: each
+    one's ``outcome``, ``disposed_by`` ``"disconnect"`` or ``"stop"``, usage).
+    ``chunks`` is how many chunks were sent.
     """
 
     reason: EndReason
     usage: Usage | None
     chunks: int
     error: BaseException | None = None
+    requests: tuple[RequestEnd, ...] = ()
+
+    @property
+    def cost(self) -> Cost | None:
+        """What ``usage`` costs (:class:`~streamkit.prices.Cost`: ``amount`` ``None``
+        with a ``reason`` when a model's price is unknown); ``None`` when no request
+        was recorded. Priced when read, not at the end of every response."""
+        return total_cost(self.requests) if self.requests else None
 
 
 class _Channel:
@@ -233,7 +257,8 @@ class StreamResponse(Response):
         """Run the stream to the client (ASGI)."""
         loop = asyncio.get_running_loop()
         channel = _Channel(loop, self.max_queue)
-        usage: list[Usage | None] = [None]
+        usage: list[Usage | None] = [None]  # the latest a chunk reported
+        requests = EndCollector()  # the end record of each request the stream makes
         subscription: list[DisposableBase] = []
         overflowed = threading.Event()
 
@@ -242,13 +267,20 @@ class StreamResponse(Response):
             for disposable in subscription:
                 disposable.dispose()
 
+        def usage_so_far() -> Usage | None:
+            """The requests' usage (estimated where they ended unreported), else the
+            latest a chunk reported (an observable with no streamkit request)."""
+            total = total_usage(requests.ends)
+            return usage[0] if total is None else total
+
         def on_next(chunk: Chunk) -> None:
             if chunk.usage is not None:
                 usage[0] = chunk.usage
             if not channel.put(chunk) and not overflowed.is_set():
                 overflowed.set()
                 channel.end("slow_client")
-                dispose()
+                with disposing("stop"):  # the server stops it: recorded as a stop
+                    dispose()
 
         def stop() -> None:
             channel.end("stopped")
@@ -275,13 +307,14 @@ class StreamResponse(Response):
         reason: EndReason = "completed"
         error: BaseException | None = None
         try:
-            subscription.append(
-                self.observable.subscribe(
-                    on_next,
-                    lambda e: channel.end("error", e),
-                    lambda: channel.end("completed"),
+            with observing(requests):
+                subscription.append(
+                    self.observable.subscribe(
+                        on_next,
+                        lambda e: channel.end("error", e),
+                        lambda: channel.end("completed"),
+                    )
                 )
-            )
             if self._stop_requested:
                 stop()
             if channel.closed:  # disconnected or stopped while subscribing
@@ -310,13 +343,16 @@ class StreamResponse(Response):
                 await self._send(send, channel, events)
                 if channel.terminal is not None and not channel.items:
                     reason, error = channel.terminal
+                    # The requests have ended by now (a source records its end before
+                    # it completes or fails; a stop disposed it), so this is their usage.
+                    final = usage_so_far()
                     if reason == "completed":
-                        await self._send(send, channel, self.encoder.finish())
+                        await self._send(send, channel, self.encoder.finish(final))
                     elif reason == "error":
                         assert error is not None
-                        await self._send(send, channel, self.encoder.error(error))
+                        await self._send(send, channel, self.encoder.error(error, final))
                     else:
-                        await self._send(send, channel, self.encoder.abort())
+                        await self._send(send, channel, self.encoder.abort(final))
                     break
             if not disconnected.is_set():
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -324,13 +360,23 @@ class StreamResponse(Response):
             reason = "disconnected"
         finally:
             heartbeat.cancel()
-            dispose()
+            if reason == "disconnected":
+                with disposing("disconnect"):
+                    dispose()
+            else:
+                dispose()
             if channel.terminal is not None and channel.terminal[0] in ("slow_client", "stopped"):
                 reason = channel.terminal[0]  # what ended it, even if the client left after
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
-            self.end = StreamEnd(reason=reason, usage=usage[0], chunks=sent, error=error)
+            self.end = StreamEnd(
+                reason=reason,
+                usage=usage_so_far(),
+                chunks=sent,
+                error=error,
+                requests=tuple(requests.ends),
+            )
             if self.on_end is not None:
                 self.on_end(self.end)
 

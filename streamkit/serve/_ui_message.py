@@ -11,7 +11,7 @@ import uuid
 from typing import Any
 
 from streamkit.accumulator import Accumulator
-from streamkit.models import Chunk, ToolCall
+from streamkit.models import Chunk, ToolCall, Usage
 from streamkit.serve._encoder import safe_error_text
 from streamkit.serve._sse import DONE, sse_json
 
@@ -42,7 +42,9 @@ class UIMessageEncoder:
     Text and reasoning become parts with ids (``text-0``, ``reasoning-1``...): a part is
     ended before a part of the other kind starts. Tool calls become ``tool-input-start``,
     ``tool-input-delta`` and, once complete, ``tool-input-available`` with the parsed
-    input. ``finish`` carries the finish reason and, as message metadata, the usage.
+    input. ``finish`` carries the finish reason and, as message metadata, the model and
+    the usage; ``error`` and ``abort`` are preceded by a ``message-metadata`` event with
+    the usage so far, when it is known.
     """
 
     def __init__(self, message_id: str | None = None) -> None:
@@ -142,16 +144,25 @@ class UIMessageEncoder:
             out += self._available(call, index)
         return out
 
-    def _metadata(self) -> dict[str, Any]:
-        usage = self.accumulator.usage
+    def _metadata(self, usage: Usage | None) -> dict[str, Any]:
+        usage = self.accumulator.usage if usage is None else usage
         metadata: dict[str, Any] = {"model": self.accumulator.model}
         if usage is not None:
             metadata["usage"] = usage.model_dump(exclude_none=True)
         return metadata
 
-    def finish(self) -> list[bytes]:
+    def _metadata_event(self, usage: Usage | None) -> list[bytes]:
+        """``message-metadata`` with the usage so far, before an ``error`` or ``abort``
+        (which carry no metadata); nothing when no usage is known."""
+        metadata = self._metadata(usage)
+        if "usage" not in metadata:
+            return []
+        return [self._emit({"type": "message-metadata", "messageMetadata": metadata})]
+
+    def finish(self, usage: Usage | None = None) -> list[bytes]:
         """Open parts ended, outstanding tool calls made available, ``finish-step``,
-        ``finish`` (finish reason, usage) and ``[DONE]``."""
+        ``finish`` (finish reason; model and ``usage`` as metadata, see
+        :class:`~streamkit.serve.Encoder`) and ``[DONE]``."""
         if self._ended:
             return []
         out = self._close_part() + self._completed(self.accumulator.finish())
@@ -161,22 +172,34 @@ class UIMessageEncoder:
             *out,
             self._emit({"type": "finish-step"}),
             self._emit(
-                {"type": "finish", "finishReason": reason, "messageMetadata": self._metadata()}
+                {"type": "finish", "finishReason": reason, "messageMetadata": self._metadata(usage)}
             ),
             DONE,
         ]
 
-    def error(self, error: BaseException) -> list[bytes]:
-        """Open parts ended, an ``error`` event with a safe text, and ``[DONE]``."""
+    def error(self, error: BaseException, usage: Usage | None = None) -> list[bytes]:
+        """Open parts ended, ``message-metadata`` with the usage so far, an ``error``
+        event with a safe text, and ``[DONE]``."""
         if self._ended:
             return []
         self._ended = True
         text = safe_error_text(error)
-        return [*self._close_part(), self._emit({"type": "error", "errorText": text}), DONE]
+        return [
+            *self._close_part(),
+            *self._metadata_event(usage),
+            self._emit({"type": "error", "errorText": text}),
+            DONE,
+        ]
 
-    def abort(self) -> list[bytes]:
-        """Open parts ended, ``abort`` and ``[DONE]``."""
+    def abort(self, usage: Usage | None = None) -> list[bytes]:
+        """Open parts ended, ``message-metadata`` with the usage so far, ``abort`` and
+        ``[DONE]``."""
         if self._ended:
             return []
         self._ended = True
-        return [*self._close_part(), self._emit({"type": "abort"}), DONE]
+        return [
+            *self._close_part(),
+            *self._metadata_event(usage),
+            self._emit({"type": "abort"}),
+            DONE,
+        ]

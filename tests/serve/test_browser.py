@@ -102,8 +102,12 @@ def test_stopping_closes_the_provider_connection_within_one_event(
     assert record.events_sent <= sent_when_stopped + 1
     # The page's stop button asks the server to stop; a closed tab just goes away.
     assert server.ends[0].reason == ("stopped" if how == "stop button" else "disconnected")
-    assert server.ends[0].usage is not None  # the usage reported so far is recorded
+    assert server.ends[0].usage is not None  # the usage so far is recorded
     if how == "stop button":
+        # The page shows it too: input reported, output counted by streamkit.
+        usage = server.ends[0].usage
+        shown = f"stopped, tokens in {usage.input_tokens} / out {usage.output_tokens} (mixed)"
+        assert usage.source == "mixed" and page.inner_text(".usage") == shown
         page.close()
 
 

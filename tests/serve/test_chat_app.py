@@ -12,8 +12,10 @@ import httpx
 import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
+from reactivex import Observable
 
 import streamkit as sk
+from streamkit import ops
 from streamkit.serve import chat_app, from_openai_messages, from_ui_messages
 from streamkit.testing import ReplayServer
 from tests.serve._harness import Ends, running
@@ -138,12 +140,15 @@ def test_an_error_midway_ends_the_ui_stream_with_a_safe_error_event() -> None:
     lines = [line for line in response.text.splitlines() if line.startswith("data: ")]
     events = [json.loads(line[6:]) for line in lines[:-1]]
     assert lines[-1] == "data: [DONE]"
-    assert [e["type"] for e in events][-2:] == ["text-end", "error"]
+    assert [e["type"] for e in events][-3:] == ["text-end", "message-metadata", "error"]
     assert any(e["type"] == "text-delta" for e in events)  # it failed midway
     error_text = events[-1]["errorText"]
     assert error_text and "Traceback" not in error_text and "sk-" not in error_text
     (end,) = ends.wait()
     assert end.reason == "error" and end.error is not None
+    # Anthropic reported the input at message_start; the output is streamkit's count.
+    assert end.usage is not None and end.usage.source == "mixed"
+    assert events[-2]["messageMetadata"]["usage"] == end.usage.model_dump(exclude_none=True)
 
 
 def test_a_stop_request_ends_the_chat_with_abort_and_is_told_apart_from_a_disconnect() -> None:
@@ -177,3 +182,49 @@ def test_a_stop_request_ends_the_chat_with_abort_and_is_told_apart_from_a_discon
     assert end.reason == "stopped" and end.usage is not None
     assert record.disconnected and not record.completed
     assert record.events_sent <= sent_when_stopped + 1
+
+
+def test_a_stream_stopped_early_reports_streamkits_estimated_usage_and_cost() -> None:
+    """OpenAI reports usage in its last chunk only: a stream stopped before it ends with
+    streamkit's estimate (input from the request, output from the text received), sent
+    to the client as message metadata before ``abort`` and reported to ``on_end`` with
+    its cost, both saying ``estimated``."""
+    ends = Ends()
+    reports: list[sk.UsageReport] = []
+    with ReplayServer("openai/chat-text-usage", pace=0.05) as replay:
+
+        def handler(messages: list[dict[str, Any]]) -> Observable[sk.Chunk]:
+            client = replay.client("openai")
+            stream = sk.stream("openai", "gpt-4o", messages, client=client)
+            return stream.pipe(ops.on_usage(reports.append))
+
+        with running(chat_app(handler, on_end=ends)) as url, httpx.Client(timeout=10) as http:
+            events: list[dict[str, Any]] = []
+            with http.stream(
+                "POST", f"{url}/api/chat", json={"id": "c9", "messages": UI_MESSAGES}
+            ) as response:
+                for line in response.iter_lines():
+                    if line.startswith("data: {"):
+                        events.append(json.loads(line[6:]))
+                    if [e["type"] for e in events].count("text-delta") == 2:
+                        http.post(f"{url}/api/chat/stop", json={"id": "c9"})
+        record = replay.wait_for_request_end()
+    assert record.disconnected and not record.completed  # stopped before the usage chunk
+    kinds = [e["type"] for e in events]
+    assert kinds[-2:] == ["message-metadata", "abort"] and "finish" not in kinds
+    (end,) = ends.wait()
+    assert end.reason == "stopped"
+    usage = end.usage
+    assert usage is not None and usage.source == "estimated"
+    assert usage.input_tokens > 0 and usage.output_tokens > 0
+    assert events[-2]["messageMetadata"]["usage"] == usage.model_dump(exclude_none=True)
+    assert events[-2]["messageMetadata"]["usage"]["source"] == "estimated"
+    assert end.cost is not None and end.cost.usage_source == "estimated"
+    # Priced like any streamkit request: at the model the provider said it ran.
+    assert end.cost == sk.prices.cost_of("openai", "gpt-4o-2024-08-06", usage)
+    assert end.cost.amount is not None and end.cost.amount > 0
+    # The request's own record (what on_usage, a Ledger and telemetry read) names the
+    # stop, and says the same.
+    (report,) = reports
+    assert report.outcome == "disposed" and report.attempts[0].disposed_by == "stop"
+    assert report.usage == usage and report.cost == end.cost

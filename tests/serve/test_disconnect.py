@@ -49,13 +49,15 @@ def read_then_leave(url: str, events_to_read: int) -> list[str]:
 @pytest.mark.parametrize("shape", ["sync", "async", "share_replay"])
 def test_client_disconnect_closes_the_provider_connection_within_one_event(shape: str) -> None:
     ends = Ends()
+    reports: list[sk.UsageReport] = []
     with ReplayServer(TRANSCRIPT, pace=0.05) as replay:
 
         def handler(messages: list[dict[str, Any]]) -> Observable[sk.Chunk]:
             stream = sk.stream(
                 "openai", "gpt", messages, client=replay.client("openai", async_=shape == "async")
             )
-            return stream.pipe(ops.share_replay()) if shape == "share_replay" else stream
+            shared = stream.pipe(ops.share_replay()) if shape == "share_replay" else stream
+            return shared.pipe(ops.on_usage(reports.append))
 
         with running(chat_app(handler, on_end=ends)) as url:
             lines = read_then_leave(url, 2)
@@ -65,6 +67,13 @@ def test_client_disconnect_closes_the_provider_connection_within_one_event(shape
     assert end.reason == "disconnected"
     assert record.disconnected and not record.completed
     assert sum('"text-delta"' in line for line in lines) == 2
+    # OpenAI reports usage in its last chunk: the client left before it, so the end
+    # carries streamkit's estimate, and its cost, once (one request, however shared).
+    assert end.usage is not None and end.usage.source == "estimated"
+    assert end.usage.input_tokens > 0 and end.usage.output_tokens > 0
+    assert end.cost is not None and end.cost.usage_source == "estimated"
+    (report,) = reports  # the request's own record names the disconnect
+    assert report.attempts[0].disposed_by == "disconnect" and report.usage == end.usage
     # At most one more provider event was written after the client closed its socket.
     assert record.events_sent <= sent_when_client_left + 1
     assert record.events_sent < record.events_total - 2

@@ -8,6 +8,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+import streamkit as sk
 import streamkit.testing.strategies as sks
 from streamkit import Chunk, StreamError, ToolCallDelta, Usage
 from streamkit.serve import (
@@ -123,6 +124,35 @@ def test_ui_error_and_abort_close_open_parts_and_end() -> None:
     assert run_ui([c(content="x")], end="abort")[-2:] == [{"type": "abort"}, "[DONE]"]
 
 
+def test_ui_error_and_abort_carry_the_usage_so_far_as_message_metadata() -> None:
+    estimated = Usage(input_tokens=5, output_tokens=2, total_tokens=7, source="estimated")
+    metadata = {
+        "type": "message-metadata",
+        "messageMetadata": {"model": "gpt", "usage": estimated.model_dump(exclude_none=True)},
+    }
+    for end in ("error", "abort"):
+        encoder = UIMessageEncoder("m1")
+        encoder.open()
+        encoder.chunk(c(content="x", model="gpt"))
+        raw = (
+            encoder.error(StreamError("boom"), estimated)
+            if end == "error"
+            else encoder.abort(estimated)
+        )
+        events = parse(raw)
+        assert events[:2] == [{"type": "text-end", "id": "text-0"}, metadata]
+        assert events[2]["type"] == end and events[3] == "[DONE]"
+
+
+def test_ui_finish_takes_streamkits_usage_over_the_chunks() -> None:
+    reported = Usage(input_tokens=3, output_tokens=1, total_tokens=4)
+    mixed = Usage(input_tokens=3, output_tokens=9, total_tokens=12, source="mixed")
+    encoder = UIMessageEncoder("m1")
+    encoder.chunk(c(content="x", usage=reported, finish_reasons=["stop"]))
+    finish = parse(encoder.finish(mixed))[-2]
+    assert finish["messageMetadata"]["usage"] == mixed.model_dump(exclude_none=True)
+
+
 def test_error_text_of_an_sdk_error_is_only_its_type() -> None:
     encoder = UIMessageEncoder("m")
     events = parse(encoder.error(RuntimeError("Authorization: Bearer sk-secret")))
@@ -156,6 +186,137 @@ def test_plain_chunk_events() -> None:
     assert data["content"] == "hi" and data["audio"] == "AAE=" and "chunk" not in data
     assert encoder.finish() == [b'event: end\ndata: {"reason":"finish"}\n\n']
     assert encoder.abort() == [] and encoder.chunk(c(content="late")) == []
+
+
+def test_plain_end_and_error_carry_the_usage() -> None:
+    reported = Usage(input_tokens=1, output_tokens=2, total_tokens=3)
+    estimated = Usage(input_tokens=1, output_tokens=5, total_tokens=6, source="estimated")
+    encoder = PlainChunkEncoder()
+    encoder.chunk(c(content="hi", usage=reported))
+    assert parse(encoder.finish()) == [
+        {"reason": "finish", "usage": reported.model_dump(exclude_none=True)}
+    ]
+    encoder = PlainChunkEncoder()
+    (event,) = encoder.error(RuntimeError("sk-secret"), estimated)
+    assert event.startswith(b"event: error\n")
+    assert parse([event]) == [
+        {
+            "message": "the stream failed (RuntimeError)",
+            "usage": estimated.model_dump(exclude_none=True),
+        }
+    ]
+
+
+def openai_events(chunks: list[Chunk], usage: Usage | None = None, **options: Any) -> list[Any]:
+    encoder = OpenAIChunkEncoder("m", **options)
+    events = encoder.open()
+    for chunk in chunks:
+        events += encoder.chunk(chunk)
+    return parse(events + encoder.finish(usage))
+
+
+def test_openai_usage_chunk_when_asked_whatever_was_reported() -> None:
+    """Asked for, the usage chunk always comes: streamkit's usage when given, else the
+    chunks' report, else an estimate of the output (no request to count the input of);
+    not asked for, never."""
+    text = [c(content="Hello there, how are you?"), c(finish_reasons=["stop"])]
+    estimated = openai_events(text, include_usage=True)[-2]["usage"]
+    assert estimated["prompt_tokens"] == 0 and estimated["completion_tokens"] > 0
+    assert estimated["total_tokens"] == estimated["completion_tokens"]
+    given = Usage(input_tokens=7, output_tokens=6, total_tokens=13, source="estimated")
+    assert openai_events(text, given, include_usage=True)[-2]["usage"] == {
+        "prompt_tokens": 7,
+        "completion_tokens": 6,
+        "total_tokens": 13,
+    }
+    assert all("usage" not in e for e in openai_events(text)[:-1])
+    encoder = OpenAIChunkEncoder("m", include_usage=True)
+    encoder.chunk(c(content="hi"))
+    aborted = parse(encoder.abort(given))
+    assert aborted[0]["choices"] == [] and aborted[0]["usage"]["prompt_tokens"] == 7
+    assert aborted[1] == "[DONE]"
+
+
+def test_openai_tool_calls_whatever_the_backends_shape() -> None:
+    """Anthropic's block indices (3, 5), the Responses API's id and name repeated when a
+    call is done, a call streaming no arguments: OpenAI's shape comes out (indices 0, 1;
+    id, type and name once, in the first delta; "{}" for no arguments)."""
+    chunks = [
+        c(tool_calls=[ToolCallDelta(index=3, id="a", name="get", arguments="")]),
+        c(tool_calls=[ToolCallDelta(index=3, arguments='{"x": 1}')]),
+        c(tool_calls=[ToolCallDelta(index=3, id="a", name="get", arguments="", complete=True)]),
+        c(tool_calls=[ToolCallDelta(index=5, id="b", name="now", arguments="")]),
+        c(tool_calls=[ToolCallDelta(index=5, id="b", name="now", arguments="", complete=True)]),
+        c(finish_reasons=["tool_calls"]),
+    ]
+    deltas = [e["choices"][0]["delta"] for e in openai_events(chunks)[:-1] if e["choices"]]
+    calls = [call for d in deltas for call in d.get("tool_calls", [])]
+    assert calls == [
+        {"index": 0, "id": "a", "type": "function", "function": {"name": "get", "arguments": ""}},
+        {"index": 0, "function": {"arguments": '{"x": 1}'}},
+        {"index": 1, "id": "b", "type": "function", "function": {"name": "now", "arguments": ""}},
+        {"index": 1, "function": {"arguments": "{}"}},
+    ]
+
+
+@st.composite
+def backend_shaped_streams(draw: st.DrawFn) -> list[Chunk]:
+    """``sks.chunk_streams`` with each backend's habits drawn in: sparse indices (an
+    Anthropic content block per call), the id and name repeated on later deltas or in a
+    last ``complete`` delta (the Responses API)."""
+    stream = draw(sks.chunk_streams())
+    offset = draw(st.integers(0, 3))
+    gap = draw(st.integers(1, 3))
+    out: list[Chunk] = []
+    names: dict[int, tuple[str | None, str | None]] = {}
+    for chunk in stream.chunks:
+        if not chunk.tool_calls:
+            out.append(chunk)
+            continue
+        deltas = []
+        for delta in chunk.tool_calls:
+            index = offset + gap * delta.index
+            if delta.name is not None:
+                names[index] = (delta.id, delta.name)
+            call_id, name = names[index]
+            repeat = delta.name is None and draw(st.booleans())
+            deltas.append(
+                delta.model_copy(
+                    update={"index": index} | ({"id": call_id, "name": name} if repeat else {})
+                )
+            )
+        out.append(chunk.model_copy(update={"tool_calls": deltas}))
+        if draw(st.booleans()):  # a "done" delta repeating what was said
+            index = deltas[-1].index
+            call_id, name = names[index]
+            done = ToolCallDelta(index=index, id=call_id, name=name, arguments="", complete=True)
+            out.append(c(tool_calls=[done]))
+    return out
+
+
+@given(backend_shaped_streams())
+def test_openai_tool_calls_rebuild_what_the_reducer_folds(chunks: list[Chunk]) -> None:
+    """Folded the way OpenAI clients fold a stream (per ``index``, strings concatenated),
+    the tool calls are the reducer's: names once, arguments whole, indices 0, 1, ..."""
+    accumulator = sk.Accumulator()
+    for chunk in chunks:
+        accumulator.add(chunk)
+    accumulator.finish()
+    expected = accumulator.tool_calls
+    deltas = [e["choices"][0]["delta"] for e in openai_events(chunks)[:-1] if e["choices"]]
+    calls: dict[int, dict[str, str]] = {}
+    for delta in deltas:
+        for call in delta.get("tool_calls", []):
+            entry = calls.setdefault(call["index"], {"id": "", "name": "", "arguments": ""})
+            entry["id"] += call.get("id", "")
+            entry["name"] += call["function"].get("name", "")
+            entry["arguments"] += call["function"].get("arguments", "")
+    assert sorted(calls) == list(range(len(expected)))
+    got = [calls[i] for i in range(len(expected))]
+    assert [(g["name"], json.loads(g["arguments"])) for g in got] == [
+        (call.name, call.args) for call in expected
+    ]
+    assert [g["id"] for g in got] == [call.id for call in expected]
 
 
 def check_well_formed(events: list[Any]) -> None:

@@ -1,6 +1,7 @@
 """Load: many concurrent SSE clients on one uvicorn worker against the paced replay
-server. Default sizes keep the suite fast; ``STREAMKIT_SERVE_LOAD=full`` runs the full
-size (500 clients completing, 100 disconnecting at random points)."""
+server, at the size the serve issue sets: 500 concurrent clients that all complete,
+100 that disconnect at random points. ``STREAMKIT_SERVE_LOAD=quick`` runs 60 and 30
+instead, for a quick local run; the suite runs the full size."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import asyncio
 import json
 import os
 import random
+from collections import Counter
 from typing import Any
 
 import httpx
+import pytest
 from reactivex import Observable
 
 import streamkit as sk
@@ -18,9 +21,10 @@ from streamkit import ops
 from streamkit.testing import ReplayServer, Reply
 from tests.serve._harness import Ends, running
 
-FULL = os.environ.get("STREAMKIT_SERVE_LOAD") == "full"
-CLIENTS = 500 if FULL else 60
-DISCONNECTING = 100 if FULL else 30
+QUICK = os.environ.get("STREAMKIT_SERVE_LOAD") == "quick"
+CLIENTS = 60 if QUICK else 500
+DISCONNECTING = 30 if QUICK else 100
+pytestmark = pytest.mark.timeout(240)  # the full size takes 15-35 s on 2 cores
 TRANSCRIPT = "openai/chat-text-usage"
 LONG_TRANSCRIPT = "anthropic/messages-thinking"
 """118 provider events: clients leaving within the first 40 UI events leave mid-stream
@@ -44,7 +48,11 @@ def rss_mb() -> float:
 def app_for(replay: ReplayServer, ends: Ends, provider: str = "openai") -> Any:
     from streamkit.serve import chat_app
 
-    client = replay.client(provider, async_=True, max_retries=0)
+    # The SDKs' connect timeout is 5 s: hundreds of requests started at once on a busy
+    # 2-core machine (clients, server and replay server in this one process) can take
+    # longer to get their connect seen by the loop. What is measured is the transport,
+    # so the provider client waits as long as the test's clients do.
+    client = replay.client(provider, async_=True, max_retries=0, timeout=60.0)
 
     def handler(messages: list[dict[str, Any]]) -> Observable[sk.Chunk]:
         return sk.stream(provider, "model", messages, client=client)
@@ -53,6 +61,8 @@ def app_for(replay: ReplayServer, ends: Ends, provider: str = "openai") -> Any:
 
 
 async def one(client: httpx.AsyncClient, url: str, leave_after: int | None) -> str:
+    """The text the client read, ``"left"`` when it left as planned, or what ended its
+    stream otherwise (``"error: ..."``, ``"abort"``)."""
     text = ""
     seen = 0
     async with client.stream("POST", f"{url}/api/chat", json=BODY) as response:
@@ -63,6 +73,10 @@ async def one(client: httpx.AsyncClient, url: str, leave_after: int | None) -> s
             event = json.loads(line[6:])
             if event["type"] in ("text-delta", "reasoning-delta"):
                 text += event["delta"]
+            elif event["type"] == "error":
+                return f"error: {event['errorText']}"
+            elif event["type"] == "abort":
+                return "abort"
             if leave_after is not None and seen >= leave_after:
                 return "left"
     return text
@@ -84,10 +98,10 @@ def test_many_concurrent_clients_all_complete_with_bounded_memory() -> None:
             texts = asyncio.run(crowd(url, [None] * CLIENTS))
         growth = rss_mb() - before
         assert replay.wait_until_idle(10)
-    reference = texts[0]
-    assert reference and all(text == reference for text in texts)
-    assert reference == expected_text
     reports = ends.wait(CLIENTS)
+    outcomes = Counter("the text" if text == expected_text else text for text in texts)
+    failures = Counter(f"{end.reason}: {end.error!r}" for end in reports if end.error)
+    assert outcomes == {"the text": CLIENTS}, f"{outcomes}; {failures}"
     assert [end.reason for end in reports] == ["completed"] * CLIENTS
     assert growth < RSS_BOUND_MB, f"RSS grew by {growth:.0f} MB"
 
