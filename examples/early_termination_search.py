@@ -7,7 +7,7 @@ stream, which closes the HTTP response: the provider stops generating, and you s
 paying for tokens nobody reads.
 
 It runs offline: streamkit's ReplayServer replays a recorded OpenAI stream to the real
-``openai`` client, paced like a real model (one event every 20 ms), and counts the
+``openai`` client, paced like a real model (one event every 50 ms), and counts the
 events it never had to send because the client hung up.
 
     python examples/early_termination_search.py
@@ -26,7 +26,7 @@ FIRST_PAIR = re.compile(r'"(?P<password>[^"\n]+)":\s*(?P<secret>[^\n]+)\n')
 
 
 def main() -> None:
-    with ReplayServer("openai/chat-text-after-tool-results", pace=0.02) as server:
+    with ReplayServer("openai/chat-text-after-tool-results", pace=0.05) as server:
         client = server.client("openai")
         stream = sk.stream(
             "openai", "gpt-4o", "List the passwords and their secrets.", client=client
