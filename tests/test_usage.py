@@ -4,6 +4,7 @@ is in tests/test_lifecycle.py)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import threading
 from decimal import Decimal
@@ -19,7 +20,7 @@ from streamkit import _lifecycle as lc
 from streamkit import ops
 from streamkit._tokens import approximate_tokens, count_input, tiktoken_encoding
 from streamkit.prices import Cost, Price, cost_of
-from streamkit.testing import ReplayServer, Reply
+from streamkit.testing import ReplayServer, Reply, Transcript, load_transcript
 from tests.ops._pipelines import collect_sync
 from tests.usage_estimates import (
     ABSOLUTE_SLACK,
@@ -134,6 +135,80 @@ def test_cached_input_is_priced_at_the_cache_rate() -> None:
         provider_id="anthropic",
     ).total_price
     assert cost_of("anthropic", "claude-sonnet-4-5", anthropic).amount == expected
+
+
+AUDIO = "synthetic/openai-chat-audio-pcm16"
+AUDIO_PARAMS: dict[str, Any] = {
+    "modalities": ["text", "audio"],
+    "audio": {"voice": "alloy", "format": "pcm16"},
+}
+
+
+def _audio_transcript(model: str) -> tuple[Transcript, dict[str, Any]]:
+    """The synthetic audio answer with ``model`` as its reported model, and its usage
+    read straight from the wire JSON (the oracle: no streamkit decoder involved)."""
+    recorded = load_transcript(AUDIO)
+    reported = "gpt-4o-audio-preview-2024-12-17"
+    events = [
+        event.replace(f'"model":"{reported}"', f'"model":"{model}"') for event in recorded.events
+    ]
+    usages = [
+        json.loads(line[len("data: ") :])["usage"]
+        for event in events
+        for line in event.splitlines()
+        if line.startswith("data: {") and '"usage":{' in line
+    ]
+    return Transcript.from_events("openai", recorded.api, events), usages[-1]
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        "gpt-4o-audio-preview-2024-12-17",  # as recorded: genai-prices has no audio rate
+        "gpt-audio-2025-08-28",  # genai-prices prices its audio tokens apart
+    ],
+)
+def test_audio_tokens_are_priced_at_the_audio_rate(model: str) -> None:
+    transcript, wire = _audio_transcript(model)
+    with ReplayServer(transcript) as server:
+        stream = sk.stream(
+            "openai",
+            "gpt-audio",
+            "Tell me a story.",
+            client=server.client("openai"),
+            **AUDIO_PARAMS,
+        )
+        response = stream.pipe(ops.to_call_response()).run()
+    audio_out = wire["completion_tokens_details"]["audio_tokens"]
+    assert audio_out > 0
+    assert response.usage is not None and response.usage.source == "reported"
+    assert response.usage.audio_output_tokens == audio_out
+    assert response.usage.audio_input_tokens is None  # 0 on the wire: not reported
+    counts = {"input_tokens": wire["prompt_tokens"], "output_tokens": wire["completion_tokens"]}
+    expected = genai_prices.calc_price(
+        genai_prices.Usage(**counts, output_audio_tokens=audio_out),
+        model_ref=model,
+        provider_id="openai",
+    )
+    assert response.cost.amount == expected.total_price
+    assert response.cost.output == expected.output_price
+    if model.startswith("gpt-audio"):  # the audio rate is not the text rate here
+        as_text = genai_prices.calc_price(
+            genai_prices.Usage(**counts), model_ref=model, provider_id="openai"
+        )
+        assert response.cost.amount != as_text.total_price
+
+
+def test_registered_audio_rates() -> None:
+    usage = sk.Usage(
+        input_tokens=30, output_tokens=22, audio_input_tokens=10, audio_output_tokens=13
+    )
+    price = Price(
+        input=Decimal(1), output=Decimal(2), audio_input=Decimal(5), audio_output=Decimal(7)
+    )
+    cost = cost_of("openai", "anything", usage, price=price)
+    assert cost.input == Decimal(20 * 1 + 10 * 5) / 1_000_000
+    assert cost.output == Decimal(9 * 2 + 13 * 7) / 1_000_000
 
 
 def test_register_overrides_and_unknown_models() -> None:
