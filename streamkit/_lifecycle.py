@@ -578,7 +578,8 @@ class Recorder:
                 update={
                     "output_tokens": output,
                     "total_tokens": reported.input_tokens + output,
-                    "source": "mixed",
+                    # litellm's own count (estimated) stays estimated
+                    "source": "mixed" if reported.source == "reported" else reported.source,
                 }
             )
         input_tokens = self._estimate_input() if self._estimate_input is not None else 0

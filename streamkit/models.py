@@ -62,8 +62,9 @@ class Usage(BaseModel):
     source: UsageSource = "reported"
     """Where the numbers come from: ``reported`` (the provider's own figures),
     ``estimated`` (counted by streamkit: the stream stopped before the provider
-    reported, or it never reports) or ``mixed`` (input reported, output estimated; or a
-    sum of both kinds)."""
+    reported, or it never reports; or by litellm, which counts the usage of a provider
+    that sent none) or ``mixed`` (input reported, output estimated; or a sum of both
+    kinds)."""
 
     def __add__(self, other: Usage) -> Usage:
         """Add two usages (used to bill several attempts of one call)."""

@@ -146,6 +146,7 @@ class SyncPull:
         with self._lock:
             self._sdk_stream = sdk_stream
         try:
+            decoder.opened(sdk_stream)
             if self.cancelled:
                 return
             for event in sdk_stream:
@@ -231,6 +232,7 @@ class AsyncPull:
             raise
         recorder.headers()
         try:
+            decoder.opened(sdk_stream)
             async for event in sdk_stream:
                 events += 1
                 for chunk in decoder.decode(event):
