@@ -44,8 +44,9 @@ class Usage(BaseModel):
 
     ``cached_tokens``, ``reasoning_tokens`` and the audio tokens are set only where the
     provider reports them (the OpenAI-shaped chat APIs report audio tokens, part of the
-    input / output tokens, priced at the model's audio rates). Whether they are part of ``input_tokens`` / ``output_tokens`` is the
-    provider's convention, kept as reported: OpenAI's ``prompt_tokens`` include cached
+    input / output tokens, priced at the model's audio rates). Whether the cached and
+    reasoning tokens are part of ``input_tokens`` / ``output_tokens`` is the provider's
+    convention, kept as reported: OpenAI's ``prompt_tokens`` include cached
     tokens, Anthropic's ``input_tokens`` exclude cache reads; Gemini bills thoughts as
     output. Each adapter's module docstring says what it maps.
     """
