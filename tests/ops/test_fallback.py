@@ -376,3 +376,6 @@ def test_cost_sums_each_attempt_priced_at_its_own_model() -> None:
     ]
     assert response.cost.amount == expected > 0
     assert reports[0].cost.amount == expected
+    # each stream made (or continued) one of the requests, and bills it
+    assert claude.cost.amount == attempts[0].cost.amount
+    assert gpt.usage == attempts[1].usage and gpt.cost.amount == attempts[1].cost.amount
