@@ -14,6 +14,7 @@ from streamkit.deadlines import Deadlines
 from streamkit.errors import (
     AllFailedError,
     BudgetError,
+    BudgetExceededError,
     IncompleteStreamError,
     MissingAPIKeyError,
     StreamDivergedError,
@@ -42,6 +43,7 @@ __all__ = [
     "Accumulator",
     "AllFailedError",
     "BudgetError",
+    "BudgetExceededError",
     "CallResponse",
     "Chunk",
     "ContentSpan",

@@ -123,6 +123,8 @@ class SyncPull:
         adapter = self.adapter
         recorder = self.recorder
         recorder.begin(self)
+        if recorder.refused is not None:  # an observer (ops.budget) refused the request
+            raise recorder.refused
         with self._lock:
             if self.cancelled:
                 return
@@ -216,6 +218,8 @@ class AsyncPull:
         adapter = self.adapter
         recorder = self.recorder
         recorder.begin(self)
+        if recorder.refused is not None:  # an observer (ops.budget) refused the request
+            raise recorder.refused
         events = 0
         try:
             decoder = adapter.new_decoder(self.request)

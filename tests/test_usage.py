@@ -372,8 +372,20 @@ def test_budget_by_cost_with_a_shared_ledger() -> None:
                     ops.budget(max_cost=20, ledger=ledger)
                 )
             )
-            assert second == [] and error is None
+            # a typed error, not an empty answer that looks like a model's silence
+            assert second == [] and isinstance(error, sk.BudgetExceededError)
+            assert (error.limit, error.spent, error.allowed) == ("max_cost", 26, 20)
+            assert "no request was sent" in str(error)
             assert len(server.requests) == 1
+            # the same for a token limit the ledger has reached
+            _, error = collect_sync(
+                sk.stream("openai", "cheap", "hi", client=client).pipe(
+                    ops.budget(max_output_tokens=10, ledger=ledger)
+                )
+            )
+            assert isinstance(error, sk.BudgetExceededError)
+            assert (error.limit, error.spent) == ("max_output_tokens", 10)
+            assert len(server.requests) == 1 and ledger.requests == 1
     finally:
         sk.prices.unregister("cheap")
 
@@ -382,8 +394,110 @@ def test_budget_cannot_price_an_unknown_model() -> None:
     with ReplayServer("openai/chat-text-usage", keep_alive=False) as server:
         stream = sk.stream("openai", "unknown-model", "hi", client=server.client("openai"))
         items, error = collect_sync(stream.pipe(ops.budget(max_cost=1)))
+        assert len(server.requests) == 0  # refused before the request was sent
     assert isinstance(error, sk.BudgetError) and items == []
+    assert not isinstance(error, sk.BudgetExceededError)
     assert "sk.prices.register" in str(error)
+
+
+BUDGETED = "mistral/chat-text-usage"  # 45 events, one text piece each; usage at the end
+BUDGETED_MODEL = "mistral-tiny"  # as the transcript answers; priced by genai-prices
+
+
+def test_budget_max_cost_reached_mid_stream_stops_it_and_closes_the_response() -> None:
+    """``max_cost`` is reached mid-stream: the budget disposes upstream (the server sees
+    the connection closed before its last event), the stream completes with what was
+    delivered, and the request is billed at its estimate, for less than the whole
+    answer."""
+    whole = load_transcript(BUDGETED).events[-2]
+    reported = json.loads(whole[len("data: ") :])["usage"]
+    whole_cost = genai_prices.calc_price(
+        genai_prices.Usage(
+            input_tokens=reported["prompt_tokens"], output_tokens=reported["completion_tokens"]
+        ),
+        model_ref=BUDGETED_MODEL,
+        provider_id="mistral",
+    ).total_price
+    max_cost = whole_cost * 2 / 3
+    reports: list[sk.UsageReport] = []
+    with ReplayServer(Reply(BUDGETED, pace=0.01), keep_alive=False) as server:
+        stream = sk.stream("mistral", BUDGETED_MODEL, "hi", client=server.client("mistral"))
+        items, error = collect_sync(
+            stream.pipe(ops.budget(max_cost=max_cost), ops.on_usage(reports.append))
+        )
+        record = server.wait_for_request_end()
+    assert error is None and items
+    assert record.disconnected and not record.completed  # measured on the server side
+    assert record.events_sent < record.events_total
+    (report,) = reports
+    (end,) = report.attempts
+    assert (end.outcome, end.disposed_by) == ("disposed", "budget")
+    assert report.usage is not None and report.usage.source == "estimated"
+    assert report.cost.amount is not None and 0 < report.cost.amount < whole_cost
+    assert stream.cost == report.cost
+
+
+@pytest.mark.parametrize("async_", [False, True], ids=["sync", "async"])
+async def test_budget_refuses_a_request_whose_input_alone_exceeds_it(async_: bool) -> None:
+    """The request's estimated input already costs more than ``max_cost``: a typed
+    error before any HTTP request (the server receives none), nothing billed."""
+    reports: list[sk.UsageReport] = []
+    ledger = sk.Ledger()
+    with ReplayServer(BUDGETED, keep_alive=False) as server:
+        client = server.client("mistral", async_=async_)
+        stream = sk.stream(
+            "mistral", BUDGETED_MODEL, "a long question " * 50, client=client, async_=async_
+        )
+        input_cost = cost_of(
+            "mistral", BUDGETED_MODEL, sk.Usage(input_tokens=stream.estimate_input_tokens())
+        ).amount
+        assert input_cost is not None
+        pipeline = stream.pipe(
+            ops.budget(max_cost=input_cost / 2, ledger=ledger), ops.on_usage(reports.append)
+        )
+        with pytest.raises(sk.BudgetExceededError) as raised:
+            if async_:
+                await pipeline.aresponse()
+            else:
+                pipeline.run()
+        assert len(server.requests) == 0
+    error = raised.value
+    assert error.limit == "max_cost" and error.input_tokens == stream.estimate_input_tokens()
+    assert error.spent == input_cost and "mistral-tiny" in str(error)
+    (report,) = reports
+    assert report.error is error and report.attempts == () and report.usage is None
+    assert report.cost.amount == 0 and ledger.requests == 0 and ledger.cost.amount == 0
+    assert stream.usage is None and stream.requests == 0
+
+
+def test_budget_refuses_a_retry_it_can_no_longer_afford() -> None:
+    """Every attempt is admitted on its own: after a cut first attempt, the retry's
+    input would pass ``max_cost``, so it is not sent and the stream fails typed."""
+    from streamkit.testing import Fault
+
+    sk.prices.register("per-token", Price(input=Decimal(1_000_000), output=Decimal(1_000_000)))
+    try:
+        with ReplayServer(keep_alive=False) as server:
+            server.push(Reply(BUDGETED, fault=Fault(end_after_events=6)), BUDGETED)
+            stream = sk.stream("mistral", "per-token", "hi", client=server.client("mistral"))
+            attempt = stream.estimate_input_tokens()  # $1 a token
+            reports: list[sk.UsageReport] = []
+            items, error = collect_sync(
+                stream.pipe(
+                    ops.retry_on_error(backoff=0.01),
+                    ops.budget(max_cost=attempt * 2),
+                    ops.on_usage(reports.append),
+                )
+            )
+            assert len(server.requests) == 1
+        assert isinstance(error, sk.BudgetExceededError) and items
+        (report,) = reports
+        (cut,) = report.attempts  # the refused retry was never a request
+        assert cut.outcome == "error" and cut.usage is not None
+        assert cut.cost.amount == cut.usage.input_tokens + cut.usage.output_tokens
+        assert error.spent == cut.cost.amount + attempt  # as billed, and the retry's input
+    finally:
+        sk.prices.unregister("per-token")
 
 
 @pytest.mark.parametrize(
