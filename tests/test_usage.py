@@ -437,6 +437,30 @@ def test_budget_max_cost_reached_mid_stream_stops_it_and_closes_the_response() -
     assert stream.cost == report.cost
 
 
+def test_budget_counts_the_input_the_provider_reports() -> None:
+    """Anthropic reports the input at the start (602 tokens of tool results the short
+    prompt given here does not show): the budget prices that, not its own estimate,
+    and stops the answer before it costs more than ``max_cost``."""
+    transcript = "anthropic/messages-tool-result-followup"
+    reports: list[sk.UsageReport] = []
+    with ReplayServer(Reply(transcript, pace=0.01), keep_alive=False) as server:
+        stream = sk.stream(
+            "anthropic", "claude-sonnet-4-0", "The secrets?", client=server.client("anthropic")
+        )
+        assert stream.estimate_input_tokens() < 20
+        max_cost = Decimal("0.0022")  # 602 input tokens cost $0.001806, the answer $0.002586
+        items, error = collect_sync(
+            stream.pipe(ops.budget(max_cost=max_cost), ops.on_usage(reports.append))
+        )
+        record = server.wait_for_request_end()
+    assert error is None and items
+    assert record.disconnected and record.events_sent < record.events_total
+    (report,) = reports
+    assert report.attempts[0].disposed_by == "budget"
+    assert report.usage is not None and report.usage.input_tokens == 602
+    assert report.cost.amount is not None and report.cost.amount < max_cost
+
+
 @pytest.mark.parametrize("async_", [False, True], ids=["sync", "async"])
 async def test_budget_refuses_a_request_whose_input_alone_exceeds_it(async_: bool) -> None:
     """The request's estimated input already costs more than ``max_cost``: a typed

@@ -39,8 +39,9 @@ def budget(
     provider stops generating) and the stream completes with what it delivered.
 
     Spending is counted as the chunks arrive: input tokens estimated from the request
-    when the stream starts, output tokens from each chunk's text (the provider's own
-    figure where it reports a running total), priced at the model's price
+    when the stream starts (the provider's own figure once it reports one, as
+    Anthropic does at the start), output tokens from each chunk's text (the provider's
+    own figure where it reports a running total), priced at the model's price
     (:mod:`streamkit.prices`). The chunk that reaches the limit is delivered, then the
     stream stops; what the provider generated meanwhile (at most the chunks in flight)
     is billed too, so the final usage may pass the limit by that much.
@@ -263,8 +264,12 @@ class _Meter(LifecycleObserver):
             text += (delta.name or "") + delta.arguments
         if text:
             self._estimated_output += approximate_tokens(text)
-        if chunk.usage is not None and chunk.usage.output_tokens > self._estimated_output:
-            self._estimated_output = chunk.usage.output_tokens
+        usage = chunk.usage
+        if usage is not None:
+            if usage.input_tokens:  # the provider's own input figure (Anthropic's first)
+                self._input_tokens = usage.input_tokens
+            if usage.output_tokens > self._estimated_output:
+                self._estimated_output = usage.output_tokens
         return self._over_with(self._estimated_output)
 
     def _totals_with(self, output_tokens: int) -> tuple[int, Decimal]:
