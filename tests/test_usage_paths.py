@@ -5,7 +5,7 @@ official SDK clients on the replay server)."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
@@ -24,6 +24,9 @@ from tests.ops._pipelines import wait_for_no_leftover_threads
 TRANSCRIPT = "openai/chat-text-after-tool-results"  # usage in its last event only
 PHRASE = "Moria"  # well before the end
 MODEL = "gpt-4o"  # the transcript answers as gpt-4o-2024-08-06: priced by genai-prices
+PACE = 0.01
+"""Seconds between events, as a model writes: a consumer that stops early does so while
+the request is still running."""
 
 
 def genai_cost(end: lc.StreamEnd) -> Decimal:
@@ -102,7 +105,7 @@ def test_usage_and_cost_after_every_sync_consumption(
     consume: Callable[[sk.Stream], None], outcome: str, by: str | None
 ) -> None:
     collector = EndCollector()
-    with ReplayServer(TRANSCRIPT) as server:
+    with ReplayServer(TRANSCRIPT, pace=PACE) as server:
         stream = sk.stream("openai", MODEL, "hi", client=server.client("openai"))
         assert stream.usage is None and stream.end is None
         with lc.observing(collector):
@@ -116,13 +119,17 @@ async def _aresponse(stream: sk.Stream) -> None:
 
 
 async def _aiter_break(stream: sk.Stream) -> None:
-    async with contextlib.aclosing(stream.aiter(ops.text())) as texts:
+    texts = stream.aiter(ops.text())
+    assert isinstance(texts, AsyncGenerator)  # typed as an AsyncIterator
+    async with contextlib.aclosing(texts):  # closed at once, not when the loop gets to it
         async for _ in texts:
             break
 
 
 async def _aiter_complete(stream: sk.Stream) -> None:
-    async with contextlib.aclosing(sk.aiter(stream.pipe(rx_ops.take(2)))) as chunks:
+    chunks = sk.aiter(stream.pipe(rx_ops.take(2)))
+    assert isinstance(chunks, AsyncGenerator)
+    async with contextlib.aclosing(chunks):
         async for _ in chunks:
             pass
 
@@ -140,7 +147,7 @@ async def test_usage_and_cost_after_every_async_consumption(
     consume: Callable[[sk.Stream], Awaitable[None]], outcome: str, by: str | None, async_: bool
 ) -> None:
     collector = EndCollector()
-    with ReplayServer(TRANSCRIPT) as server:
+    with ReplayServer(TRANSCRIPT, pace=PACE) as server:
         client = server.client("openai", async_=async_)
         stream = sk.stream("openai", MODEL, "hi", client=client, async_=async_)
         with lc.observing(collector):
@@ -153,7 +160,7 @@ async def test_usage_and_cost_after_every_async_consumption(
 def test_a_stream_subscribed_several_times_bills_every_request() -> None:
     """Each subscription is one request: the stream's usage and cost add them up."""
     collector = EndCollector()
-    with ReplayServer(TRANSCRIPT) as server:
+    with ReplayServer(TRANSCRIPT, pace=PACE) as server:
         stream = sk.stream("openai", MODEL, "hi", client=server.client("openai"))
         with lc.observing(collector):
             stream.pipe(ops.to_call_response()).run()
@@ -216,7 +223,7 @@ def test_on_usage_argument_is_called_exactly_once_per_request(
 ) -> None:
     calls: list[sk.UsageReport] = []
     collector = EndCollector()
-    with ReplayServer(reply) as server:
+    with ReplayServer(reply, pace=PACE) as server:
         client = server.client("openai")  # no SDK retries: one request
         stream = sk.stream("openai", MODEL, "hi", client=client, on_usage=calls.append)
         with lc.observing(collector):
@@ -253,7 +260,7 @@ def test_on_usage_argument_reports_each_attempt_of_a_retry() -> None:
 
 async def test_on_usage_argument_of_an_async_stream() -> None:
     calls: list[sk.UsageReport] = []
-    with ReplayServer(TRANSCRIPT) as server:
+    with ReplayServer(TRANSCRIPT, pace=PACE) as server:
         client = server.client("openai", async_=True)
         stream = sk.stream("openai", MODEL, "hi", client=client, on_usage=calls.append)
         await stream.pipe(ops.take_until_match(PHRASE)).aresponse()
@@ -266,7 +273,7 @@ async def test_on_usage_argument_of_an_async_stream() -> None:
 @pytest.mark.parametrize("stop_early", [False, True], ids=["complete", "break"])
 def test_call_decorator_on_usage_sync(stop_early: bool) -> None:
     calls: list[sk.UsageReport] = []
-    with ReplayServer(TRANSCRIPT) as server:
+    with ReplayServer(TRANSCRIPT, pace=PACE) as server:
 
         @sk.call(
             "openai", MODEL, stream=True, client=server.client("openai"), on_usage=calls.append
@@ -286,7 +293,7 @@ def test_call_decorator_on_usage_sync(stop_early: bool) -> None:
 
 async def test_call_decorator_on_usage_async_and_not_streamed() -> None:
     calls: list[sk.UsageReport] = []
-    with ReplayServer(TRANSCRIPT) as server:
+    with ReplayServer(TRANSCRIPT, pace=PACE) as server:
         client = server.client("openai", async_=True)
 
         @sk.call("openai", MODEL, stream=True, client=client, on_usage=calls.append)
@@ -314,7 +321,7 @@ def test_an_on_usage_error_goes_to_the_unraisable_hook(monkeypatch: pytest.Monke
     def broken(report: sk.UsageReport) -> None:
         raise RuntimeError("a bug in the callback")
 
-    with ReplayServer(TRANSCRIPT) as server:
+    with ReplayServer(TRANSCRIPT, pace=PACE) as server:
         stream = sk.stream("openai", MODEL, "hi", client=server.client("openai"), on_usage=broken)
         response = stream.pipe(ops.to_call_response()).run()
     assert response.content and stream.usage is not None
