@@ -69,6 +69,32 @@ def test_the_docs_state_the_measured_bounds(rows: list[Row]) -> None:
         assert f"`{row.transcript}` | {row.reported_input} | {row.estimated_input} |" in text
 
 
+@pytest.mark.parametrize(
+    ("page", "stop"),
+    [
+        ("usage-and-cost.md", "take_until_match"),
+        ("operators/on_usage.md", "take_until_match"),
+        ("operators/budget.md", "ops.budget(max_cost="),
+    ],
+)
+def test_the_usage_pages_run_an_early_stop_and_show_its_output(page: str, stop: str) -> None:
+    """Each of these pages shows usage and cost after an early stop on the replay server,
+    with the printed output, which tests/test_docs.py runs and compares."""
+    from tests.test_docs import python_blocks
+
+    blocks = python_blocks(DOCS.parent / page)
+    shown = [
+        b
+        for b in blocks
+        if stop in b.code
+        and "ReplayServer(" in b.code
+        and not b.needs_key
+        and b.expected_output is not None
+        and "USD" in b.expected_output
+    ]
+    assert shown, f"{page}: no runnable early stop with its usage and cost shown"
+
+
 def test_tiktoken_without_its_bpe_file_falls_back(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
