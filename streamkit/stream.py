@@ -452,7 +452,7 @@ UsageCallback = Callable[[UsageReport], object]
 """``on_usage=``: called with the :class:`~streamkit.UsageReport` of one request."""
 
 
-def request_report(end: StreamEnd) -> UsageReport:
+def _request_report(end: StreamEnd) -> UsageReport:
     """The :class:`~streamkit.UsageReport` of one request: its ``attempts`` the one end;
     its ``outcome`` as :func:`~streamkit.ops.on_usage` names it (a timeout is an
     ``"error"``, an abandoned request ``"disposed"``; the end says which)."""
@@ -491,7 +491,7 @@ class _Billing(LifecycleObserver):
                 self.usage = end.usage if self.usage is None else self.usage + end.usage
             self.cost = cost if self.cost is None else self.cost + cost
         if self._on_usage is not None:
-            self._on_usage(request_report(end))  # an exception: sys.unraisablehook
+            self._on_usage(_request_report(end))  # an exception: sys.unraisablehook
 
 
 class _IterationEnd(LifecycleObserver):
