@@ -216,7 +216,9 @@ def _saving(full: sk.Stream, reports: list[sk.UsageReport]) -> str:
     """What the early stop saved, in output tokens and money: the whole answer's usage
     (part 1, the provider's figures) minus what the stopped request used (streamkit's
     estimate: the provider never reported it)."""
-    whole, stopped = full.usage, reports[0].usage if reports else None
+    # the iteration's own request: stream.usage / .cost count part 2's request too
+    answer = full.construct_call_response()
+    whole, stopped = answer.usage, reports[0].usage if reports else None
     if whole is None or stopped is None:
         return "   tokens saved: unknown (no usage for one of the two requests)"
     saved = max(whole.output_tokens - stopped.output_tokens, 0)
@@ -225,7 +227,7 @@ def _saving(full: sk.Stream, reports: list[sk.UsageReport]) -> str:
         f"this request about {stopped.output_tokens} ({stopped.source}): "
         f"about {saved} not generated"
     )
-    whole_cost, stopped_cost = full.cost, reports[0].cost
+    whole_cost, stopped_cost = answer.cost, reports[0].cost
     if whole_cost.amount is None or stopped_cost.amount is None:
         reason = whole_cost.reason or stopped_cost.reason or "no price"
         return f"{line}; money saved unknown ({reason})"

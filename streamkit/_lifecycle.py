@@ -187,6 +187,13 @@ class LifecycleObserver:
     wants_chunks: ClassVar[bool] = False
     """Set to True to have :meth:`on_chunk` called for every chunk."""
 
+    def admit(self, start: StreamStart) -> BaseException | None:
+        """Before a request is sent (in the subscribing thread, before any
+        :meth:`on_start`): return an error to refuse it. A refused request is not sent
+        and not reported (no :meth:`on_start`, no :meth:`on_end`: there is nothing to
+        bill); its subscription fails with that error. Default: admitted (``None``)."""
+        return None
+
     def on_start(self, start: StreamStart) -> None:
         """A subscription starts: called in the subscribing thread and context, before
         the request is made."""
@@ -312,6 +319,14 @@ def current_reason() -> DisposeReason | None:
     return _reason.get()
 
 
+def _admission(observer: LifecycleObserver, start: StreamStart) -> BaseException | None:
+    try:
+        return observer.admit(start)
+    except Exception as error:
+        _unraisable(error, f"Exception ignored in streamkit lifecycle observer {observer!r}")
+        return None
+
+
 def _report(callback: Callable[..., None], *args: Any) -> None:
     try:
         callback(*args)
@@ -378,6 +393,7 @@ class Recorder:
         "first_chunk_ns",
         "headers_ns",
         "provider",
+        "refused",
         "request_model",
         "response_id",
         "response_model",
@@ -411,6 +427,9 @@ class Recorder:
         self._text_after_usage = False
         self.start: StreamStart | None = None
         self.end: StreamEnd | None = None
+        self.refused: BaseException | None = None
+        """The error an observer's :meth:`LifecycleObserver.admit` refused the request
+        with: the pull raises it instead of sending the request."""
         self.chunks = 0
         self.usage: Usage | None = None
         self.response_model: str | None = None
@@ -430,17 +449,19 @@ class Recorder:
         return self._ended
 
     def begin(self, owner: object | None = None) -> StreamStart:
-        """Start the subscription (once): capture the observers and tell them.
+        """Start the subscription (once): capture the observers, ask them to admit it
+        (:meth:`LifecycleObserver.admit`), and tell them.
 
         ``owner`` (the pull): if it is collected before any end, the end is recorded as
-        ``"abandoned"``.
+        ``"abandoned"``. A refused request is ended at once, unreported, with
+        :attr:`refused` set.
         """
         if self.start is not None:
             return self.start
         observers = (*_global, *_scoped.get(), *self._observers)
         self._observers = observers
         self._chunk_observers = tuple(o for o in observers if o.wants_chunks)
-        start = self.start = StreamStart(
+        start = StreamStart(
             id=next(_ids),
             provider=self.provider,
             request_model=self.request_model,
@@ -449,6 +470,14 @@ class Recorder:
             messages=self._messages,
             params=self._params,
         )
+        for observer in observers:
+            refusal = _admission(observer, start)
+            if refusal is not None:
+                self.refused = refusal
+                self._ended = True  # nothing was sent: no end to record
+                self.start = start
+                return start
+        self.start = start
         if owner is not None:
             # Also at interpreter exit: a pull kept alive by a loop closed with its task
             # pending (anyio keeps the task) is never collected.
@@ -594,7 +623,8 @@ class Recorder:
                 update={
                     "output_tokens": output,
                     "total_tokens": reported.input_tokens + output,
-                    "source": "mixed",
+                    # litellm's own count (estimated) stays estimated
+                    "source": "mixed" if reported.source == "reported" else reported.source,
                 }
             )
         input_tokens = self._estimate_input() if self._estimate_input is not None else 0

@@ -9,7 +9,7 @@ from typing import Any, ParamSpec
 
 from streamkit.models import CallResponse
 from streamkit.providers import get_adapter
-from streamkit.stream import Stream, reduce_async, reduce_sync
+from streamkit.stream import Stream, UsageCallback, reduce_async, reduce_sync
 
 __all__ = ["call"]
 
@@ -23,6 +23,7 @@ def call(
     *,
     stream: bool = False,
     client: Any = None,
+    on_usage: UsageCallback | None = None,
     **params: Any,
 ) -> Callable[[Callable[P, Any]], Callable[P, Any]]:
     """Turn a function that returns a prompt into an LLM call.
@@ -32,11 +33,18 @@ def call(
     :class:`CallResponse` reduced from the same stream. An ``async def`` function gives
     an async stream (``stream = await fn(...)``; ``async for chunk, tool in stream``).
 
-    Bad arguments (an unknown provider, a client of the wrong kind) raise at decoration.
+    ``on_usage`` is called exactly once per request a call makes, when it ends on any
+    path (completed, stopped early, timed out, failed), with its
+    :class:`~streamkit.UsageReport` (see :func:`~streamkit.stream`).
+
+    Bad arguments (an unknown provider, a client of the wrong kind, an ``on_usage`` that
+    is not callable) raise at decoration.
     """
     adapter = get_adapter(provider)
     if not isinstance(model, str) or not model:
         raise TypeError(f"model must be a non-empty string, not {model!r}")
+    if on_usage is not None and not callable(on_usage):
+        raise TypeError(f"on_usage must be callable, not {type(on_usage).__name__}")
 
     def decorator(fn: Callable[P, Any]) -> Callable[P, Any]:
         is_async = inspect.iscoroutinefunction(fn)
@@ -50,7 +58,15 @@ def call(
             @functools.wraps(fn)
             async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Stream | CallResponse:
                 prompt: Prompt = await fn(*args, **kwargs)
-                result = Stream(provider, model, prompt, client=client, async_=True, **params)
+                result = Stream(
+                    provider,
+                    model,
+                    prompt,
+                    client=client,
+                    async_=True,
+                    on_usage=on_usage,
+                    **params,
+                )
                 return result if stream else await reduce_async(result)
 
             return async_wrapper
@@ -58,7 +74,9 @@ def call(
         @functools.wraps(fn)
         def sync_wrapper(*args: P.args, **kwargs: P.kwargs) -> Stream | CallResponse:
             prompt: Prompt = fn(*args, **kwargs)
-            result = Stream(provider, model, prompt, client=client, async_=False, **params)
+            result = Stream(
+                provider, model, prompt, client=client, async_=False, on_usage=on_usage, **params
+            )
             return result if stream else reduce_sync(result)
 
         return sync_wrapper

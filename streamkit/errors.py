@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "AllFailedError",
     "BudgetError",
+    "BudgetExceededError",
     "IncompleteStreamError",
     "MissingAPIKeyError",
     "StreamDivergedError",
@@ -117,5 +118,34 @@ def _short(error: BaseException, limit: int = 120) -> str:
 
 
 class BudgetError(StreamError):
-    """``ops.budget(max_cost=...)`` cannot price the stream's model (no known price:
-    register one with ``sk.prices.register``)."""
+    """``ops.budget`` cannot let a request run: ``ops.budget(max_cost=...)`` cannot price
+    its model (no known price: register one with ``sk.prices.register``), or, as
+    :class:`BudgetExceededError`, the budget is already spent. Either way the request
+    is not sent."""
+
+
+class BudgetExceededError(BudgetError):
+    """``ops.budget`` refused to send a request, before any HTTP request: the ledger is
+    already at its limit, or the request's estimated input alone (with what the budget
+    already spent) reaches ``max_cost``.
+
+    ``limit`` is what was reached (``"max_cost"`` or ``"max_output_tokens"``);
+    ``spent`` is the USD (for ``max_cost``, the request's estimated input included) or
+    output tokens counted against it, ``allowed`` the limit; ``input_tokens`` the
+    request's estimated input (``None`` when no request was started).
+    """
+
+    def __init__(
+        self,
+        limit: str,
+        spent: object,
+        allowed: object,
+        *,
+        input_tokens: int | None = None,
+        why: str,
+    ) -> None:
+        self.limit = limit
+        self.spent = spent
+        self.allowed = allowed
+        self.input_tokens = input_tokens
+        super().__init__(f"ops.budget: no request was sent: {why} ({spent} of {limit}={allowed})")

@@ -16,10 +16,10 @@ from decimal import Decimal
 from typing import Literal
 
 from streamkit._lifecycle import LifecycleObserver, StreamEnd, StreamStart, observing
-from streamkit.models import Usage
+from streamkit.models import RequestUsage, Usage
 from streamkit.prices import Cost
 
-__all__ = ["Ledger", "UsageReport", "total_cost", "total_usage"]
+__all__ = ["Ledger", "UsageReport", "requests_of", "total_cost", "total_usage"]
 
 
 def total_usage(ends: Iterable[StreamEnd]) -> Usage | None:
@@ -29,6 +29,19 @@ def total_usage(ends: Iterable[StreamEnd]) -> Usage | None:
         if end.usage is not None:
             total = end.usage if total is None else total + end.usage
     return total
+
+
+def requests_of(ends: Iterable[StreamEnd]) -> list[RequestUsage]:
+    """Each request's provider, models and usage, for a response's ``requests``."""
+    return [
+        RequestUsage(
+            provider=end.provider,
+            model=end.response_model,
+            requested_model=end.request_model,
+            usage=end.usage,
+        )
+        for end in ends
+    ]
 
 
 def total_cost(ends: Iterable[StreamEnd]) -> Cost:

@@ -24,6 +24,7 @@ __all__ = [
     "Chunk",
     "ContentSpan",
     "FinishReason",
+    "RequestUsage",
     "ToolCall",
     "ToolCallDelta",
     "Usage",
@@ -42,9 +43,11 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 class Usage(BaseModel):
     """Token counts for a call, as running totals, counted as the provider counts them.
 
-    ``cached_tokens`` and ``reasoning_tokens`` are set only where the provider reports
-    them. Whether they are part of ``input_tokens`` / ``output_tokens`` is the
-    provider's convention, kept as reported: OpenAI's ``prompt_tokens`` include cached
+    ``cached_tokens``, ``reasoning_tokens`` and the audio tokens are set only where the
+    provider reports them (the OpenAI-shaped chat APIs report audio tokens, part of the
+    input / output tokens, priced at the model's audio rates). Whether the cached and
+    reasoning tokens are part of ``input_tokens`` / ``output_tokens`` is the provider's
+    convention, kept as reported: OpenAI's ``prompt_tokens`` include cached
     tokens, Anthropic's ``input_tokens`` exclude cache reads; Gemini bills thoughts as
     output. Each adapter's module docstring says what it maps.
     """
@@ -61,8 +64,9 @@ class Usage(BaseModel):
     source: UsageSource = "reported"
     """Where the numbers come from: ``reported`` (the provider's own figures),
     ``estimated`` (counted by streamkit: the stream stopped before the provider
-    reported, or it never reports) or ``mixed`` (input reported, output estimated; or a
-    sum of both kinds)."""
+    reported, or it never reports; or by litellm, which counts the usage of a provider
+    that sent none) or ``mixed`` (input reported, output estimated; or a sum of both
+    kinds)."""
 
     def __add__(self, other: Usage) -> Usage:
         """Add two usages (used to bill several attempts of one call)."""
@@ -306,6 +310,34 @@ class ContentSpan(BaseModel):
     end: int
 
 
+class RequestUsage(BaseModel):
+    """One request a :class:`CallResponse` was made from: who answered it and what it
+    used, priced on its own (:attr:`cost`).
+
+    Filled from the record of each request's end (``to_call_response``, a stream's
+    ``construct_call_response()``): several after ``ops.fallback``, ``retry_on_error``,
+    ``hedge``, ``race`` or ``best_of``, each at its own provider and model.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    provider: str
+    model: str | None = None
+    """The model the provider reported (``None`` when it named none)."""
+    requested_model: str | None = None
+    """The model asked for."""
+    usage: Usage | None = None
+    """The request's usage, with its ``source`` (the aborted attempts' included)."""
+
+    @property
+    def cost(self) -> Cost:
+        """What :attr:`usage` costs at this request's model (the reported one, else the
+        requested one; see :func:`streamkit.prices.cost_of`)."""
+        from streamkit.prices import cost_of
+
+        return cost_of(self.provider, self.model, self.usage, requested=self.requested_model)
+
+
 class CallResponse(BaseModel):
     """The response of a call, reduced from its stream.
 
@@ -334,6 +366,10 @@ class CallResponse(BaseModel):
     audio_transcript: str | None = None
     message_param: dict[str, Any] = Field(default_factory=dict)
     spans: list[ContentSpan] = Field(default_factory=list)
+    requests: list[RequestUsage] = Field(default_factory=list)
+    """Every request the response was made from (:class:`RequestUsage`), in the order
+    they started: the losers of a race and the aborted attempts included, as they were
+    billed. Empty when unknown (a response folded from chunks by hand)."""
 
     @property
     def input_tokens(self) -> int | None:
@@ -347,11 +383,20 @@ class CallResponse(BaseModel):
 
     @property
     def cost(self) -> Cost:
-        """What :attr:`usage` costs at the model's price (:mod:`streamkit.prices`);
-        ``cost.amount`` is ``None``, with a ``reason``, when it cannot be known."""
+        """What the call cost (:mod:`streamkit.prices`): the sum of its
+        :attr:`requests`' costs, each request priced at its own provider and model
+        (after a fallback from one model to another, each attempt at its own price);
+        without them, :attr:`usage` at :attr:`model`'s price. ``cost.amount`` is
+        ``None``, with a ``reason``, when it cannot be known (a request of unknown
+        price makes the sum unknown)."""
         from streamkit.prices import cost_of
 
-        return cost_of(self.provider, self.model, self.usage)
+        if not self.requests:
+            return cost_of(self.provider, self.model, self.usage)
+        total = self.requests[0].cost
+        for request in self.requests[1:]:
+            total = total + request.cost
+        return total
 
     def write_wav(
         self,

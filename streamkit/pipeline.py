@@ -6,12 +6,19 @@
   (``for x in sk.iterate(observable)``): the values as they arrive; leaving the loop
   early (``break``, an exception) disposes the subscription, which closes the HTTP
   response;
+- :func:`run_blocking`: reactivex's blocking ``run()``, ending the requests before it
+  returns (``Stream.run`` and ``Pipeline.run``);
 - :class:`Pipeline`: what ``stream.pipe(...)`` returns. Its ``run()`` over an async
   stream raises :class:`~streamkit.errors.StreamError` naming the async way (reactivex's
   blocking ``run()`` inside the running event loop would wait forever for the loop it
   blocks), and ``for``/``list()`` over it raise a ``TypeError`` pointing to
   ``stream.iter(...)`` (reactivex's ``Observable.__getitem__`` would make Python's old
   iteration protocol spin forever).
+
+Each of them disposes its subscription on the thread that delivered the terminal
+notification, before handing it on: a downstream ``take(n)`` completes before it
+disposes upstream, so without this the caller could return before the request's end
+(its usage and cost, ``stream.usage``) is recorded.
 """
 
 from __future__ import annotations
@@ -19,14 +26,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import queue
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, NoReturn, TypeVar
 
 from reactivex import Observable, abc
+from reactivex.disposable import SingleAssignmentDisposable
+from reactivex.internal.exceptions import SequenceContainsNoElementsError
+from reactivex.scheduler import NewThreadScheduler
 
+from streamkit._lifecycle import disposing
 from streamkit.errors import StreamError
 
-__all__ = ["Pipeline", "aiter", "arun", "iterate", "refuse_blocking_run"]
+__all__ = ["Pipeline", "aiter", "arun", "iterate", "refuse_blocking_run", "run_blocking"]
 
 T = TypeVar("T")
 
@@ -54,6 +66,45 @@ def refuse_blocking_run(is_async: bool, what: str) -> None:
         f"this stream has an async client: {what}.run() needs a running event loop; "
         f"inside `async def` use `await {what}.aresponse()` or `await sk.arun(observable)`"
     )
+
+
+_run_scheduler = NewThreadScheduler()
+
+
+def run_blocking(observable: Observable[T], scheduler: abc.SchedulerBase | None = None) -> T:
+    """reactivex's ``run()``: subscribe, block until the end, return the last value
+    (raise the error; ``SequenceContainsNoElementsError`` when there was none).
+
+    The subscription is disposed as the terminal notification arrives, before this
+    returns: every request it made has ended and recorded its usage by then (a
+    ``take(n)`` downstream completes before it disposes upstream).
+    """
+    done = threading.Event()
+    last: list[T] = []
+    failure: list[Exception] = []
+    subscription = SingleAssignmentDisposable()
+
+    def on_error(error: Exception) -> None:
+        subscription.dispose()
+        failure.append(error)
+        done.set()
+
+    def on_completed() -> None:
+        subscription.dispose()
+        done.set()
+
+    subscription.disposable = observable.subscribe(
+        lambda value: last.__setitem__(slice(None), [value]),
+        on_error,
+        on_completed,
+        scheduler=scheduler or _run_scheduler,
+    )
+    done.wait()
+    if failure:
+        raise failure[0]
+    if not last:
+        raise SequenceContainsNoElementsError()
+    return last[0]
 
 
 async def arun(observable: Observable[T]) -> T:
@@ -86,10 +137,16 @@ async def aiter(observable: Observable[T]) -> AsyncIterator[T]:
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody listens
                 loop.call_soon_threadsafe(inbox.put_nowait, (kind, value))
 
-    subscription = observable.subscribe(  # from the loop: an async stream runs on it
+    subscription = SingleAssignmentDisposable()
+
+    def end(kind: str, value: Any) -> None:
+        subscription.dispose()  # the requests end here, before the loop hears of it
+        put(kind, value)
+
+    subscription.disposable = observable.subscribe(  # from the loop: an async stream runs on it
         on_next=lambda value: put("next", value),
-        on_error=lambda error: put("error", error),
-        on_completed=lambda: put("done", None),
+        on_error=lambda error: end("error", error),
+        on_completed=lambda: end("done", None),
     )
     try:
         while True:
@@ -100,6 +157,10 @@ async def aiter(observable: Observable[T]) -> AsyncIterator[T]:
                 raise value
             else:
                 return
+    except GeneratorExit:  # the loop was left early: `break`, as a pull records it
+        with disposing("break"):
+            subscription.dispose()
+        raise
     finally:
         subscription.dispose()
 
@@ -110,10 +171,16 @@ def iterate(observable: Observable[T]) -> Iterator[T]:
     """
     refuse_blocking_run(_is_async_source(observable), "the pipeline")
     inbox: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
-    subscription: abc.DisposableBase = observable.subscribe(
+    subscription = SingleAssignmentDisposable()
+
+    def end(kind: str, value: Any) -> None:
+        subscription.dispose()  # the requests end here, before the loop hears of it
+        inbox.put((kind, value))
+
+    subscription.disposable = observable.subscribe(
         on_next=lambda value: inbox.put(("next", value)),
-        on_error=lambda error: inbox.put(("error", error)),
-        on_completed=lambda: inbox.put(("done", _DONE)),
+        on_error=lambda error: end("error", error),
+        on_completed=lambda: end("done", _DONE),
     )
     try:
         while True:
@@ -124,6 +191,10 @@ def iterate(observable: Observable[T]) -> Iterator[T]:
                 raise value
             else:
                 return
+    except GeneratorExit:  # the loop was left early: `break`, as a pull records it
+        with disposing("break"):
+            subscription.dispose()
+        raise
     finally:
         subscription.dispose()
 
@@ -157,7 +228,7 @@ class Pipeline(Observable[T]):
         """Block until the end and return the last value (sync streams; an async
         stream's pipeline raises :class:`StreamError` naming ``aresponse()``)."""
         refuse_blocking_run(self.is_async, "pipeline")
-        return super().run(scheduler)
+        return run_blocking(self, scheduler)
 
     async def aresponse(self) -> T:
         """``await stream.pipe(...).aresponse()``: the last value (see :func:`arun`)."""

@@ -123,6 +123,8 @@ class SyncPull:
         adapter = self.adapter
         recorder = self.recorder
         recorder.begin(self)
+        if recorder.refused is not None:  # an observer (ops.budget) refused the request
+            raise recorder.refused
         with self._lock:
             if self.cancelled:
                 return
@@ -146,11 +148,14 @@ class SyncPull:
         with self._lock:
             self._sdk_stream = sdk_stream
         try:
+            decoder.opened(sdk_stream)
             if self.cancelled:
                 return
             for event in sdk_stream:
                 events += 1
                 for chunk in decoder.decode(event):
+                    if self.cancelled:  # read while a cancel was closing the socket
+                        return
                     recorder.chunk(chunk)
                     yield chunk
                 if self.cancelled:
@@ -180,14 +185,17 @@ class SyncPull:
         The end is recorded at once as disposed: for the active
         :func:`~streamkit._lifecycle.disposing` reason, else ``reason``, else ``"take"``
         when called from the reading thread (a downstream operator stopping on a chunk),
-        else ``"unknown"``.
+        else ``"unknown"``. It is recorded once the socket is shut down, so the
+        observers of the end (a ledger, telemetry, ``on_usage`` callbacks) never keep
+        the connection open.
         """
         on_reader = self._reader is threading.current_thread()
-        self.recorder.dispose(current_reason() or reason or ("take" if on_reader else "unknown"))
+        why = current_reason() or reason or ("take" if on_reader else "unknown")
         with self._lock:
             self.cancelled = True
             if self._sdk_stream is not None and not on_reader:
                 shutdown_socket(self.adapter.http_response(self._sdk_stream))
+        self.recorder.dispose(why)
 
 
 class AsyncPull:
@@ -215,6 +223,8 @@ class AsyncPull:
         adapter = self.adapter
         recorder = self.recorder
         recorder.begin(self)
+        if recorder.refused is not None:  # an observer (ops.budget) refused the request
+            raise recorder.refused
         events = 0
         try:
             decoder = adapter.new_decoder(self.request)
@@ -231,6 +241,7 @@ class AsyncPull:
             raise
         recorder.headers()
         try:
+            decoder.opened(sdk_stream)
             async for event in sdk_stream:
                 events += 1
                 for chunk in decoder.decode(event):

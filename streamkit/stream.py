@@ -1,18 +1,30 @@
 """``Stream``: a cold ``Observable[Chunk]`` that also offers the Mirascope-compatible API.
 
-As an observable, every subscription is one request, and subscribing never touches the
-totals below. Iterating (``for chunk, tool in stream`` / ``async for``) is the
-Mirascope-compatible call API: the first iteration makes the request and folds the totals
-(``stream.content``, ``.usage``, ...; ``construct_call_response()``); a later iteration
-replays what the first received without a new request, so nothing is wiped and nothing
-is billed twice.
+As an observable, every subscription is one request. Iterating (``for chunk, tool in
+stream`` / ``async for``) is the Mirascope-compatible call API: the first iteration makes the request
+and folds the text (``stream.content``, ``.tool_calls``, ...;
+``construct_call_response()``); a later iteration replays what the first received
+without a new request, so nothing is wiped and nothing is billed twice.
+
+The money is counted on every path: ``stream.usage`` / ``.cost`` / ``.end`` are those of
+the requests the stream made, by iteration or by any subscription (``.pipe(...).run()``,
+a ``break``, an early stop, a timeout, an error), once each has ended; ``on_usage=``
+is called once per request with its report.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping, Sequence
+import threading
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 from reactivex import Observable, abc
 
@@ -22,6 +34,7 @@ from streamkit._tokens import count_input
 from streamkit.accumulator import Accumulator
 from streamkit.deadlines import Deadlines
 from streamkit.errors import StreamError
+from streamkit.ledger import UsageReport, requests_of
 from streamkit.messages import Message, normalize_messages
 from streamkit.models import CallResponse, Chunk, ToolCall, Usage
 from streamkit.prices import Cost, cost_of
@@ -48,11 +61,15 @@ class Stream(Observable[Chunk]):
         client: Any = None,
         async_: bool | None = None,
         deadlines: Deadlines | None = None,
+        on_usage: UsageCallback | None = None,
         **params: Any,
     ) -> None:
         adapter = get_adapter(provider)
         if deadlines is not None and not isinstance(deadlines, Deadlines):
             raise TypeError(f"deadlines must be a sk.Deadlines, not {type(deadlines).__name__}")
+        if on_usage is not None and not callable(on_usage):
+            raise TypeError(f"on_usage must be callable, not {type(on_usage).__name__}")
+        self._on_usage = on_usage
         self.deadlines: Deadlines | None = deadlines
         """The per-attempt budget every subscription is bounded by (``None``: none)."""
         if not isinstance(model, str) or not model:
@@ -88,7 +105,8 @@ class Stream(Observable[Chunk]):
         self._sync_pull: SyncPull | None = None
         self._async_pull: AsyncPull | None = None
         self._async_iterator: AsyncGenerator[Chunk, None] | None = None
-        self._end: StreamEnd | None = None
+        self._iteration_end: StreamEnd | None = None
+        self._billing = _Billing(on_usage)
         source = (
             async_source(self._new_async_pull)
             if self.is_async
@@ -109,7 +127,7 @@ class Stream(Observable[Chunk]):
             self.provider,
             self.model_name,
             estimate_input=self.estimate_input_tokens,
-            observers=observers,
+            observers=(*observers, self._billing),
             messages=self._messages,
             params=self._params,
         )
@@ -146,12 +164,14 @@ class Stream(Observable[Chunk]):
         Same provider, model, client and parameters; the messages are extended the
         provider's way (:meth:`ProviderAdapter.continuation_messages`: an assistant
         prefill for Anthropic, the delivered text plus a "continue" request for
-        OpenAI-style chat). Used by ``ops.retry_on_error(continuation="continue")``.
+        OpenAI-style chat). Used by ``ops.retry_on_error(continuation="continue")`` and
+        ``ops.fallback``. Its requests count as this stream's (:attr:`usage`,
+        :attr:`cost`, ``on_usage``).
         """
         if not isinstance(delivered, str):
             raise TypeError(f"delivered must be a string, not {type(delivered).__name__}")
         messages = self._adapter.continuation_messages(list(self._messages), delivered)
-        return Stream(
+        continued = Stream(
             self.provider,
             self.model_name,
             messages,
@@ -160,6 +180,11 @@ class Stream(Observable[Chunk]):
             deadlines=self.deadlines,
             **self._params,
         )
+        # Its requests are this stream's too: counted in its usage and cost, reported
+        # to its on_usage.
+        continued._on_usage = self._on_usage
+        continued._billing = self._billing
+        return continued
 
     def is_transient(self, error: BaseException) -> bool:
         """Whether a new request may succeed after ``error`` (the provider's classification)."""
@@ -177,7 +202,7 @@ class Stream(Observable[Chunk]):
         """reactivex's blocking ``run()`` (the last chunk); over an async client it
         raises :class:`StreamError` naming ``await stream.aresponse()`` instead of hanging."""
         _pipeline.refuse_blocking_run(self.is_async, "stream")
-        return super().run(scheduler)
+        return _pipeline.run_blocking(self, scheduler)
 
     async def aresponse(self) -> Chunk:
         """``await stream.aresponse()``: the last chunk (see :func:`streamkit.arun`)."""
@@ -216,7 +241,7 @@ class Stream(Observable[Chunk]):
             self._resolved_client(),
             self._request,
             self._read_timeout,
-            recorder=self._recorder(_EndKeeper(self)),
+            recorder=self._recorder(_IterationEnd(self)),
         )
         chunks = pull.chunks()
         try:
@@ -243,7 +268,7 @@ class Stream(Observable[Chunk]):
             self._resolved_client(),
             self._request,
             self._read_timeout,
-            recorder=self._recorder(_EndKeeper(self)),
+            recorder=self._recorder(_IterationEnd(self)),
         )
         chunks = self._async_iterator = pull.chunks()
         try:
@@ -343,18 +368,27 @@ class Stream(Observable[Chunk]):
 
     @property
     def end(self) -> StreamEnd | None:
-        """How the iteration's request ended (``None`` before its end): the outcome,
-        who disposed it, usage so far, timings."""
-        return self._end
+        """How the stream's last ended request ended (by iteration or by any
+        subscription; ``None`` before any ended): the outcome, who disposed it, usage
+        so far, timings."""
+        return self._billing.last
+
+    @property
+    def requests(self) -> int:
+        """How many of the stream's requests have ended (each subscription is one, the
+        iteration one)."""
+        return self._billing.count
 
     @property
     def usage(self) -> Usage | None:
-        """The call's usage: as reported while iterating; once the iteration has ended
-        on any path, its usage so far, with its ``source`` (reported, estimated or
-        mixed)."""
-        end = self._end
-        if end is not None and end.usage is not None:
-            return end.usage
+        """What the stream's requests used. Once a request has ended, on any path (the
+        iteration completed or left by ``break``; a subscription's ``.pipe(...).run()``,
+        ``take_until_match``, timeout, error), the sum of every ended request's usage so
+        far, with its ``source`` (reported, estimated or mixed); before that, what the
+        iteration has seen reported."""
+        usage = self._billing.usage
+        if usage is not None:
+            return usage
         return self._accumulator.usage
 
     @property
@@ -371,8 +405,12 @@ class Stream(Observable[Chunk]):
 
     @property
     def cost(self) -> Cost:
-        """What :attr:`usage` costs at the model's price (:mod:`streamkit.prices`);
-        ``cost.amount`` is ``None``, with a ``reason``, when it cannot be known."""
+        """What :attr:`usage` costs (:mod:`streamkit.prices`): the sum of every ended
+        request's cost, each at the model the provider reported; ``cost.amount`` is
+        ``None``, with a ``reason``, when it cannot be known."""
+        cost = self._billing.cost
+        if cost is not None:
+            return cost
         return cost_of(self.provider, self.model, self.usage, requested=self.model_name)
 
     @property
@@ -382,13 +420,17 @@ class Stream(Observable[Chunk]):
 
     def construct_call_response(self) -> CallResponse:
         """The :class:`CallResponse` of what iteration received (the whole call once the
-        stream is exhausted). Its usage is :attr:`usage`: once the iteration ended on
-        any path, the usage so far with its source."""
+        stream is exhausted). Once the iteration's request ended on any path, its usage
+        is that request's usage so far, with its source, and its ``requests`` that one
+        request."""
         response = self._accumulator.response()
-        usage = self.usage
-        if usage is not None and usage != response.usage:
-            response = response.model_copy(update={"usage": usage})
-        return response
+        end = self._iteration_end
+        if end is None:
+            return response
+        update: dict[str, object] = {"requests": requests_of([end])}
+        if end.usage is not None and end.usage != response.usage:
+            update["usage"] = end.usage
+        return response.model_copy(update=update)
 
     def __repr__(self) -> str:
         kind = "async" if self.is_async else "sync"
@@ -406,14 +448,60 @@ async def _aclose_once(chunks: AsyncGenerator[Chunk, None]) -> None:
         await chunks.aclose()
 
 
-class _EndKeeper(LifecycleObserver):
-    """Keeps the end of a stream's own iteration on the stream."""
+UsageCallback = Callable[[UsageReport], object]
+"""``on_usage=``: called with the :class:`~streamkit.UsageReport` of one request."""
+
+
+def _request_report(end: StreamEnd) -> UsageReport:
+    """The :class:`~streamkit.UsageReport` of one request: its ``attempts`` the one end;
+    its ``outcome`` as :func:`~streamkit.ops.on_usage` names it (a timeout is an
+    ``"error"``, an abandoned request ``"disposed"``; the end says which)."""
+    outcome: Literal["completed", "error", "disposed"]
+    if end.outcome in ("error", "timeout"):
+        outcome = "error"
+    elif end.outcome == "completed":
+        outcome = "completed"
+    else:
+        outcome = "disposed"
+    return UsageReport.of(outcome, end.error, (end,))
+
+
+class _Billing(LifecycleObserver):
+    """Every request of one stream: their totals, and its ``on_usage`` callback.
+
+    Attached to every recorder the stream makes (each subscription, the iteration), so
+    it sees each request's one end, on whichever thread ended it. Keeps running totals
+    (not the ends: a stream may be subscribed any number of times).
+    """
+
+    def __init__(self, on_usage: UsageCallback | None) -> None:
+        self._on_usage = on_usage
+        self._lock = threading.Lock()
+        self.count = 0
+        self.last: StreamEnd | None = None
+        self.usage: Usage | None = None
+        self.cost: Cost | None = None
+
+    def on_end(self, end: StreamEnd) -> None:
+        cost = end.cost
+        with self._lock:
+            self.count += 1
+            self.last = end
+            if end.usage is not None:
+                self.usage = end.usage if self.usage is None else self.usage + end.usage
+            self.cost = cost if self.cost is None else self.cost + cost
+        if self._on_usage is not None:
+            self._on_usage(_request_report(end))  # an exception: sys.unraisablehook
+
+
+class _IterationEnd(LifecycleObserver):
+    """Keeps the end of a stream's own iteration, for ``construct_call_response``."""
 
     def __init__(self, stream: Stream) -> None:
         self._stream = stream
 
     def on_end(self, end: StreamEnd) -> None:
-        self._stream._end = end
+        self._stream._iteration_end = end
 
 
 def _empty_like(chunk: Chunk) -> Chunk:
@@ -429,6 +517,7 @@ def stream(
     *,
     client: Any = None,
     deadlines: Deadlines | None = None,
+    on_usage: UsageCallback | None = None,
     **params: Any,
 ) -> Stream:
     """Stream ``messages`` to ``model`` of ``provider`` as a cold :class:`Stream`.
@@ -441,10 +530,26 @@ def stream(
     response headers (through the SDK's per-request timeout, sync and async), the
     first chunk, the gaps between chunks and the whole stream.
 
+    ``on_usage`` is called exactly once per request the stream makes (each
+    subscription, the iteration, each attempt of a retry), when it ends on any path
+    (completed, stopped early, timed out, failed), with the
+    :class:`~streamkit.UsageReport` of that request, as ``ops.on_usage`` reports
+    pipelines: its usage so far (with its ``source``) and cost. It is called on the
+    thread that ended the request; an exception it raises goes to
+    ``sys.unraisablehook`` (the stream is not changed).
+
     Raises :class:`~streamkit.errors.UnknownProviderError`, ``TypeError`` or
     ``ValueError`` for bad arguments, before any request.
     """
-    return Stream(provider, model, messages, client=client, deadlines=deadlines, **params)
+    return Stream(
+        provider,
+        model,
+        messages,
+        client=client,
+        deadlines=deadlines,
+        on_usage=on_usage,
+        **params,
+    )
 
 
 def reduce_sync(stream: Stream) -> CallResponse:

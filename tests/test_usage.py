@@ -4,6 +4,7 @@ is in tests/test_lifecycle.py)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import threading
 from decimal import Decimal
@@ -19,7 +20,7 @@ from streamkit import _lifecycle as lc
 from streamkit import ops
 from streamkit._tokens import approximate_tokens, count_input, tiktoken_encoding
 from streamkit.prices import Cost, Price, cost_of
-from streamkit.testing import ReplayServer, Reply
+from streamkit.testing import ReplayServer, Reply, Transcript, load_transcript
 from tests.ops._pipelines import collect_sync
 from tests.usage_estimates import (
     ABSOLUTE_SLACK,
@@ -66,6 +67,32 @@ def test_the_docs_state_the_measured_bounds(rows: list[Row]) -> None:
         assert outlier in text
     for row in rows:  # the table is the measured one
         assert f"`{row.transcript}` | {row.reported_input} | {row.estimated_input} |" in text
+
+
+@pytest.mark.parametrize(
+    ("page", "stop"),
+    [
+        ("usage-and-cost.md", "take_until_match"),
+        ("operators/on_usage.md", "take_until_match"),
+        ("operators/budget.md", "ops.budget(max_cost="),
+    ],
+)
+def test_the_usage_pages_run_an_early_stop_and_show_its_output(page: str, stop: str) -> None:
+    """Each of these pages shows usage and cost after an early stop on the replay server,
+    with the printed output, which tests/test_docs.py runs and compares."""
+    from tests.test_docs import python_blocks
+
+    blocks = python_blocks(DOCS.parent / page)
+    shown = [
+        b
+        for b in blocks
+        if stop in b.code
+        and "ReplayServer(" in b.code
+        and not b.needs_key
+        and b.expected_output is not None
+        and "USD" in b.expected_output
+    ]
+    assert shown, f"{page}: no runnable early stop with its usage and cost shown"
 
 
 def test_tiktoken_without_its_bpe_file_falls_back(
@@ -134,6 +161,80 @@ def test_cached_input_is_priced_at_the_cache_rate() -> None:
         provider_id="anthropic",
     ).total_price
     assert cost_of("anthropic", "claude-sonnet-4-5", anthropic).amount == expected
+
+
+AUDIO = "synthetic/openai-chat-audio-pcm16"
+AUDIO_PARAMS: dict[str, Any] = {
+    "modalities": ["text", "audio"],
+    "audio": {"voice": "alloy", "format": "pcm16"},
+}
+
+
+def _audio_transcript(model: str) -> tuple[Transcript, dict[str, Any]]:
+    """The synthetic audio answer with ``model`` as its reported model, and its usage
+    read straight from the wire JSON (the oracle: no streamkit decoder involved)."""
+    recorded = load_transcript(AUDIO)
+    reported = "gpt-4o-audio-preview-2024-12-17"
+    events = [
+        event.replace(f'"model":"{reported}"', f'"model":"{model}"') for event in recorded.events
+    ]
+    usages = [
+        json.loads(line[len("data: ") :])["usage"]
+        for event in events
+        for line in event.splitlines()
+        if line.startswith("data: {") and '"usage":{' in line
+    ]
+    return Transcript.from_events("openai", recorded.api, events), usages[-1]
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        "gpt-4o-audio-preview-2024-12-17",  # as recorded: genai-prices has no audio rate
+        "gpt-audio-2025-08-28",  # genai-prices prices its audio tokens apart
+    ],
+)
+def test_audio_tokens_are_priced_at_the_audio_rate(model: str) -> None:
+    transcript, wire = _audio_transcript(model)
+    with ReplayServer(transcript) as server:
+        stream = sk.stream(
+            "openai",
+            "gpt-audio",
+            "Tell me a story.",
+            client=server.client("openai"),
+            **AUDIO_PARAMS,
+        )
+        response = stream.pipe(ops.to_call_response()).run()
+    audio_out = wire["completion_tokens_details"]["audio_tokens"]
+    assert audio_out > 0
+    assert response.usage is not None and response.usage.source == "reported"
+    assert response.usage.audio_output_tokens == audio_out
+    assert response.usage.audio_input_tokens is None  # 0 on the wire: not reported
+    counts = {"input_tokens": wire["prompt_tokens"], "output_tokens": wire["completion_tokens"]}
+    expected = genai_prices.calc_price(
+        genai_prices.Usage(**counts, output_audio_tokens=audio_out),
+        model_ref=model,
+        provider_id="openai",
+    )
+    assert response.cost.amount == expected.total_price
+    assert response.cost.output == expected.output_price
+    if model.startswith("gpt-audio"):  # the audio rate is not the text rate here
+        as_text = genai_prices.calc_price(
+            genai_prices.Usage(**counts), model_ref=model, provider_id="openai"
+        )
+        assert response.cost.amount != as_text.total_price
+
+
+def test_registered_audio_rates() -> None:
+    usage = sk.Usage(
+        input_tokens=30, output_tokens=22, audio_input_tokens=10, audio_output_tokens=13
+    )
+    price = Price(
+        input=Decimal(1), output=Decimal(2), audio_input=Decimal(5), audio_output=Decimal(7)
+    )
+    cost = cost_of("openai", "anything", usage, price=price)
+    assert cost.input == Decimal(20 * 1 + 10 * 5) / 1_000_000
+    assert cost.output == Decimal(9 * 2 + 13 * 7) / 1_000_000
 
 
 def test_register_overrides_and_unknown_models() -> None:
@@ -297,8 +398,20 @@ def test_budget_by_cost_with_a_shared_ledger() -> None:
                     ops.budget(max_cost=20, ledger=ledger)
                 )
             )
-            assert second == [] and error is None
+            # a typed error, not an empty answer that looks like a model's silence
+            assert second == [] and isinstance(error, sk.BudgetExceededError)
+            assert (error.limit, error.spent, error.allowed) == ("max_cost", 26, 20)
+            assert "no request was sent" in str(error)
             assert len(server.requests) == 1
+            # the same for a token limit the ledger has reached
+            _, error = collect_sync(
+                sk.stream("openai", "cheap", "hi", client=client).pipe(
+                    ops.budget(max_output_tokens=10, ledger=ledger)
+                )
+            )
+            assert isinstance(error, sk.BudgetExceededError)
+            assert (error.limit, error.spent) == ("max_output_tokens", 10)
+            assert len(server.requests) == 1 and ledger.requests == 1
     finally:
         sk.prices.unregister("cheap")
 
@@ -307,8 +420,134 @@ def test_budget_cannot_price_an_unknown_model() -> None:
     with ReplayServer("openai/chat-text-usage", keep_alive=False) as server:
         stream = sk.stream("openai", "unknown-model", "hi", client=server.client("openai"))
         items, error = collect_sync(stream.pipe(ops.budget(max_cost=1)))
+        assert len(server.requests) == 0  # refused before the request was sent
     assert isinstance(error, sk.BudgetError) and items == []
+    assert not isinstance(error, sk.BudgetExceededError)
     assert "sk.prices.register" in str(error)
+
+
+BUDGETED = "mistral/chat-text-usage"  # 45 events, one text piece each; usage at the end
+BUDGETED_MODEL = "mistral-tiny"  # as the transcript answers; priced by genai-prices
+
+
+def test_budget_max_cost_reached_mid_stream_stops_it_and_closes_the_response() -> None:
+    """``max_cost`` is reached mid-stream: the budget disposes upstream (the server sees
+    the connection closed before its last event), the stream completes with what was
+    delivered, and the request is billed at its estimate, for less than the whole
+    answer."""
+    whole = load_transcript(BUDGETED).events[-2]
+    reported = json.loads(whole[len("data: ") :])["usage"]
+    whole_cost = genai_prices.calc_price(
+        genai_prices.Usage(
+            input_tokens=reported["prompt_tokens"], output_tokens=reported["completion_tokens"]
+        ),
+        model_ref=BUDGETED_MODEL,
+        provider_id="mistral",
+    ).total_price
+    max_cost = whole_cost * 2 / 3
+    reports: list[sk.UsageReport] = []
+    with ReplayServer(Reply(BUDGETED, pace=0.01), keep_alive=False) as server:
+        stream = sk.stream("mistral", BUDGETED_MODEL, "hi", client=server.client("mistral"))
+        items, error = collect_sync(
+            stream.pipe(ops.budget(max_cost=max_cost), ops.on_usage(reports.append))
+        )
+        record = server.wait_for_request_end()
+    assert error is None and items
+    assert record.disconnected and not record.completed  # measured on the server side
+    assert record.events_sent < record.events_total
+    (report,) = reports
+    (end,) = report.attempts
+    assert (end.outcome, end.disposed_by) == ("disposed", "budget")
+    assert report.usage is not None and report.usage.source == "estimated"
+    assert report.cost.amount is not None and 0 < report.cost.amount < whole_cost
+    assert stream.cost == report.cost
+
+
+def test_budget_counts_the_input_the_provider_reports() -> None:
+    """Anthropic reports the input at the start (602 tokens of tool results the short
+    prompt given here does not show): the budget prices that, not its own estimate,
+    and stops the answer before it costs more than ``max_cost``."""
+    transcript = "anthropic/messages-tool-result-followup"
+    reports: list[sk.UsageReport] = []
+    with ReplayServer(Reply(transcript, pace=0.01), keep_alive=False) as server:
+        stream = sk.stream(
+            "anthropic", "claude-sonnet-4-0", "The secrets?", client=server.client("anthropic")
+        )
+        assert stream.estimate_input_tokens() < 20
+        max_cost = Decimal("0.0022")  # 602 input tokens cost $0.001806, the answer $0.002586
+        items, error = collect_sync(
+            stream.pipe(ops.budget(max_cost=max_cost), ops.on_usage(reports.append))
+        )
+        record = server.wait_for_request_end()
+    assert error is None and items
+    assert record.disconnected and record.events_sent < record.events_total
+    (report,) = reports
+    assert report.attempts[0].disposed_by == "budget"
+    assert report.usage is not None and report.usage.input_tokens == 602
+    assert report.cost.amount is not None and report.cost.amount < max_cost
+
+
+@pytest.mark.parametrize("async_", [False, True], ids=["sync", "async"])
+async def test_budget_refuses_a_request_whose_input_alone_exceeds_it(async_: bool) -> None:
+    """The request's estimated input already costs more than ``max_cost``: a typed
+    error before any HTTP request (the server receives none), nothing billed."""
+    reports: list[sk.UsageReport] = []
+    ledger = sk.Ledger()
+    with ReplayServer(BUDGETED, keep_alive=False) as server:
+        client = server.client("mistral", async_=async_)
+        stream = sk.stream(
+            "mistral", BUDGETED_MODEL, "a long question " * 50, client=client, async_=async_
+        )
+        input_cost = cost_of(
+            "mistral", BUDGETED_MODEL, sk.Usage(input_tokens=stream.estimate_input_tokens())
+        ).amount
+        assert input_cost is not None
+        pipeline = stream.pipe(
+            ops.budget(max_cost=input_cost / 2, ledger=ledger), ops.on_usage(reports.append)
+        )
+        with pytest.raises(sk.BudgetExceededError) as raised:
+            if async_:
+                await pipeline.aresponse()
+            else:
+                pipeline.run()
+        assert len(server.requests) == 0
+    error = raised.value
+    assert error.limit == "max_cost" and error.input_tokens == stream.estimate_input_tokens()
+    assert error.spent == input_cost and "mistral-tiny" in str(error)
+    (report,) = reports
+    assert report.error is error and report.attempts == () and report.usage is None
+    assert report.cost.amount == 0 and ledger.requests == 0 and ledger.cost.amount == 0
+    assert stream.usage is None and stream.requests == 0
+
+
+def test_budget_refuses_a_retry_it_can_no_longer_afford() -> None:
+    """Every attempt is admitted on its own: after a cut first attempt, the retry's
+    input would pass ``max_cost``, so it is not sent and the stream fails typed."""
+    from streamkit.testing import Fault
+
+    sk.prices.register("per-token", Price(input=Decimal(1_000_000), output=Decimal(1_000_000)))
+    try:
+        with ReplayServer(keep_alive=False) as server:
+            server.push(Reply(BUDGETED, fault=Fault(end_after_events=6)), BUDGETED)
+            stream = sk.stream("mistral", "per-token", "hi", client=server.client("mistral"))
+            attempt = stream.estimate_input_tokens()  # $1 a token
+            reports: list[sk.UsageReport] = []
+            items, error = collect_sync(
+                stream.pipe(
+                    ops.retry_on_error(backoff=0.01),
+                    ops.budget(max_cost=attempt * 2),
+                    ops.on_usage(reports.append),
+                )
+            )
+            assert len(server.requests) == 1
+        assert isinstance(error, sk.BudgetExceededError) and items
+        (report,) = reports
+        (cut,) = report.attempts  # the refused retry was never a request
+        assert cut.outcome == "error" and cut.usage is not None
+        assert cut.cost.amount == cut.usage.input_tokens + cut.usage.output_tokens
+        assert error.spent == cut.cost.amount + attempt  # as billed, and the retry's input
+    finally:
+        sk.prices.unregister("per-token")
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,15 @@ from decimal import Decimal
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable, SingleAssignmentDisposable
 
-from streamkit._lifecycle import LifecycleObserver, StreamStart, disposing, observing
+from streamkit._lifecycle import (
+    LifecycleObserver,
+    StreamEnd,
+    StreamStart,
+    disposing,
+    observing,
+)
 from streamkit._tokens import approximate_tokens, count_input
-from streamkit.errors import BudgetError
+from streamkit.errors import BudgetError, BudgetExceededError
 from streamkit.ledger import Ledger
 from streamkit.models import Chunk, Usage
 from streamkit.prices import Cost, cost_of
@@ -33,8 +39,9 @@ def budget(
     provider stops generating) and the stream completes with what it delivered.
 
     Spending is counted as the chunks arrive: input tokens estimated from the request
-    when the stream starts, output tokens from each chunk's text (the provider's own
-    figure where it reports a running total), priced at the model's price
+    when the stream starts (the provider's own figure once it reports one, as
+    Anthropic does at the start), output tokens from each chunk's text (the provider's
+    own figure where it reports a running total), priced at the model's price
     (:mod:`streamkit.prices`). The chunk that reaches the limit is delivered, then the
     stream stops; what the provider generated meanwhile (at most the chunks in flight)
     is billed too, so the final usage may pass the limit by that much.
@@ -42,13 +49,18 @@ def budget(
     With ``ledger``, the limit applies to the ledger's total: every ended request in
     it plus every stream running under a budget with the same ledger (each stream
     reports its running figures into it), and this stream's requests are recorded in
-    it. A stream subscribed when the ledger is already over the limit completes at
-    once, without a request.
+    it.
+
+    A request the budget cannot afford is never sent: before each request (every
+    attempt of a retry or fallback included), its input is estimated from the request;
+    when that alone, with what is already spent (the earlier attempts, the ledger),
+    reaches ``max_cost``, or the ledger is already at a limit, the stream fails with
+    :class:`~streamkit.BudgetExceededError` before any HTTP request.
 
     Raises ``ValueError`` / ``TypeError`` for limits that are not positive numbers, and
     ``TypeError`` for a ``ledger`` that is not a :class:`~streamkit.Ledger`. With
     ``max_cost`` and a model of unknown price, the stream fails with
-    :class:`BudgetError` at its first chunk (register a price with
+    :class:`BudgetError` before its request is sent (register a price with
     ``sk.prices.register``).
     """
     cost_limit = _checked_cost(max_cost)
@@ -63,8 +75,9 @@ def budget(
             observer: abc.ObserverBase[Chunk], scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
             meter = _Meter(cost_limit, token_limit, ledger)
-            if meter.over():
-                observer.on_completed()
+            spent = meter.over()
+            if spent is not None:  # the ledger is spent already: no request
+                observer.on_error(spent)
                 return Disposable()
             upstream = SingleAssignmentDisposable()
             lock = threading.Lock()
@@ -157,18 +170,69 @@ class _Meter(LifecycleObserver):
         self._earlier_output = 0  # earlier attempts (retry_on_error), ended
         self._earlier_cost = Decimal(0)
         self._rates: tuple[Decimal, Decimal] | None = None
+        self._ends: dict[int, StreamEnd] = {}
 
-    def on_start(self, start: StreamStart) -> None:
-        """A request starts under this budget: estimate its input."""
+    def admit(self, start: StreamStart) -> BaseException | None:
+        """A request is about to be sent under this budget: estimate its input, and
+        refuse it (:class:`BudgetExceededError`, or :class:`BudgetError` for a price it
+        cannot know) when it cannot be afforded."""
         previous = self._start
         if previous is not None:  # a new attempt: the last one's spending stays
-            self._earlier_output += self._estimated_output
-            self._earlier_cost += self._request_cost(self._estimated_output)
+            try:
+                self._add_earlier(previous)
+            except BudgetError as error:
+                return error
         self._start = start
+        self._rates = None  # a fallback may ask another model
         self._estimated_output = 0
         self._input_tokens = count_input(
             start.provider, start.request_model, start.messages or (), _tools(start)
         )
+        try:
+            tokens, spent = self._totals_with(0)
+        except BudgetError as error:
+            return error
+        if self._token_limit is not None and tokens >= self._token_limit:
+            return BudgetExceededError(
+                "max_output_tokens",
+                tokens,
+                self._token_limit,
+                input_tokens=self._input_tokens,
+                why="the output tokens already spent reach the limit",
+            )
+        if self._cost_limit is not None and spent >= self._cost_limit:
+            return BudgetExceededError(
+                "max_cost",
+                spent,
+                self._cost_limit,
+                input_tokens=self._input_tokens,
+                why=(
+                    f"the estimated input of the request to {start.request_model!r} "
+                    f"({self._input_tokens} tokens), with what is already spent, reaches "
+                    "the limit"
+                ),
+            )
+        return None
+
+    def on_end(self, end: StreamEnd) -> None:
+        """A request under this budget ended: keep its record, to count what it was
+        billed (its final usage and cost) once the next attempt starts."""
+        self._ends[end.start.id] = end
+
+    def _add_earlier(self, previous: StreamStart) -> None:
+        """Count the last attempt as spent: as billed when its end is known, else as
+        counted while it ran."""
+        end = self._ends.pop(previous.id, None)
+        if end is not None and end.usage is not None:
+            self._earlier_output += end.usage.output_tokens
+            if self._cost_limit is not None:
+                amount = end.cost.amount
+                self._earlier_cost += (
+                    amount if amount is not None else self._request_cost(end.usage.output_tokens)
+                )
+            return
+        self._earlier_output += self._estimated_output
+        self._earlier_cost += self._request_cost(self._estimated_output)
 
     def _prices(self) -> tuple[Decimal, Decimal]:
         """USD per input token and per output token of the current model."""
@@ -200,34 +264,55 @@ class _Meter(LifecycleObserver):
             text += (delta.name or "") + delta.arguments
         if text:
             self._estimated_output += approximate_tokens(text)
-        if chunk.usage is not None and chunk.usage.output_tokens > self._estimated_output:
-            self._estimated_output = chunk.usage.output_tokens
+        usage = chunk.usage
+        if usage is not None:
+            if usage.input_tokens:  # the provider's own input figure (Anthropic's first)
+                self._input_tokens = usage.input_tokens
+            if usage.output_tokens > self._estimated_output:
+                self._estimated_output = usage.output_tokens
         return self._over_with(self._estimated_output)
 
-    def _over_with(self, output_tokens: int) -> bool:
+    def _totals_with(self, output_tokens: int) -> tuple[int, Decimal]:
+        """The output tokens and USD counted against the limit with ``output_tokens``
+        of the current request: its own, the earlier attempts', the ledger's."""
         tokens = self._earlier_output + output_tokens
         cost = self._earlier_cost + self._request_cost(output_tokens)
         if self._ledger is not None:
-            tokens, spent = self._ledger._hold(self._key, tokens, cost)
-        else:
-            spent = cost
+            return self._ledger._hold(self._key, tokens, cost)
+        return tokens, cost
+
+    def _over_with(self, output_tokens: int) -> bool:
+        tokens, spent = self._totals_with(output_tokens)
         if self._token_limit is not None and tokens >= self._token_limit:
             return True
         return self._cost_limit is not None and spent >= self._cost_limit
 
-    def over(self) -> bool:
-        """Whether the ledger is over the limit before this stream starts."""
+    def over(self) -> BudgetExceededError | None:
+        """The error to fail with when the ledger is at a limit before this stream
+        starts (``None``: it may start)."""
         if self._ledger is None:
-            return False
+            return None
         tokens = self._ledger.output_tokens
         cost: Cost = self._ledger.cost
         if self._token_limit is not None and tokens >= self._token_limit:
-            return True
-        return (
+            return BudgetExceededError(
+                "max_output_tokens",
+                tokens,
+                self._token_limit,
+                why="the ledger's output tokens already reach the limit",
+            )
+        if (
             self._cost_limit is not None
             and cost.amount is not None
             and cost.amount >= self._cost_limit
-        )
+        ):
+            return BudgetExceededError(
+                "max_cost",
+                cost.amount,
+                self._cost_limit,
+                why="the ledger's spending already reaches the limit",
+            )
+        return None
 
     def release(self) -> None:
         """The stream ended: its requests are in the ledger now."""

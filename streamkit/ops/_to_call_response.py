@@ -8,7 +8,7 @@ from reactivex import Observable, abc
 
 from streamkit._lifecycle import observing
 from streamkit.accumulator import Accumulator, ResponseSnapshot
-from streamkit.ledger import EndCollector, total_usage
+from streamkit.ledger import EndCollector, requests_of, total_usage
 from streamkit.models import CallResponse, Chunk
 
 __all__ = ["to_call_response"]
@@ -82,15 +82,16 @@ def to_call_response() -> Callable[
 
 
 def _billed(response: CallResponse, requests: EndCollector) -> CallResponse:
-    """The response with the usage of the requests it was made from, when they ended
-    before the provider's final figure (an early stop: estimated or mixed) or were
-    several (retried: every attempt billed)."""
+    """The response with the requests it was made from (each priced at its own model:
+    ``CallResponse.cost``), and their usage when they ended before the provider's final
+    figure (an early stop: estimated or mixed) or were several (retried: every attempt
+    billed)."""
     ends = requests.ends
     if not ends:  # a share_replay subscriber that did not connect: nothing to add
         return response
+    update: dict[str, object] = {"requests": requests_of(ends)}
     usage = total_usage(ends)
-    if usage is None or usage == response.usage:
-        return response
-    if len(ends) == 1 and ends[0].usage is not None and ends[0].usage.source == "reported":
-        return response  # the provider's own final figure, as folded
-    return response.model_copy(update={"usage": usage})
+    single_report = len(ends) == 1 and usage is not None and usage.source == "reported"
+    if usage is not None and usage != response.usage and not single_report:
+        update["usage"] = usage  # (a single report is the provider's figure, as folded)
+    return response.model_copy(update=update)

@@ -52,6 +52,12 @@ class Decoder(ABC):
     def decode(self, event: Any) -> list[Chunk]:
         """Decode one SDK event (may yield no chunk, e.g. a ping)."""
 
+    def opened(self, sdk_stream: Any) -> None:
+        """The request was made: ``sdk_stream`` is what the adapter's ``open`` returned
+        (called once, before the first :meth:`decode`; default: nothing to keep). For a
+        decoder that must ask the SDK's stream about what its events do not say."""
+        return
+
     def end(self) -> None:
         """The SDK's stream ended without an error (default: nothing more is known).
 

@@ -23,7 +23,10 @@ __all__ = ["ChatChunkDecoder", "ChatMessageBuilder", "chat_usage"]
 
 
 def chat_usage(raw: Any) -> Usage | None:
-    """Usage from an OpenAI-shaped usage object (``prompt_tokens``...), or ``None``."""
+    """Usage from an OpenAI-shaped usage object (``prompt_tokens``...), or ``None``.
+
+    The details' ``audio_tokens`` (part of ``prompt_tokens`` / ``completion_tokens``,
+    billed at the model's audio rates) are kept when not zero."""
     if raw is None:
         return None
     prompt = getattr(raw, "prompt_tokens", None) or 0
@@ -37,6 +40,8 @@ def chat_usage(raw: Any) -> Usage | None:
         total_tokens=total,
         cached_tokens=_field(prompt_details, "cached_tokens"),
         reasoning_tokens=_field(completion_details, "reasoning_tokens"),
+        audio_input_tokens=_field(prompt_details, "audio_tokens") or None,
+        audio_output_tokens=_field(completion_details, "audio_tokens") or None,
     )
 
 

@@ -82,6 +82,8 @@ def _usage(raw: Any) -> Usage | None:
         total_tokens=raw.get("total_tokens") or prompt + completion,
         cached_tokens=prompt_details.get("cached_tokens"),
         reasoning_tokens=completion_details.get("reasoning_tokens"),
+        audio_input_tokens=prompt_details.get("audio_tokens") or None,
+        audio_output_tokens=completion_details.get("audio_tokens") or None,
     )
 
 

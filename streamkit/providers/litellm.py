@@ -25,6 +25,10 @@ What litellm does on its own, and streamkit cannot change:
   streamkit raises that as :class:`~streamkit.errors.IncompleteStreamError` (caused by
   it). A body that ends cleanly *after* the finish reason is completed by litellm
   itself: it builds the usage chunk from what it received, so that cut cannot be seen.
+  A usage chunk litellm built because the provider sent none (a cut after the finish
+  reason, a server that never reports usage) holds litellm's own token count, not the
+  provider's: streamkit labels it ``source="estimated"`` (the provider's own figures,
+  which litellm keeps among the chunks it received, stay ``"reported"``).
   But litellm yields the usage chunk only once the body has ended: a connection dropped
   before ``data: [DONE]`` makes it raise even when the usage chunk had arrived, and
   streamkit, which never got that usage, raises ``IncompleteStreamError``;
@@ -53,7 +57,7 @@ from pydantic import ConfigDict
 
 from streamkit.finish_reasons import CHAT_FINISH_REASONS, FinishReason
 from streamkit.messages import Message, MessageBuilder
-from streamkit.models import Chunk
+from streamkit.models import Chunk, Usage
 from streamkit.providers._base import (
     Decoder,
     ProviderAdapter,
@@ -66,7 +70,7 @@ from streamkit.providers._chat import ChatChunkDecoder, ChatMessageBuilder
 if TYPE_CHECKING:
     from litellm.types.utils import ModelResponseStream
 
-__all__ = ["LiteLLMAdapter", "LiteLLMChunk", "mapped_error"]
+__all__ = ["LiteLLMAdapter", "LiteLLMChunk", "LiteLLMChunkDecoder", "mapped_error"]
 
 
 class LiteLLMChunk(Chunk):
@@ -89,6 +93,40 @@ def _litellm() -> ModuleType:
     types = importlib.import_module("litellm.types.utils")
     LiteLLMChunk.model_rebuild(_types_namespace={"ModelResponseStream": types.ModelResponseStream})
     return module
+
+
+class LiteLLMChunkDecoder(ChatChunkDecoder):
+    """The chat decoder, telling the provider's usage from the usage litellm counted.
+
+    litellm yields a usage chunk at the end of every stream that asked for one: the
+    provider's figures when the provider sent them, else its own count of what it
+    received (its tokenizer's). Only the wrapper (litellm's ``CustomStreamWrapper``)
+    knows which: it keeps the chunks it received, the provider's usage chunk among
+    them. Usage with no provider report under it is labelled ``estimated``.
+    """
+
+    def __init__(self, provider: str, *, expect_usage: bool) -> None:
+        super().__init__(provider, chunk_type=LiteLLMChunk, expect_usage=expect_usage)
+        self._wrapper: Any = None
+
+    def opened(self, sdk_stream: Any) -> None:
+        """Keep litellm's stream wrapper, to ask it where a usage figure came from."""
+        self._wrapper = sdk_stream
+
+    def usage_of(self, event: Any) -> Usage | None:
+        """The event's usage; ``source="estimated"`` when litellm counted it itself."""
+        usage = super().usage_of(event)
+        if usage is not None and not self._provider_reported():
+            return usage.model_copy(update={"source": "estimated"})
+        return usage
+
+    def _provider_reported(self) -> bool:
+        """Whether litellm received usage from the provider (``True`` when it cannot
+        be told: a wrapper that keeps no ``chunks`` list, the figure as given)."""
+        received = getattr(self._wrapper, "chunks", None)
+        if not isinstance(received, list):
+            return True
+        return any(getattr(chunk, "usage", None) is not None for chunk in received)
 
 
 class LiteLLMAdapter(ProviderAdapter):
@@ -131,12 +169,10 @@ class LiteLLMAdapter(ProviderAdapter):
         _litellm()
         return await client(**request)
 
-    def new_decoder(self, request: dict[str, Any]) -> ChatChunkDecoder:
+    def new_decoder(self, request: dict[str, Any]) -> LiteLLMChunkDecoder:
         """A chat-chunk decoder expecting usage if it was requested."""
         options = request.get("stream_options") or {}
-        return ChatChunkDecoder(
-            self.name, chunk_type=LiteLLMChunk, expect_usage=bool(options.get("include_usage"))
-        )
+        return LiteLLMChunkDecoder(self.name, expect_usage=bool(options.get("include_usage")))
 
     def http_response(self, sdk_stream: Any) -> Any:
         """The HTTP response under litellm's wrapper, where the provider's stream has one

@@ -9,7 +9,7 @@ import json
 import threading
 import time
 from collections.abc import AsyncIterator, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 from reactivex import Observable
@@ -108,13 +108,19 @@ def text_until(transcript_name: str, needle: str) -> str:
 
 @contextlib.asynccontextmanager
 async def replay_stream(
-    server: ReplayServer, provider: str, *, async_: bool
+    server: ReplayServer,
+    provider: str,
+    *,
+    async_: bool,
+    model: str = "replayed-model",
+    **options: Any,
 ) -> AsyncIterator[sk.Stream]:
-    """A stream of ``provider`` whose SDK client (sync or async) talks to ``server``; an
-    async client is closed on exit (the server closes sync ones)."""
+    """A stream of ``provider`` (asking for ``model``, with ``sk.stream``'s other
+    ``options``) whose SDK client (sync or async) talks to ``server``; an async client
+    is closed on exit (the server closes sync ones)."""
     client = server.client(provider, async_=async_)
     try:
-        yield sk.stream(provider, "replayed-model", "hello", client=client)
+        yield sk.stream(provider, model, "hello", client=client, **options)
     finally:
         if async_:
             await client.close()

@@ -6,8 +6,10 @@ falls back to another provider's SDK on the replay server, sync and async."""
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal
 from typing import Any
 
+import genai_prices
 import pytest
 import reactivex
 from hypothesis import given
@@ -334,3 +336,46 @@ def test_every_attempt_of_a_fallback_reports_to_on_usage_and_is_billed() -> None
     assert response.usage.input_tokens == sum(
         end.usage.input_tokens for end in attempts if end.usage is not None
     )
+
+
+def test_cost_sums_each_attempt_priced_at_its_own_model() -> None:
+    """A fallback from Anthropic to OpenAI: the response's cost is each request's usage
+    at its own provider and model (genai-prices, asked directly), never the summed
+    usage at one model."""
+    reports: list[sk.UsageReport] = []
+    with ReplayServer() as server:
+        server.push(
+            Reply("anthropic/messages-text", fault=Fault(close_after_events=4)),
+            "openai/chat-text-usage",
+        )
+        claude = sk.stream(
+            "anthropic", "claude-sonnet-4-0", "hi", client=server.client("anthropic")
+        )
+        gpt = sk.stream("openai", "gpt-4o", "hi", client=server.client("openai"))
+        response = claude.pipe(
+            ops.fallback(gpt), ops.on_usage(reports.append), ops.to_call_response()
+        ).run()
+    attempts = reports[0].attempts
+    assert [(end.provider, end.response_model) for end in attempts] == [
+        ("anthropic", "claude-sonnet-4-20250514"),
+        ("openai", "gpt-4o-2024-08-06"),
+    ]
+    expected = Decimal(0)
+    for end in attempts:
+        assert end.usage is not None and end.response_model is not None
+        assert not end.usage.cached_tokens  # priced as plain input below
+        expected += genai_prices.calc_price(
+            genai_prices.Usage(
+                input_tokens=end.usage.input_tokens, output_tokens=end.usage.output_tokens
+            ),
+            model_ref=end.response_model,
+            provider_id=end.provider,
+        ).total_price
+    assert [(r.provider, r.model, r.usage) for r in response.requests] == [
+        (end.provider, end.response_model, end.usage) for end in attempts
+    ]
+    assert response.cost.amount == expected > 0
+    assert reports[0].cost.amount == expected
+    # each stream made (or continued) one of the requests, and bills it
+    assert claude.cost.amount == attempts[0].cost.amount
+    assert gpt.usage == attempts[1].usage and gpt.cost.amount == attempts[1].cost.amount

@@ -6,6 +6,7 @@ happened to its request (losers closed during a stall after their first event)."
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from reactivex.testing import ReactiveTest, TestScheduler
 
 import streamkit as sk
 from streamkit import ops
-from streamkit.testing import Fault, ReplayServer, Reply
+from streamkit.testing import Fault, ReplayServer, Reply, load_transcript
 from tests.ops._fault_grid import BEFORE_CONTENT, FAULTS, GRID, close, loser_deadlines, run
 from tests.recorded import error_of, kind_of, value_of
 from tests.reliability._matrix import PROVIDER_CASES, ProviderCase
@@ -263,6 +264,16 @@ def test_best_of_output_is_a_best_scored_candidate(answers: list[str]) -> None:
 
 
 # -- end to end: one replay server per candidate ----------------------------------------
+def _reported_usage(transcript: str) -> tuple[int, int]:
+    """``(prompt_tokens, completion_tokens)`` of a chat transcript's last usage, read
+    from the wire JSON (no streamkit decoder involved)."""
+    for event in reversed(load_transcript(transcript).events):
+        if '"usage":{' in event:
+            usage = json.loads(event.removeprefix("data: "))["usage"]
+            return usage["prompt_tokens"], usage["completion_tokens"]
+    raise AssertionError(f"{transcript} reports no usage")
+
+
 PROVIDERS = [pytest.param(case, id=case.name) for case in PROVIDER_CASES]
 WINNER = "openai/chat-text-usage"
 
@@ -355,9 +366,13 @@ async def test_best_of_runs_every_sample_to_its_end(async_: bool) -> None:
         server.push(WINNER, WINNER, WINNER)
         client = server.client("openai", async_=async_)
         stream = sk.stream("openai", "m", "hi", client=client, async_=async_)
+        reports: list[sk.UsageReport] = []
         try:
             response = await _run(
-                sk.best_of(stream, n=3, score=len).pipe(ops.to_call_response()), async_
+                sk.best_of(stream, n=3, score=len).pipe(
+                    ops.on_usage(reports.append), ops.to_call_response()
+                ),
+                async_,
             )
         finally:
             if async_:
@@ -365,9 +380,22 @@ async def test_best_of_runs_every_sample_to_its_end(async_: bool) -> None:
         assert len(server.requests) == 3
         assert all(server.wait_for_request_end(i, 3.0).completed for i in range(3))
         assert "4242" in response.content
-        # the usage of the response counts all three samples
-        single = server.requests[0]
-        assert single is not None and response.usage is not None
+    # the response bills all three samples: each candidate's own reported usage (the
+    # transcript's figure, read from the wire), summed, and each one's cost
+    (report,) = reports
+    candidates = report.attempts
+    assert len(candidates) == 3
+    wire = _reported_usage(WINNER)
+    for candidate in candidates:
+        assert candidate.outcome == "completed" and candidate.usage is not None
+        assert candidate.usage.source == "reported"
+        assert (candidate.usage.input_tokens, candidate.usage.output_tokens) == wire
+    first, second, third = (c.usage for c in candidates if c.usage is not None)
+    total = first + second + third
+    assert response.usage == total
+    assert (total.input_tokens, total.output_tokens) == (3 * wire[0], 3 * wire[1])
+    assert len(response.requests) == 3
+    assert response.cost == candidates[0].cost + candidates[1].cost + candidates[2].cost
 
 
 @pytest.mark.parametrize("async_", [False, True], ids=["sync", "async"])

@@ -292,6 +292,9 @@ def test_first_chunk_timeout_decides_on_the_first_chunk_alone(
 STALL = 2.0
 TIMEOUT = 0.3
 
+PRICED = {"openai": "gpt-4o", "anthropic": "claude-sonnet-4-0"}
+"""A model genai-prices knows, asked for from each provider of ``E2E_RUNS``."""
+
 STALLS = [
     pytest.param(ops.idle_timeout, Fault(stall_after_events=(3, STALL)), 3, "idle", id="idle"),
     pytest.param(
@@ -312,12 +315,20 @@ async def test_a_stalled_stream_times_out_and_is_closed(
     events_sent: int,
     kind: str,
 ) -> None:
+    reports: list[sk.UsageReport] = []
+    calls: list[sk.UsageReport] = []
     with ReplayServer() as server:
         server.push(Reply(transcript, fault=fault))
-        started = time.monotonic()
-        async with replay_stream(server, provider, async_=async_) as stream:
+        async with replay_stream(
+            server, provider, async_=async_, model=PRICED[provider], on_usage=calls.append
+        ) as stream:
+            # from the request on: a cold SDK client takes seconds to build on a busy machine
+            started = time.monotonic()
             with pytest.raises(sk.StreamTimeoutError) as raised:
-                await run_either(stream.pipe(ops.text(), operator(TIMEOUT)), async_=async_)
+                await run_either(
+                    stream.pipe(ops.text(), operator(TIMEOUT), ops.on_usage(reports.append)),
+                    async_=async_,
+                )
         record = await request_end(server)
     assert raised.value.kind == kind
     assert record.disconnected
@@ -325,6 +336,28 @@ async def test_a_stalled_stream_times_out_and_is_closed(
     # The client left during the stall, long before the server would have resumed.
     assert record.finished_at is not None and record.finished_at - started < STALL
     wait_for_no_leftover_threads()
+    # Exactly one usage report, of the one request, ended by the timeout: streamkit's
+    # estimate (the provider reported none before the stall: estimated; Anthropic's
+    # message_start reports the input: mixed), priced at the model asked for.
+    (report,) = reports
+    (end,) = report.attempts
+    assert report.outcome == "error" and report.error is raised.value
+    assert (end.outcome, end.timeout) == ("timeout", kind.replace(" ", "_"))
+    assert report.usage is not None and report.usage == end.usage
+    assert report.usage.source in ("estimated", "mixed")
+    if provider == "openai" or events_sent == 0:
+        assert report.usage.source == "estimated"
+    assert report.usage.input_tokens > 0
+    assert (report.usage.output_tokens > 0) == (kind == "idle")
+    assert report.cost.amount is not None and report.cost.amount > 0
+    assert (
+        report.cost.amount
+        == sk.prices.cost_of(
+            provider, end.response_model, end.usage, requested=PRICED[provider]
+        ).amount
+    )
+    assert [call.attempts for call in calls] == [(end,)]
+    assert stream.usage == end.usage and stream.cost == report.cost
 
 
 @pytest.mark.parametrize(("provider", "transcript", "phrase", "async_"), E2E_RUNS)

@@ -235,7 +235,8 @@ def test_read_errors_that_are_not_cuts_stay_litellms(
 
 def test_a_cut_after_the_finish_reason_is_completed_by_litellm() -> None:
     # Documented limit: litellm builds the usage chunk itself when the stream ends after
-    # the finish reason, so streamkit sees a whole stream.
+    # the finish reason, so streamkit sees a whole stream. That usage is litellm's own
+    # count, not the provider's: labelled estimated.
     recorded = load_transcript(TEXT)
     no_usage = Transcript.from_events("openai", "chat.completions", recorded.events[:-2])
     with ReplayServer(no_usage) as server:
@@ -245,6 +246,30 @@ def test_a_cut_after_the_finish_reason_is_completed_by_litellm() -> None:
             .run()
         )
     assert response.finish_reasons == ["stop"] and response.usage is not None
+    assert response.usage.source == "estimated"
+
+
+@pytest.mark.parametrize("async_", [False, True], ids=["sync", "async"])
+@pytest.mark.parametrize("reports", [True, False], ids=["provider-usage", "no-usage"])
+async def test_usage_litellm_counted_itself_is_estimated(reports: bool, async_: bool) -> None:
+    """The usage chunk litellm yields is the provider's figure (``reported``) only when
+    the provider sent one; for a server that sends none (vLLM's default) it is
+    litellm's own count (``estimated``), on the chunk, the end record and the stream."""
+    name = TEXT if reports else "synthetic/vllm-chat-no-usage"
+    ends: list[sk.UsageReport] = []
+    with ReplayServer(name) as server:
+        stream = sk.stream(
+            "litellm", MODEL, "hi", client=completion(server, async_=async_), async_=async_
+        )
+        pipeline = stream.pipe(ops.on_usage(ends.append), ops.to_call_response())
+        response = await pipeline.aresponse() if async_ else pipeline.run()
+    usage = response.usage
+    assert usage is not None and usage.output_tokens > 0
+    assert usage.source == ("reported" if reports else "estimated")
+    (report,) = ends
+    assert report.usage == usage and report.attempts[0].outcome == "completed"
+    if reports:
+        assert (usage.input_tokens, usage.output_tokens) == (16, 10)  # the transcript's
 
 
 # -- cancellation, seen from the server --------------------------------------------------
