@@ -1,8 +1,8 @@
 """``Stream``: a cold ``Observable[Chunk]`` that also offers the Mirascope-compatible API.
 
 As an observable, every subscription is one request. Iterating (``for chunk, tool in
-stream`` / ``async for``) is the Mirascope-compatible call API: the first iteration makes the request
-and folds the text (``stream.content``, ``.tool_calls``, ...;
+stream`` / ``async for``) is the Mirascope-compatible call API: the first iteration
+makes the request and folds the text (``stream.content``, ``.tool_calls``, ...;
 ``construct_call_response()``); a later iteration replays what the first received
 without a new request, so nothing is wiped and nothing is billed twice.
 
