@@ -6,25 +6,34 @@
   (``for x in sk.iterate(observable)``): the values as they arrive; leaving the loop
   early (``break``, an exception) disposes the subscription, which closes the HTTP
   response;
-- :class:`Pipeline`: what ``stream.pipe(...)`` returns. Its ``run()`` over an async
-  stream raises :class:`~streamkit.errors.StreamError` naming the async way (reactivex's
-  blocking ``run()`` inside the running event loop would wait forever for the loop it
-  blocks), and ``for``/``list()`` over it raise a ``TypeError`` pointing to
-  ``stream.iter(...)`` (reactivex's ``Observable.__getitem__`` would make Python's old
-  iteration protocol spin forever).
+- :class:`Pipeline`: what ``stream.pipe(...)``, ``sk.race``, ``sk.first_match`` and
+  ``sk.best_of`` return. Its ``run()`` over an async stream raises
+  :class:`~streamkit.errors.StreamError` naming the async way (reactivex's blocking
+  ``run()`` inside the running event loop would wait forever for the loop it blocks);
+  it iterates with ``pipeline.iter(...)`` / ``pipeline.aiter(...)``, and ``for`` /
+  ``list()`` / ``async for`` over it raise :class:`~streamkit.errors.NotIterableError`
+  pointing there.
+
+Any other reactivex observable (what a reactivex operator applied directly,
+``rx.take(2)(stream)``, returns): importing streamkit makes ``for`` and ``list()`` over
+it raise :class:`~streamkit.errors.NotIterableError` at once, telling to use
+``stream.pipe(...)``. Without that, reactivex's ``Observable.__getitem__`` (slicing)
+makes Python's old iteration protocol build observables forever: ``list()`` never
+returns.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import queue
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any, NoReturn, TypeVar
 
 from reactivex import Observable, abc
 
-from streamkit.errors import StreamError
+from streamkit.errors import NotIterableError, StreamError
 
 __all__ = ["Pipeline", "aiter", "arun", "iterate", "refuse_blocking_run"]
 
@@ -107,8 +116,20 @@ async def aiter(observable: Observable[T]) -> AsyncIterator[T]:
 def iterate(observable: Observable[T]) -> Iterator[T]:
     """``for x in sk.iterate(observable)``: the values of a sync stream's pipeline as
     they arrive; leaving the loop early disposes the subscription (closing the response).
+
+    Over an async stream it raises :class:`StreamError` at once, naming ``sk.aiter``
+    (a blocking iteration would wait forever for the event loop it blocks).
     """
-    refuse_blocking_run(_is_async_source(observable), "the pipeline")
+    if _is_async_source(observable):
+        raise StreamError(
+            "this pipeline reads an async client: a blocking `for` would wait forever for "
+            "the event loop it blocks; use `async for x in pipeline.aiter()` (or "
+            "`stream.aiter(op, ...)`, `sk.aiter(observable)`)"
+        )
+    return _iterate(observable)
+
+
+def _iterate(observable: Observable[T]) -> Iterator[T]:
     inbox: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
     subscription: abc.DisposableBase = observable.subscribe(
         on_next=lambda value: inbox.put(("next", value)),
@@ -133,9 +154,10 @@ def _is_async_source(observable: Observable[Any]) -> bool:
 
 
 class Pipeline(Observable[T]):
-    """An observable built by ``stream.pipe(...)``: the same values, plus the obvious
-    ways to consume it (``.aresponse()``; ``stream.iter(...)`` to iterate) and clear
-    errors instead of hangs for the blocking ones."""
+    """An observable built by ``stream.pipe(...)`` (or ``sk.race``, ``sk.first_match``,
+    ``sk.best_of``): the same values, plus the obvious ways to consume it (``.run()``,
+    ``await .aresponse()``, ``.iter(...)``, ``.aiter(...)``) and clear errors instead of
+    hangs for the blocking ones."""
 
     def __init__(self, observable: Observable[T], *, is_async: bool) -> None:
         self.is_async = is_async
@@ -163,11 +185,72 @@ class Pipeline(Observable[T]):
         """``await stream.pipe(...).aresponse()``: the last value (see :func:`arun`)."""
         return await arun(self)
 
+    def iter(self, *operators: Callable[[Any], Any]) -> Iterator[Any]:
+        """``for x in pipeline.iter(op, ...)``: the values of ``pipeline.pipe(op, ...)``
+        (of the pipeline itself without operators) as they arrive; ``break`` disposes
+        the subscription (closing the HTTP responses). Sync streams only (async:
+        :meth:`aiter`)."""
+        return iterate(self.pipe(*operators) if operators else self)
+
+    def aiter(self, *operators: Callable[[Any], Any]) -> AsyncIterator[Any]:
+        """``async for x in pipeline.aiter(op, ...)``: the async form of :meth:`iter`
+        (sync or async streams)."""
+        return aiter(self.pipe(*operators) if operators else self)
+
     def __iter__(self) -> NoReturn:
         """Refuse ``for`` and ``list()``: an observable is not an iterator."""
-        raise TypeError(
+        raise NotIterableError(
             "a pipeline is an observable, not an iterable: iterate it with "
-            "`for x in stream.iter(op, ...)` (or `async for x in stream.aiter(op, ...)`, "
+            "`for x in pipeline.iter()` or `for x in stream.iter(op, ...)` (async: "
+            "`async for x in pipeline.aiter()`, `stream.aiter(op, ...)`; or "
             "`sk.iterate(pipeline)`, `sk.aiter(pipeline)`), or take the last value with "
             "`.run()` / `await .aresponse()`"
         )
+
+    def __aiter__(self) -> NoReturn:
+        """Refuse ``async for`` over the pipeline itself, naming :meth:`aiter`."""
+        raise NotIterableError(
+            "a pipeline is an observable, not an async iterable: iterate it with "
+            "`async for x in pipeline.aiter()` (or `stream.aiter(op, ...)`, "
+            "`sk.aiter(pipeline)`)"
+        )
+
+
+def _refuse_iteration(self: Observable[Any]) -> NoReturn:
+    raise NotIterableError(
+        f"a reactivex {type(self).__name__} is not iterable (`list()`/`for` over it would "
+        "never end): apply reactivex operators with `stream.pipe(op, ...)`, not "
+        "`op(stream)`, then iterate with `for x in stream.iter(op, ...)` (async: "
+        "`async for x in stream.aiter(op, ...)`), or iterate any observable with "
+        "`sk.iterate(observable)` / `sk.aiter(observable)`"
+    )
+
+
+class _IterableButNotObservableMeta(type):
+    def __instancecheck__(cls, instance: object) -> bool:
+        return isinstance(instance, Iterable) and not isinstance(instance, Observable)
+
+
+class _IterableButNotObservable(metaclass=_IterableButNotObservableMeta):
+    """``collections.abc.Iterable`` less the observables, which have an ``__iter__`` (the
+    refusal) since streamkit was imported, and so pass as ``Iterable``."""
+
+
+def _refuse_iteration_of_observables() -> None:
+    """Give reactivex's ``Observable`` an ``__iter__`` that refuses at once.
+
+    Without one, Python falls back to ``Observable.__getitem__`` (slicing), which never
+    raises ``IndexError``: ``list(observable)`` builds observables forever. The one
+    reactivex operator that tells observables from iterables by ``Iterable``
+    (``sequence_equal``) is kept telling them apart.
+    """
+    if getattr(Observable, "__iter__", None) is not None:
+        return  # reactivex has an iteration of its own
+    setattr(Observable, "__iter__", _refuse_iteration)  # noqa: B010
+    with contextlib.suppress(ImportError):
+        sequence_equal = importlib.import_module("reactivex.operators._sequenceequal")
+        if getattr(sequence_equal, "Iterable", None) is Iterable:
+            setattr(sequence_equal, "Iterable", _IterableButNotObservable)  # noqa: B010
+
+
+_refuse_iteration_of_observables()
