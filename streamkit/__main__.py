@@ -15,11 +15,14 @@ that saved, zero when nothing was); and the reduced call response with its usage
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import re
 import sys
 import threading
 from collections.abc import Sequence
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any, TextIO
 
 import streamkit as sk
@@ -28,6 +31,7 @@ from streamkit import ops
 DEFAULT_TRANSCRIPT = "groq/chat-text-x-groq-usage"
 DEFAULT_STOP = r"\?"
 DEFAULT_PROMPT = "Tell me a joke about OpenTelemetry"
+DEFAULT_WAV = "streamkit-demo.wav"
 DESCRIPTION = (
     "streamkit: LLM provider streams as ReactiveX observables. "
     "'streamkit demo' replays a real recorded stream from a local server (no API key)."
@@ -68,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="OpenAI audio output: write a WAV and print the transcript as it arrives",
     )
-    demo.add_argument("--wav", default="streamkit-demo.wav", help="where --audio writes")
+    demo.add_argument("--wav", help=f"where --audio writes (default {DEFAULT_WAV})")
     try:
         from streamkit.serve._cli import add_serve_parser
     except ImportError:  # the [serve] extra is not installed
@@ -118,8 +122,17 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
     except re.error as error:
         message = f"--stop-at {args.stop_at!r} is not a regular expression: {error}"
         raise CommandError(message) from None
+    if args.wav is not None and not args.audio:
+        raise CommandError("--wav goes with --audio (where the audio is written)")
+    if not math.isfinite(args.pace) or args.pace < 0:
+        raise CommandError(f"--pace must be a number of seconds >= 0, not {args.pace:g}")
     if args.audio:
         from streamkit._demo_audio import run_audio_demo
+
+        if args.provider and args.provider != "openai":
+            raise CommandError("--audio needs --provider openai (or no --provider)")
+        args.wav = args.wav or DEFAULT_WAV
+        _check_writable(args.wav)
 
         return run_audio_demo(args, out)
     with ExitStack() as stack:
@@ -152,6 +165,19 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
         _early_stop(stream, args.stop_at, server, out)
         _reduced(stream, out)
     return 0
+
+
+def _check_writable(path: str) -> None:
+    """Raise :class:`CommandError` unless a file can be written at ``path`` (its folder
+    exists and is writable, and ``path`` is not a folder), before anything runs."""
+    target = Path(path)
+    folder = target.parent
+    if target.is_dir():
+        raise CommandError(f"--wav {path!r} is a directory: give a file name, as demo.wav")
+    if not folder.is_dir():
+        raise CommandError(f"--wav {path!r}: the directory {str(folder)!r} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise CommandError(f"--wav {path!r}: the directory {str(folder)!r} is not writable")
 
 
 def _live(stream: sk.Stream, out: TextIO) -> None:

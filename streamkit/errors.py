@@ -6,8 +6,10 @@ __all__ = [
     "AllFailedError",
     "BudgetError",
     "BudgetExceededError",
+    "EndpointError",
     "IncompleteStreamError",
     "MissingAPIKeyError",
+    "NotIterableError",
     "StreamDivergedError",
     "StreamError",
     "StreamTimeoutError",
@@ -93,6 +95,18 @@ class MissingAPIKeyError(StreamError, ValueError):
             f"no API key for {provider}: set {names} in the environment, or pass "
             f"client= (the {provider} SDK's client, built with its key)"
         )
+
+
+class NotIterableError(StreamError, TypeError):
+    """``for``, ``list()`` or ``async for`` over an observable that is not iterable (a
+    pipeline, or what a reactivex operator applied to a stream returns): the message
+    names the way to iterate it (``stream.iter(...)``, ``sk.iterate(...)``...)."""
+
+
+class EndpointError(StreamError, ValueError):
+    """The provider's endpoint is missing or unusable, found at ``sk.stream`` time: no
+    client was given and its variable (azure's ``AZURE_AI_CHAT_ENDPOINT``) is not set or
+    not an http(s) URL, or the client given was built with such an endpoint."""
 
 
 class AllFailedError(StreamError):

@@ -8,12 +8,13 @@
   response;
 - :func:`run_blocking`: reactivex's blocking ``run()``, ending the requests before it
   returns (``Stream.run`` and ``Pipeline.run``);
-- :class:`Pipeline`: what ``stream.pipe(...)`` returns. Its ``run()`` over an async
-  stream raises :class:`~streamkit.errors.StreamError` naming the async way (reactivex's
-  blocking ``run()`` inside the running event loop would wait forever for the loop it
-  blocks), and ``for``/``list()`` over it raise a ``TypeError`` pointing to
-  ``stream.iter(...)`` (reactivex's ``Observable.__getitem__`` would make Python's old
-  iteration protocol spin forever).
+- :class:`Pipeline`: what ``stream.pipe(...)``, ``sk.race``, ``sk.first_match`` and
+  ``sk.best_of`` return. Its ``run()`` over an async stream raises
+  :class:`~streamkit.errors.StreamError` naming the async way (reactivex's blocking
+  ``run()`` inside the running event loop would wait forever for the loop it blocks);
+  it iterates with ``pipeline.iter(...)`` / ``pipeline.aiter(...)``, and ``for`` /
+  ``list()`` / ``async for`` over it raise :class:`~streamkit.errors.NotIterableError`
+  pointing there.
 
 Each of them disposes its subscription on the thread that delivered the terminal
 notification, before handing it on: a downstream ``take(n)`` completes before it
@@ -36,7 +37,7 @@ from reactivex.internal.exceptions import SequenceContainsNoElementsError
 from reactivex.scheduler import NewThreadScheduler
 
 from streamkit._lifecycle import disposing
-from streamkit.errors import StreamError
+from streamkit.errors import NotIterableError, StreamError
 
 __all__ = ["Pipeline", "aiter", "arun", "iterate", "refuse_blocking_run", "run_blocking"]
 
@@ -168,8 +169,20 @@ async def aiter(observable: Observable[T]) -> AsyncIterator[T]:
 def iterate(observable: Observable[T]) -> Iterator[T]:
     """``for x in sk.iterate(observable)``: the values of a sync stream's pipeline as
     they arrive; leaving the loop early disposes the subscription (closing the response).
+
+    Over an async stream it raises :class:`StreamError` at once, naming ``sk.aiter``
+    (a blocking iteration would wait forever for the event loop it blocks).
     """
-    refuse_blocking_run(_is_async_source(observable), "the pipeline")
+    if _is_async_source(observable):
+        raise StreamError(
+            "this pipeline reads an async client: a blocking `for` would wait forever for "
+            "the event loop it blocks; use `async for x in pipeline.aiter()` (or "
+            "`stream.aiter(op, ...)`, `sk.aiter(observable)`)"
+        )
+    return _iterate(observable)
+
+
+def _iterate(observable: Observable[T]) -> Iterator[T]:
     inbox: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
     subscription = SingleAssignmentDisposable()
 
@@ -204,9 +217,10 @@ def _is_async_source(observable: Observable[Any]) -> bool:
 
 
 class Pipeline(Observable[T]):
-    """An observable built by ``stream.pipe(...)``: the same values, plus the obvious
-    ways to consume it (``.aresponse()``; ``stream.iter(...)`` to iterate) and clear
-    errors instead of hangs for the blocking ones."""
+    """An observable built by ``stream.pipe(...)`` (or ``sk.race``, ``sk.first_match``,
+    ``sk.best_of``): the same values, plus the obvious ways to consume it (``.run()``,
+    ``await .aresponse()``, ``.iter(...)``, ``.aiter(...)``) and clear errors instead of
+    hangs for the blocking ones."""
 
     def __init__(self, observable: Observable[T], *, is_async: bool) -> None:
         self.is_async = is_async
@@ -234,11 +248,32 @@ class Pipeline(Observable[T]):
         """``await stream.pipe(...).aresponse()``: the last value (see :func:`arun`)."""
         return await arun(self)
 
+    def iter(self, *operators: Callable[[Any], Any]) -> Iterator[Any]:
+        """``for x in pipeline.iter(op, ...)``: the values of ``pipeline.pipe(op, ...)``
+        (of the pipeline itself without operators) as they arrive; ``break`` disposes
+        the subscription (closing the HTTP responses). Sync streams only (async:
+        :meth:`aiter`)."""
+        return iterate(self.pipe(*operators) if operators else self)
+
+    def aiter(self, *operators: Callable[[Any], Any]) -> AsyncIterator[Any]:
+        """``async for x in pipeline.aiter(op, ...)``: the async form of :meth:`iter`
+        (sync or async streams)."""
+        return aiter(self.pipe(*operators) if operators else self)
+
     def __iter__(self) -> NoReturn:
         """Refuse ``for`` and ``list()``: an observable is not an iterator."""
-        raise TypeError(
+        raise NotIterableError(
             "a pipeline is an observable, not an iterable: iterate it with "
-            "`for x in stream.iter(op, ...)` (or `async for x in stream.aiter(op, ...)`, "
+            "`for x in pipeline.iter()` or `for x in stream.iter(op, ...)` (async: "
+            "`async for x in pipeline.aiter()`, `stream.aiter(op, ...)`; or "
             "`sk.iterate(pipeline)`, `sk.aiter(pipeline)`), or take the last value with "
             "`.run()` / `await .aresponse()`"
+        )
+
+    def __aiter__(self) -> NoReturn:
+        """Refuse ``async for`` over the pipeline itself, naming :meth:`aiter`."""
+        raise NotIterableError(
+            "a pipeline is an observable, not an async iterable: iterate it with "
+            "`async for x in pipeline.aiter()` (or `stream.aiter(op, ...)`, "
+            "`sk.aiter(pipeline)`)"
         )

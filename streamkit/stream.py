@@ -14,6 +14,7 @@ is called once per request with its report.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import (
     AsyncGenerator,
@@ -204,9 +205,23 @@ class Stream(Observable[Chunk]):
         _pipeline.refuse_blocking_run(self.is_async, "stream")
         return _pipeline.run_blocking(self, scheduler)
 
-    async def aresponse(self) -> Chunk:
-        """``await stream.aresponse()``: the last chunk (see :func:`streamkit.arun`)."""
-        return await _pipeline.arun(self)
+    async def aresponse(self) -> CallResponse:
+        """``await stream.aresponse()``: the :class:`CallResponse` of the whole call, as
+        :meth:`construct_call_response` gives it after iterating to the end.
+
+        It iterates the stream (``async for``; a sync client's stream is read on a worker
+        thread), so afterwards the totals (``stream.content``, ``.usage``, ``.cost``)
+        are there, and a second call replays without a new request. Cancelling the
+        awaiting task closes the HTTP response. (The stream's last chunk, the
+        observable's result, is ``await sk.arun(stream)``.)
+        """
+        if self.is_async:
+            return await reduce_async(self)
+        try:
+            return await asyncio.to_thread(reduce_sync, self)
+        except asyncio.CancelledError:
+            self.close()  # the worker's read ends, and with it the thread
+            raise
 
     def iter(self, *operators: Any) -> Iterator[Any]:
         """``for text in stream.iter(ops.text())``: the values of ``stream.pipe(*operators)``

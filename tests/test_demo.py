@@ -80,6 +80,27 @@ def test_cli_errors_are_one_line_not_tracebacks(monkeypatch: object) -> None:
         assert message in result.stderr and "Traceback" not in result.stderr
 
 
+def test_cli_bad_pace_and_wav_are_one_line_errors(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-dir" / "x.wav"
+    for args, message in [
+        (["demo", "--pace", "-1"], "--pace must be a number of seconds >= 0, not -1"),
+        (["demo", "--pace", "nan"], "--pace must be a number of seconds >= 0"),
+        (["demo", "--audio", "--pace", "-0.5"], "--pace must be"),
+        (["demo", "--audio", "--wav", str(missing)], "does not exist"),
+        (["demo", "--audio", "--wav", "/nonexistent/dir/x.wav"], "does not exist"),
+        (["demo", "--audio", "--wav", str(tmp_path)], "is a directory"),
+        (["demo", "--wav", str(tmp_path / "x.wav")], "--wav goes with --audio"),
+        (["demo", "--audio", "--provider", "groq", "--model", "m"], "--audio needs"),
+    ]:
+        result = run_cli(*args)
+        assert result.returncode == 2, (args, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("streamkit demo: error: "), args
+        assert message in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr and result.stdout == "", args
+    assert not missing.parent.exists()
+
+
 def test_cli_missing_key_is_a_clear_error() -> None:
     import os
 

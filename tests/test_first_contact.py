@@ -67,10 +67,17 @@ def test_ci_runs_exactly_the_readme_test_command_in_a_fresh_venv() -> None:
     default_leg = script[script.index("leg 2") :]
     venv = default_leg.index("python3 -m venv")
     assert venv < default_leg.index("activate") < default_leg.index(command)
-    # the newest-SDK leg: a fresh venv, upgraded SDKs, the provider tests, no constraints
+    # the newest-SDK leg: a fresh venv, upgraded SDKs, no constraints, and every test
+    # that drives an SDK over the wire: the provider tests and the fast path's
     newest_leg = script[script.index("leg 1") : script.index("leg 2")]
     assert "python3 -m venv" in newest_leg and "--upgrade" in newest_leg
-    assert "tests/providers" in newest_leg and "constraints" not in newest_leg
+    assert "constraints" not in newest_leg
+    listed = re.search(r"^NEWEST_SDK_TESTS=\((.*)\)$", newest_leg, re.M)
+    assert listed is not None
+    tests = listed.group(1).split()
+    assert {"tests/providers", "tests/test_fast_path.py"} <= set(tests)
+    assert all((ROOT / test).exists() for test in tests)
+    assert 'pytest -q -p no:cacheprovider "${NEWEST_SDK_TESTS[@]}"' in newest_leg
     assert subprocess.run(["bash", "-n", str(ROOT / ".ci" / "run")]).returncode == 0
 
 
@@ -86,3 +93,55 @@ def test_the_constraints_pin_every_sdk_and_not_streamkit() -> None:
     assert "streamkit" not in pins
     script = (ROOT / ".ci" / "freeze-constraints").read_text(encoding="utf-8")
     assert "python3 -m venv" in script and "--exclude streamkit" in script
+
+
+def normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def dev_requirement_closure() -> set[str]:
+    """Every distribution ``pip install -e ".[dev]"`` installs here: the dev extra's
+    requirements (``streamkit[all]`` expanded from pyproject.toml), then each installed
+    distribution's own, with their markers evaluated for this interpreter."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"][
+        "optional-dependencies"
+    ]
+    todo = [Requirement(line) for line in extras["dev"]]
+    seen: set[str] = set()
+    while todo:
+        requirement = todo.pop()
+        name = normalized(requirement.name)
+        if name == "streamkit":
+            todo += [Requirement(line) for extra in requirement.extras for line in extras[extra]]
+            continue
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            requires = metadata.distribution(requirement.name).requires or []
+        except metadata.PackageNotFoundError:
+            continue  # not installed here: the pin check below still names it
+        wanted = {"", *requirement.extras}
+        for line in requires:
+            needed = Requirement(line)
+            marker = needed.marker
+            if marker is None or any(marker.evaluate({"extra": extra}) for extra in wanted):
+                todo.append(needed)
+    return seen
+
+
+def test_the_constraints_pin_everything_the_dev_extra_installs() -> None:
+    """A fresh ``pip install -c constraints.txt -e ".[dev]"`` gets only pinned versions:
+    fastapi (the serve tests) and its annotated-doc were once left unpinned."""
+    pins = {
+        normalized(line.partition("==")[0])
+        for line in (ROOT / "constraints.txt").read_text(encoding="utf-8").splitlines()
+        if line and not line.startswith("#")
+    }
+    unpinned = sorted(dev_requirement_closure() - pins - {"pip", "setuptools", "wheel"})
+    assert unpinned == [], f"constraints.txt does not pin {unpinned}: run .ci/freeze-constraints"

@@ -13,6 +13,8 @@ from reactivex.disposable import CompositeDisposable, Disposable, SingleAssignme
 from streamkit._lifecycle import capture, disposing
 from streamkit.errors import AllFailedError
 from streamkit.models import Chunk, Usage
+from streamkit.ops._race import any_async
+from streamkit.pipeline import Pipeline
 from streamkit.telemetry._operations import begin_operation, ending, subscribe_attempt
 
 __all__ = ["best_of"]
@@ -23,7 +25,7 @@ def best_of(
     score: Callable[[str], float],
     n: int | None = None,
     bound: Callable[[str], float] | None = None,
-) -> Observable[Chunk]:
+) -> Pipeline[Chunk]:
     """Run all candidates; emit the chunks of the one whose final text scores highest.
 
     ``sk.best_of(stream, n=4, score=...)`` runs four subscriptions of one cold stream
@@ -46,6 +48,9 @@ def best_of(
     and the stream completes. The winner's last usage report includes the usage
     every other candidate reported. Raises ``ValueError`` without candidates,
     ``TypeError`` for a ``score``/``bound`` that is not callable.
+
+    The result is a :class:`~streamkit.Pipeline`, consumed like a stream's (``.pipe(
+    ops.to_call_response()).run()``, ``.iter()``, ``.aiter()``).
     """
     if n is not None:
         if len(streams) != 1:
@@ -226,7 +231,7 @@ def best_of(
         disposable = CompositeDisposable(Disposable(dispose), *subscriptions)
         return disposable if operation is None else ending(disposable, operation)
 
-    return Observable(subscribe)
+    return Pipeline(Observable(subscribe), is_async=any_async(sources))
 
 
 def _qualified(error: BaseException) -> str:

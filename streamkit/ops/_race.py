@@ -9,13 +9,14 @@ from reactivex import Observable, abc
 
 from streamkit.models import Chunk
 from streamkit.ops._contest import Contest
+from streamkit.pipeline import Pipeline
 
 __all__ = ["first_match", "race"]
 
 
 def race(
     *streams: Observable[Chunk], until: Callable[[str], bool] | None = None
-) -> Observable[Chunk]:
+) -> Pipeline[Chunk]:
     """Subscribe to every stream at once; emit the chunks of the winner only.
 
     With ``until`` (``text so far -> bool``), the winner is the first stream whose
@@ -38,6 +39,11 @@ def race(
     The winner's usage reports include the last usage each loser reported before it
     was disposed (what the losers cost, as far as the providers said).
 
+    The result is a :class:`~streamkit.Pipeline`, consumed like a stream's:
+    ``.pipe(ops.to_call_response()).run()`` (``await ... .aresponse()`` with async
+    clients), ``for chunk in sk.race(...).iter()``, ``async for chunk in
+    sk.race(...).aiter()``.
+
     Example:
         ```python
         answer = sk.race(fast, careful, until=lambda text: "ANSWER:" in text)
@@ -48,7 +54,7 @@ def race(
 
 def _race(
     streams: tuple[Observable[Chunk], ...], until: Callable[[str], bool] | None, operator: str
-) -> Observable[Chunk]:
+) -> Pipeline[Chunk]:
     sources = _checked_streams("race", streams)
     if until is not None and not callable(until):
         raise TypeError("until must be a callable text -> bool")
@@ -61,10 +67,10 @@ def _race(
             contest.start(source, scheduler)
         return contest.disposable
 
-    return Observable(subscribe)
+    return Pipeline(Observable(subscribe), is_async=any_async(sources))
 
 
-def first_match(*streams: Observable[Chunk], until: Callable[[str], bool]) -> Observable[Chunk]:
+def first_match(*streams: Observable[Chunk], until: Callable[[str], bool]) -> Pipeline[Chunk]:
     """:func:`race` with a required ``until``: the first stream whose text satisfies it
     wins; a stream that completes without a match drops out.
 
@@ -85,3 +91,8 @@ def _checked_streams(name: str, streams: tuple[object, ...]) -> list[Observable[
                 f"not {type(stream).__name__}"
             )
     return list(streams)  # type: ignore[arg-type]
+
+
+def any_async(sources: list[Observable[Chunk]]) -> bool:
+    """Whether any source is an async stream (so the result must not block the loop)."""
+    return any(getattr(source, "is_async", False) for source in sources)

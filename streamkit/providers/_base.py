@@ -17,7 +17,7 @@ import inspect
 import json
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from functools import cache
 from typing import Any, ClassVar
 
@@ -33,7 +33,9 @@ __all__ = [
     "cut_stream_error",
     "describe_client",
     "is_connection_cut",
+    "is_near_miss",
     "is_transient_error",
+    "unknown_keyword_error",
 ]
 
 
@@ -86,9 +88,9 @@ CLIENT_OPTIONS = frozenset(
 
 
 @cache
-def _parameters(method: str) -> frozenset[str] | None:
-    """The keyword parameters of ``"module:Class.method"`` (``None``: unknown, or it
-    takes ``**kwargs``)."""
+def _parameters(method: str) -> tuple[frozenset[str], bool] | None:
+    """The keyword parameters of ``"module:Class.method"``, and whether it also takes
+    ``**kwargs`` (``None``: unknown)."""
     module_name, _, attribute = method.partition(":")
     try:
         target: Any = importlib.import_module(module_name)
@@ -98,9 +100,35 @@ def _parameters(method: str) -> frozenset[str] | None:
     except (ImportError, AttributeError, TypeError, ValueError):
         return None
     parameters = signature.parameters.values()
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
-        return None
-    return frozenset(p.name for p in parameters if p.name != "self")
+    takes_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+    named = frozenset(
+        p.name
+        for p in parameters
+        if p.name != "self"
+        and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    )
+    return named, takes_kwargs
+
+
+NEAR_MISS = 0.85
+"""How close (``difflib`` ratio) an unknown keyword must be to a known one to be taken
+for a typo of it where unknown keywords are otherwise passed on (``max_token`` is 0.95
+from ``max_tokens``; ``top_k``, a real parameter of some providers, 0.8 from ``top_p``)."""
+
+
+def unknown_keyword_error(
+    key: str, known: Collection[str], where: str, *, note: str = ""
+) -> TypeError:
+    """The ``TypeError`` for an unknown keyword argument ``key``: it names the call
+    (``where``), a "did you mean" from ``known`` when one is close, then ``note``."""
+    close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return TypeError(f"unknown keyword argument {key!r} for {where}{hint}{note}")
+
+
+def is_near_miss(key: str, known: Collection[str]) -> bool:
+    """Whether ``key`` looks like a typo of one of ``known`` (see :data:`NEAR_MISS`)."""
+    return bool(difflib.get_close_matches(key, sorted(known), n=1, cutoff=NEAR_MISS))
 
 
 def describe_client(client: Any) -> str:
@@ -206,7 +234,9 @@ def is_timeout_error(exc: BaseException) -> bool:
 def is_transient_error(exc: BaseException) -> bool:
     """Whether a new request may succeed where this error failed.
 
-    Transient: connection and read errors, a stream cut before its terminal event, HTTP
+    Transient: connection and read errors (a body cut short included: aiohttp's
+    ``ClientPayloadError``, requests' ``ChunkedEncodingError``), a stream cut before its
+    terminal event, HTTP
     408/409/429/5xx/529, and error events whose type is an overload, rate limit or
     server error (these arrive with the 200 status of the stream that carried them, so
     they are classified by type, not status; an HTTP status carried in the event's body,
@@ -230,7 +260,7 @@ def is_transient_error(exc: BaseException) -> bool:
         status = _carried_status(exc)
     if isinstance(status, int) and status != 200:
         return status in _TRANSIENT_STATUS
-    return bool(names & _TRANSPORT_ERROR_NAMES)
+    return bool(names & (_TRANSPORT_ERROR_NAMES | _CONNECTION_CUT_NAMES))
 
 
 CONTINUE_INSTRUCTION = "Continue exactly where you stopped, without repeating anything."
@@ -272,6 +302,21 @@ class ProviderAdapter(ABC):
     param_aliases: ClassVar[Mapping[str, str]] = {}
     """Common parameter names the adapter renames to the SDK's (cohere's ``stop`` ->
     ``stop_sequences``): checked under the SDK name."""
+    kwargs_params: ClassVar[frozenset[str]] = frozenset()
+    """The names the SDK method takes through its ``**kwargs`` (azure-core's per-request
+    options): accepted like its named parameters, and (unless
+    :attr:`forwards_unknown_params`) anything else is rejected."""
+    forwards_unknown_params: ClassVar[bool] = False
+    """Whether the SDK method passes keyword arguments it does not name on to the
+    provider (litellm): then only a near miss of a named one is rejected, as a typo."""
+    client_options: ClassVar[frozenset[str]] = CLIENT_OPTIONS
+    """Keyword arguments that configure the SDK's client, not a call: rejected with a
+    hint to build the client with them (none for litellm, which has no client)."""
+    client_example: ClassVar[str] = "the SDK's client class"
+    """How the SDK's client is built, for error messages (``anthropic.Anthropic``)."""
+    unknown_param_note: ClassVar[str] = ""
+    """Appended to the error for an unknown keyword argument (where such a parameter
+    goes instead, as azure's ``model_extras``)."""
 
     def adapter_for(self, params: Mapping[str, Any]) -> ProviderAdapter:
         """The adapter that serves a stream with keyword arguments ``params``, chosen
@@ -281,28 +326,46 @@ class ProviderAdapter(ABC):
         return self
 
     def check_params(self, params: Mapping[str, Any]) -> None:
-        """Reject, before any request, a keyword argument the SDK's streaming method does
-        not take: a client option (``base_url=``) says to configure the client, any
-        other gets a "did you mean" from the method's signature."""
-        method = self.sdk_method
-        names = _parameters(method) if method else None
-        if names is None:
+        """Reject, before any request, a keyword argument the stream's call does not take
+        (:meth:`accepted_params`): a client option (``base_url=``) says to configure the
+        client, any other gets a "did you mean" from the names the call takes. Where the
+        call passes unknown names on to the provider, only a near miss of a known name
+        (``max_token``) is rejected, as a typo."""
+        accepted = self.accepted_params()
+        if accepted is None:
             return
+        names, lenient, where = accepted
         for key in params:
             if self.param_aliases.get(key, key) in names or key in self.own_params:
                 continue
-            if key in CLIENT_OPTIONS:
+            if key in self.client_options:
                 raise TypeError(
                     f"{key}= is an option of the {self.name} client, not of the call: "
                     f"build the SDK client with it and pass client=... "
-                    f"(e.g. client=OpenAI({key}=...))"
+                    f"(e.g. client={self.client_example}({key}=...))"
                 )
-            close = difflib.get_close_matches(key, sorted(names), n=1, cutoff=0.6)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise TypeError(
-                f"unknown keyword argument {key!r} for {self.name} "
-                f"({method.replace(':', '.') if method else ''}){hint}"
-            )
+            if lenient and not is_near_miss(key, names):
+                continue  # passed on to the provider by the SDK
+            raise unknown_keyword_error(key, names, where, note=self.unknown_param_note)
+
+    def accepted_params(self) -> tuple[frozenset[str], bool, str] | None:
+        """What :meth:`check_params` checks against: the names the call takes, whether
+        it passes other names on to the provider (then only near misses are rejected),
+        and the call's name for the error (``None``: not checked).
+
+        By default the signature of :attr:`sdk_method`; where it also takes
+        ``**kwargs``, the names in :attr:`kwargs_params` are taken, and with
+        :attr:`forwards_unknown_params` (or a ``**kwargs`` streamkit has no list for)
+        other names pass on."""
+        method = self.sdk_method
+        signature = _parameters(method) if method else None
+        if method is None or signature is None:
+            return None
+        named, takes_kwargs = signature
+        if not takes_kwargs:
+            return named, False, f"{self.name} ({method.replace(':', '.')})"
+        lenient = self.forwards_unknown_params or not self.kwargs_params
+        return named | self.kwargs_params, lenient, f"{self.name} ({method.replace(':', '.')})"
 
     def check_default_credentials(self) -> None:
         """Raise :class:`~streamkit.errors.MissingAPIKeyError` when no client was given

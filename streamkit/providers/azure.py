@@ -34,6 +34,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import azure.ai.inference
 import azure.ai.inference.aio
@@ -41,6 +42,7 @@ from azure.ai.inference.models import StreamingChatCompletionsUpdate
 from azure.core.credentials import AzureKeyCredential
 from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 
+from streamkit.errors import EndpointError
 from streamkit.finish_reasons import CHAT_FINISH_REASONS, FinishReason
 from streamkit.messages import Message, MessageBuilder
 from streamkit.models import Chunk, ToolCallDelta, Usage
@@ -56,6 +58,51 @@ __all__ = ["AzureAdapter", "AzureChunk", "AzureChunkDecoder"]
 
 ENDPOINT_ENV = "AZURE_AI_CHAT_ENDPOINT"
 KEY_ENV = "AZURE_AI_CHAT_KEY"
+
+REQUEST_OPTIONS = frozenset(
+    {
+        # ChatCompletionsClient.complete's own
+        "headers",
+        "params",
+        "error_map",
+        "content_type",
+        # azure-core's per-request options (its policies and transports)
+        "timeout",
+        "connection_timeout",
+        "read_timeout",
+        "connection_verify",
+        "connection_cert",
+        "decompress",
+        "enable_cae",
+        "logging_enable",
+        "permit_redirects",
+        "redirect_max",
+        "redirect_on_status_codes",
+        "redirect_remove_headers",
+        "raw_request_hook",
+        "raw_response_hook",
+        "request_id",
+        "response_encoding",
+        "retry_total",
+        "retry_connect",
+        "retry_read",
+        "retry_status",
+        "retry_mode",
+        "retry_backoff_factor",
+        "retry_backoff_max",
+        "retry_on_methods",
+        "retry_on_status_codes",
+        "tracing_attributes",
+        "network_span_namer",
+        "user_agent",
+        "user_agent_overwrite",
+        "user_agent_use_env",
+    }
+)
+"""What ``complete(**kwargs)`` takes besides its named parameters: per-request options
+of the call and of azure-core's pipeline. Anything else would reach the HTTP transport
+and fail there (``Session.request() got an unexpected keyword argument``), at the first
+request; ``sk.stream`` rejects it instead."""
 
 
 class AzureChunk(Chunk):
@@ -136,6 +183,38 @@ def _json_only_fields(event: Any) -> dict[str, str]:
     return {}
 
 
+def _endpoint_from_environment() -> str:
+    """``AZURE_AI_CHAT_ENDPOINT``, checked to be an http(s) URL with a host."""
+    endpoint = os.environ.get(ENDPOINT_ENV, "").strip()
+    if not endpoint:
+        raise EndpointError(f"no endpoint for azure: {_ENDPOINT_FIX}")
+    _check_endpoint(endpoint, ENDPOINT_ENV)
+    return endpoint
+
+
+_ENDPOINT_FIX = (
+    f"set {ENDPOINT_ENV} to your deployment's URL (https://<resource>.services.ai.azure.com/"
+    "models), or pass client=azure.ai.inference.ChatCompletionsClient(endpoint=..., "
+    "credential=...)"
+)
+
+
+def _check_endpoint(endpoint: object, what: str) -> None:
+    """Raise :class:`EndpointError` unless ``endpoint`` is an http(s) URL with a host
+    (``None``, an endpoint that could not be read, passes)."""
+    if endpoint is None:
+        return
+    url = urlsplit(endpoint) if isinstance(endpoint, str) else None
+    if url is None or url.scheme not in ("http", "https") or not url.hostname:
+        raise EndpointError(f"{what} {endpoint!r} is not an http(s) URL: {_ENDPOINT_FIX}")
+
+
+def _client_endpoint(client: Any) -> object:
+    """The endpoint a ``ChatCompletionsClient`` was built with (azure-core keeps it in
+    the client's ``_config``; ``None`` where it is not found)."""
+    return getattr(getattr(client, "_config", None), "endpoint", None)
+
+
 def _error_chunk(error: Any) -> HttpResponseError:
     """The SDK's error type for an error object sent inside a 200 stream."""
     message = error.get("message") if isinstance(error, Mapping) else None
@@ -157,30 +236,45 @@ class AzureAdapter(ProviderAdapter):
     """
 
     name = "azure"
+    client_example = "azure.ai.inference.ChatCompletionsClient"
     api_key_env = ("AZURE_AI_CHAT_KEY",)
+    sdk_method = "azure.ai.inference:ChatCompletionsClient.complete"
+    kwargs_params = REQUEST_OPTIONS
+    unknown_param_note = (
+        " (a parameter of the model that the SDK does not name goes in model_extras={...})"
+    )
     terminal_event = "a finish_reason (and the usage chunk when requested) before data: [DONE]"
 
     def is_async_client(self, client: Any) -> bool:
-        """``azure.ai.inference.aio.ChatCompletionsClient`` is async, the other sync."""
+        """``azure.ai.inference.aio.ChatCompletionsClient`` is async, the other sync;
+        :class:`~streamkit.EndpointError` for one built with an endpoint that is not an
+        http(s) URL (the SDK takes any string, and fails only at the first request)."""
         if isinstance(client, azure.ai.inference.aio.ChatCompletionsClient):
+            _check_endpoint(_client_endpoint(client), "the client's endpoint")
             return True
         if isinstance(client, azure.ai.inference.ChatCompletionsClient):
+            _check_endpoint(_client_endpoint(client), "the client's endpoint")
             return False
         raise TypeError(
             "expected an azure.ai.inference.ChatCompletionsClient or "
             f"azure.ai.inference.aio.ChatCompletionsClient, got {describe_client(client)}"
         )
 
+    def check_default_credentials(self) -> None:
+        """Without a client: ``AZURE_AI_CHAT_ENDPOINT`` must be an http(s) URL
+        (:class:`~streamkit.EndpointError`) and ``AZURE_AI_CHAT_KEY`` must be set
+        (:class:`~streamkit.MissingAPIKeyError`), checked at ``sk.stream`` time rather
+        than at the first request."""
+        _endpoint_from_environment()
+        super().check_default_credentials()
+
     def default_client(self, async_: bool) -> Any:
         """A client for ``AZURE_AI_CHAT_ENDPOINT`` with the key ``AZURE_AI_CHAT_KEY``
-        (the variables of the SDK's samples); ``ValueError`` when they are not set."""
-        endpoint = os.environ.get(ENDPOINT_ENV)
-        key = os.environ.get(KEY_ENV)
-        if not endpoint or not key:
-            raise ValueError(
-                f"no client given for 'azure' and {ENDPOINT_ENV} / {KEY_ENV} are not set: "
-                "pass client=azure.ai.inference.ChatCompletionsClient(endpoint=..., credential=...)"
-            )
+        (the variables of the SDK's samples); :class:`~streamkit.MissingAPIKeyError` or
+        :class:`~streamkit.EndpointError` when they are not set or not usable."""
+        endpoint = _endpoint_from_environment()
+        super().check_default_credentials()
+        key = os.environ[KEY_ENV]
         module = azure.ai.inference.aio if async_ else azure.ai.inference
         return module.ChatCompletionsClient(endpoint=endpoint, credential=AzureKeyCredential(key))
 

@@ -220,6 +220,7 @@ class CohereAdapter(ProviderAdapter):
     module docs."""
 
     name = "cohere"
+    client_example = "cohere.ClientV2"
     sdk_method = "cohere:ClientV2.chat_stream"
     param_aliases = PARAM_ALIASES
     api_key_env = ("CO_API_KEY",)

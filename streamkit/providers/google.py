@@ -80,7 +80,12 @@ from google.genai.client import AsyncClient
 from streamkit.finish_reasons import FinishReason
 from streamkit.messages import Message, MessageBuilder, is_neutral
 from streamkit.models import Chunk, ToolCallDelta, Usage
-from streamkit.providers._base import Decoder, ProviderAdapter, describe_client
+from streamkit.providers._base import (
+    Decoder,
+    ProviderAdapter,
+    describe_client,
+    unknown_keyword_error,
+)
 
 __all__ = [
     "PARAM_ALIASES",
@@ -96,6 +101,9 @@ PARAM_ALIASES: Mapping[str, str] = {"max_tokens": "max_output_tokens", "stop": "
 """streamkit's common parameter names -> ``GenerateContentConfig`` fields."""
 
 _CONFIG_FIELDS = frozenset(types.GenerateContentConfig.model_fields)
+_ACCEPTED = _CONFIG_FIELDS | frozenset(PARAM_ALIASES) | {"config"}
+_WHERE = "google (GenerateContentConfig fields)"
+_NOTE = f" (streamkit also takes {', '.join(PARAM_ALIASES)} and config=)"
 
 
 def _first_candidate(response: Any) -> types.Candidate | None:
@@ -360,8 +368,14 @@ class GoogleAdapter(ProviderAdapter):
     """
 
     name = "google"
+    client_example = "genai.Client"
+    unknown_param_note = _NOTE
     api_key_env = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI")
     terminal_event = "a chunk with a finishReason (or a promptFeedback.blockReason)"
+
+    def accepted_params(self) -> tuple[frozenset[str], bool, str]:
+        """``GenerateContentConfig``'s fields, :data:`PARAM_ALIASES` and ``config``."""
+        return _ACCEPTED, False, _WHERE
 
     def is_async_client(self, client: Any) -> bool | None:
         """``None`` for ``genai.Client`` (it serves both: ``async_`` decides), ``True`` for
@@ -474,10 +488,7 @@ def _config(params: Mapping[str, Any]) -> types.GenerateContentConfig:
             continue
         field = PARAM_ALIASES.get(key, key)
         if field not in _CONFIG_FIELDS:
-            raise TypeError(
-                f"unknown argument {key!r} for google: give GenerateContentConfig fields "
-                f"(or {', '.join(PARAM_ALIASES)})"
-            )
+            raise unknown_keyword_error(key, _ACCEPTED, _WHERE, note=_NOTE)
         if field == "stop_sequences" and isinstance(value, str):
             value = [value]
         fields[field] = value

@@ -134,6 +134,9 @@ class LiteLLMAdapter(ProviderAdapter):
 
     name = "litellm"
     terminal_event = "a finish_reason (and the usage chunk when requested)"
+    sdk_method = "litellm:completion"
+    forwards_unknown_params = True  # a provider's own parameters (top_k...) pass through
+    client_options = frozenset()  # no client: api_key=, max_retries=... are the call's
 
     def is_async_client(self, client: Any) -> bool:
         """A completion function: async when it is a coroutine function (``acompletion``)."""

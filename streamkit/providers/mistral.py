@@ -91,7 +91,9 @@ class MistralAdapter(ProviderAdapter):
     """
 
     name = "mistral"
+    client_example = "Mistral"
     api_key_env = ("MISTRAL_API_KEY",)
+    sdk_method = "mistralai.client.chat:Chat.stream"
     terminal_event = "a chunk with a finish_reason (and usage) before data: [DONE]"
 
     def is_async_client(self, client: Any) -> None:

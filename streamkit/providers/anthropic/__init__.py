@@ -350,6 +350,7 @@ class AnthropicAdapter(ProviderAdapter):
     """
 
     name = "anthropic"
+    client_example = "anthropic.Anthropic"
     sdk_method = "anthropic.resources.messages:Messages.create"
     api_key_env = ("ANTHROPIC_API_KEY",)
     terminal_event = "message_stop"

@@ -63,6 +63,7 @@ class GroqAdapter(ProviderAdapter):
     """
 
     name = "groq"
+    client_example = "groq.Groq"
     sdk_method = "groq.resources.chat.completions:Completions.create"
     api_key_env = ("GROQ_API_KEY",)
     terminal_event = "a chunk with a finish_reason (and x_groq.usage) before data: [DONE]"

@@ -21,6 +21,7 @@ class OpenAIClientAdapter(ProviderAdapter):
     ``openai.OpenAI`` / ``openai.AsyncOpenAI`` clients and ``OPENAI_API_KEY``."""
 
     name = "openai"
+    client_example = "OpenAI"
     own_params = OWN_PARAMS
     api_key_env = ("OPENAI_API_KEY",)
 
