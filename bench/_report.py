@@ -759,7 +759,7 @@ def findings(rep: Report, sdk: dict[str, Any], fast: Any) -> list[str]:
             "Acted on: the decoders built every normalized `Chunk` with pydantic's "
             f"`model_construct`, {construct['model_construct'] * 1e6:.1f} µs a chunk (it "
             "loops over every field looking for aliases and defaults). They now call "
-            "`streamkit.models.construct_chunk`, which builds the same instance (the same "
+            "`streamkit._models.construct_chunk`, which builds the same instance (the same "
             "`__dict__` in the same order, fields set, extra and private state) directly "
             "when every field with a default is given, and falls back to `model_construct` "
             f"otherwise: {construct['construct_chunk'] * 1e6:.1f} µs. For the fast path's "

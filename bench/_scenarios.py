@@ -322,7 +322,7 @@ def profile(url: str, fast: bool) -> dict[str, Any]:
 
 def _construct_costs() -> dict[str, float]:
     """Seconds to build one normalized chunk: pydantic's ``model_construct`` against
-    ``streamkit.models.construct_chunk`` (what the decoders call), same fields."""
+    ``streamkit._models.construct_chunk`` (what the decoders call), same fields."""
     import timeit
 
     from streamkit.providers.openai import OpenAIChunk
@@ -348,7 +348,7 @@ def _construct_costs() -> dict[str, float]:
         / 20_000
     }
     try:
-        from streamkit.models import construct_chunk
+        from streamkit._models import construct_chunk
     except ImportError:
         return costs
     costs["construct_chunk"] = (

@@ -16,10 +16,10 @@ import importlib
 from typing import TYPE_CHECKING
 
 from streamkit import ops, prices, telemetry
-from streamkit.accumulator import Accumulator, ResponseSnapshot
-from streamkit.call import call
-from streamkit.deadlines import Deadlines
-from streamkit.errors import (
+from streamkit._accumulator import Accumulator, ResponseSnapshot
+from streamkit._call import call
+from streamkit._deadlines import Deadlines
+from streamkit._errors import (
     AllFailedError,
     BudgetError,
     BudgetExceededError,
@@ -32,8 +32,8 @@ from streamkit.errors import (
     StreamTimeoutError,
     UnknownProviderError,
 )
-from streamkit.ledger import Ledger, UsageReport
-from streamkit.models import (
+from streamkit._ledger import Ledger, UsageReport
+from streamkit._models import (
     CallResponse,
     Chunk,
     ContentSpan,
@@ -43,10 +43,10 @@ from streamkit.models import (
     ToolCallDelta,
     Usage,
 )
+from streamkit._pipeline import Pipeline, aiter, arun, iterate
+from streamkit._stream import Stream, stream
 from streamkit.ops import NoMatchError, best_of, first_match, race
-from streamkit.pipeline import Pipeline, aiter, arun, iterate
 from streamkit.providers import PROVIDERS
-from streamkit.stream import Stream, stream
 
 __all__ = [
     "PROVIDERS",

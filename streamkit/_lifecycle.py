@@ -2,7 +2,7 @@
 
 Every request streamkit makes (a subscription to a :class:`~streamkit.Stream`, or one
 iteration of it) goes through a :class:`Recorder`, created by
-:class:`~streamkit.source.SyncPull` / :class:`~streamkit.source.AsyncPull`. The recorder
+:class:`~streamkit._source.SyncPull` / :class:`~streamkit._source.AsyncPull`. The recorder
 sees the subscription start, the HTTP headers, every chunk and the end, whatever ended it
 (completion, an error, a dispose and who asked for it, a timeout, the garbage collector),
 and reports a :class:`StreamEnd` to the observers exactly once.
@@ -33,8 +33,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
 
-from streamkit.errors import StreamTimeoutError
-from streamkit.models import Chunk, Usage
+from streamkit._errors import StreamTimeoutError
+from streamkit._models import Chunk, Usage
 
 if TYPE_CHECKING:
     from streamkit.prices import Cost
@@ -541,7 +541,7 @@ class Recorder:
 
     def fail(self, error: BaseException) -> None:
         """The stream failed with ``error`` (about to be delivered downstream); a
-        :class:`~streamkit.errors.StreamTimeoutError` (the headers deadline the SDK
+        :class:`~streamkit._errors.StreamTimeoutError` (the headers deadline the SDK
         enforces) is recorded as a timeout of its kind."""
         if isinstance(error, StreamTimeoutError):
             kind: TimeoutKind = error.kind.replace(" ", "_")  # type: ignore[assignment]
@@ -580,7 +580,7 @@ class Recorder:
         if error is not None:
             error_type = _qualified(error)
         elif timeout is not None:
-            error_type = "streamkit.errors.StreamTimeoutError"
+            error_type = "streamkit.StreamTimeoutError"
         end = self.end = StreamEnd(
             start=self.start,
             outcome=outcome,

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Generic, TypeVar
 
-from streamkit.errors import StreamDivergedError
-from streamkit.models import Chunk, ToolCallDelta, Usage
+from streamkit._errors import StreamDivergedError
+from streamkit._models import Chunk, ToolCallDelta, Usage
 
 __all__ = ["Delivered"]
 

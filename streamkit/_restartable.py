@@ -1,6 +1,6 @@
 """What ``ops.retry_on_error`` and ``ops.fallback`` need of a provider stream.
 
-The operators depend on this protocol, not on ``streamkit.stream``: operators stand
+The operators depend on this protocol, not on ``streamkit._stream``: operators stand
 above the core, and ``sk.Stream`` is simply one class that satisfies it.
 """
 
@@ -10,7 +10,7 @@ from typing import Protocol, runtime_checkable
 
 from reactivex import Observable
 
-from streamkit.models import Chunk
+from streamkit._models import Chunk
 
 __all__ = ["RestartableStream"]
 

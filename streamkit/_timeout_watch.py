@@ -17,9 +17,9 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable, SerialDisposable, SingleAssignmentDisposable
 from reactivex.scheduler.virtualtimescheduler import VirtualTimeScheduler
 
+from streamkit._errors import StreamTimeoutError
 from streamkit._lifecycle import disposing
 from streamkit._timers import timer_scheduler
-from streamkit.errors import StreamTimeoutError
 
 __all__ = ["checked_seconds", "timeout"]
 

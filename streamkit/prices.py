@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
-from streamkit.models import Usage, UsageSource
+from streamkit._models import Usage, UsageSource
 from streamkit.providers import provider_entry
 
 __all__ = ["Cost", "Price", "cost_of", "register", "unregister"]

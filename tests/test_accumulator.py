@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 
 import streamkit as sk
 from streamkit import Chunk, ToolCallDelta, Usage
-from streamkit.accumulator import Accumulator
-from streamkit.finish_reasons import FinishReason
-from streamkit.messages import MessageBuilder
+from streamkit._accumulator import Accumulator
+from streamkit._finish_reasons import FinishReason
+from streamkit._messages import MessageBuilder
 from streamkit.testing import strategies as sks
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from pydantic import PrivateAttr
 
-from streamkit.models import Chunk, ToolCallDelta, Usage, construct_chunk, construct_chunk_with
+from streamkit._models import Chunk, ToolCallDelta, Usage, construct_chunk, construct_chunk_with
 from streamkit.providers.anthropic import AnthropicChunk
 from streamkit.providers.anthropic.fast import LazyAnthropicChunk
 from streamkit.providers.groq.fast import LazyGroqChunk

@@ -90,7 +90,8 @@ def directives() -> list[Directive]:
 def resolve(target: str) -> tuple[ModuleType | None, str, Any]:
     """``(parent module or None, name, object)`` of a directive's target, resolved as
     mkdocstrings does: a dotted path that names a module is that module (so
-    ``streamkit.stream`` is the module, not the function the package exports)."""
+    ``streamkit._stream`` is the module, ``streamkit.stream`` the function the package
+    exports)."""
     try:
         return _parent_of(target), target.rsplit(".", 1)[-1], importlib.import_module(target)
     except ModuleNotFoundError:
@@ -226,5 +227,6 @@ def test_the_parser_reads_targets_and_options() -> None:
     redis = next(d for d in directives() if d.target == "streamkit.redis")
     assert "publish" in redis.options["filters"][1]
     assert "publish" not in rendered_members(redis, importlib.import_module("streamkit.redis"))
-    assert resolve("streamkit.stream")[2] is importlib.import_module("streamkit.stream")
+    assert resolve("streamkit._stream")[2] is importlib.import_module("streamkit._stream")
+    assert resolve("streamkit.stream")[2] is streamkit.stream
     assert resolve("streamkit.Stream")[2] is streamkit.Stream

@@ -303,7 +303,7 @@ async def test_timeout(server: ReplayServer, case: ProviderCase, async_: bool, w
     assert isinstance(error, sk.StreamTimeoutError)
     end = recording.only_end()
     assert (end.outcome, end.timeout) == ("timeout", which)
-    assert end.error_type == "streamkit.errors.StreamTimeoutError"
+    assert end.error_type == "streamkit.StreamTimeoutError"
     assert end.chunks == len(seen)
     assert (end.first_chunk_ns is None) == (which == "first_chunk")
 

@@ -16,7 +16,7 @@ from reactivex import operators as rx
 
 import streamkit as sk
 from streamkit import ops
-from streamkit.source import THREAD_NAME_PREFIX
+from streamkit._source import THREAD_NAME_PREFIX
 from streamkit.testing import Fault, ReplayServer, Reply
 
 LONG = "openai/chat-text-after-tool-results"  # many small events

@@ -17,7 +17,7 @@ from reactivex import operators as rx_ops
 import streamkit as sk
 from streamkit import _lifecycle as lc
 from streamkit import ops
-from streamkit.ledger import EndCollector
+from streamkit._ledger import EndCollector
 from streamkit.testing import Fault, ReplayServer, Reply
 from tests.ops._pipelines import wait_for_no_leftover_threads
 

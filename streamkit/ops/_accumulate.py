@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 from reactivex import Observable, abc
 
-from streamkit.accumulator import Accumulator, ResponseSnapshot
-from streamkit.models import Chunk
+from streamkit._accumulator import Accumulator, ResponseSnapshot
+from streamkit._models import Chunk
 
 __all__ = ["accumulate"]
 

@@ -10,11 +10,11 @@ from collections.abc import Callable
 from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable, SingleAssignmentDisposable
 
+from streamkit._errors import AllFailedError
 from streamkit._lifecycle import capture, disposing
-from streamkit.errors import AllFailedError
-from streamkit.models import Chunk, Usage
+from streamkit._models import Chunk, Usage
+from streamkit._pipeline import Pipeline
 from streamkit.ops._race import any_async
-from streamkit.pipeline import Pipeline
 from streamkit.telemetry._operations import begin_operation, ending, subscribe_attempt
 
 __all__ = ["best_of"]

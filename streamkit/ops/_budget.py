@@ -10,6 +10,8 @@ from decimal import Decimal
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable, SingleAssignmentDisposable
 
+from streamkit._errors import BudgetError, BudgetExceededError
+from streamkit._ledger import Ledger
 from streamkit._lifecycle import (
     LifecycleObserver,
     StreamEnd,
@@ -17,10 +19,8 @@ from streamkit._lifecycle import (
     disposing,
     observing,
 )
+from streamkit._models import Chunk, Usage
 from streamkit._tokens import approximate_tokens, count_input
-from streamkit.errors import BudgetError, BudgetExceededError
-from streamkit.ledger import Ledger
-from streamkit.models import Chunk, Usage
 from streamkit.prices import Cost, cost_of
 
 __all__ = ["budget"]

@@ -11,9 +11,9 @@ from collections.abc import Callable
 from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable, SingleAssignmentDisposable
 
+from streamkit._errors import AllFailedError, StreamError
 from streamkit._lifecycle import capture, current_reason, disposing
-from streamkit.errors import AllFailedError, StreamError
-from streamkit.models import Chunk, Usage
+from streamkit._models import Chunk, Usage
 from streamkit.telemetry._operations import begin_operation, subscribe_attempt
 
 __all__ = ["Contest", "NoMatchError"]

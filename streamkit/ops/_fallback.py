@@ -9,11 +9,11 @@ from typing import Any
 from reactivex import Observable, abc
 from reactivex.disposable import SerialDisposable, SingleAssignmentDisposable
 
+from streamkit._errors import AllFailedError, StreamDivergedError
 from streamkit._lifecycle import capture
+from streamkit._models import Chunk
 from streamkit._prefix_match import Delivered
 from streamkit._restartable import RestartableStream
-from streamkit.errors import AllFailedError, StreamDivergedError
-from streamkit.models import Chunk
 from streamkit.providers import is_transient_error
 from streamkit.telemetry._operations import begin_operation, ending, subscribe_attempt
 

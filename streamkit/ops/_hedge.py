@@ -10,8 +10,8 @@ from collections.abc import Callable
 from reactivex import Observable, abc
 from reactivex.disposable import SerialDisposable
 
+from streamkit._models import Chunk
 from streamkit._timers import timer_scheduler
-from streamkit.models import Chunk
 from streamkit.ops._contest import Contest
 
 __all__ = ["hedge"]

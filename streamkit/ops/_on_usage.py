@@ -9,8 +9,8 @@ from typing import Literal, TypeVar
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable, SingleAssignmentDisposable
 
+from streamkit._ledger import EndCollector, UsageReport
 from streamkit._lifecycle import _unraisable, observing
-from streamkit.ledger import EndCollector, UsageReport
 
 __all__ = ["on_usage"]
 

@@ -8,8 +8,8 @@ from pydantic import BaseModel
 from reactivex import Observable, abc
 from reactivex.disposable import SingleAssignmentDisposable
 
+from streamkit._models import Chunk
 from streamkit._partial_json import ModelT, PartialModelParser
-from streamkit.models import Chunk
 
 __all__ = ["partial_object"]
 

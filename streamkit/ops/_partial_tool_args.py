@@ -10,9 +10,9 @@ from pydantic import BaseModel
 from reactivex import Observable, abc
 from reactivex.disposable import SingleAssignmentDisposable
 
+from streamkit._accumulator import ToolCallCompletion
+from streamkit._models import Chunk, ToolCallDelta
 from streamkit._partial_json import ModelT, PartialModelParser
-from streamkit.accumulator import ToolCallCompletion
-from streamkit.models import Chunk, ToolCallDelta
 
 __all__ = ["PartialToolArgs", "partial_tool_args"]
 
@@ -61,7 +61,7 @@ def partial_tool_args(
     changed, with ``args`` a partial instance of ``model``, and one last item with
     ``complete=True`` when the call completes: when its provider marks it complete,
     another call starts, a finish reason arrives or the stream ends (the one rule,
-    ``streamkit.accumulator.ToolCallCompletion``, that the reducer follows too).
+    ``streamkit._accumulator.ToolCallCompletion``, that the reducer follows too).
     Calls with no arguments at all are validated as ``{}``.
 
     A partial instance is built with ``model.model_construct``: fields seen so far hold

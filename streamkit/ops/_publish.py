@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING
 from reactivex import Observable, abc
 from reactivex.disposable import SerialDisposable
 
+from streamkit._models import Chunk
 from streamkit._timers import on_loop_thread
-from streamkit.models import Chunk
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -50,9 +50,9 @@ def publish(
     """
     if maxlen < 1 or ttl <= 0 or lease <= 0:
         raise ValueError("maxlen, ttl and lease must be positive")
+    from streamkit._source import _event_loop
     from streamkit.redis._follow import follow
     from streamkit.redis._producer import acquire, produce
-    from streamkit.source import _event_loop
 
     def operator(source: Observable[Chunk]) -> Observable[Chunk]:
         def subscribe(

@@ -7,9 +7,9 @@ from collections.abc import Callable
 
 from reactivex import Observable, abc
 
-from streamkit.models import Chunk
+from streamkit._models import Chunk
+from streamkit._pipeline import Pipeline
 from streamkit.ops._contest import Contest
-from streamkit.pipeline import Pipeline
 
 __all__ = ["first_match", "race"]
 

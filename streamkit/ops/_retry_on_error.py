@@ -13,13 +13,13 @@ from typing import Any, Literal
 from reactivex import Observable, Observer, abc
 from reactivex.disposable import SerialDisposable, SingleAssignmentDisposable
 
+from streamkit._errors import StreamDivergedError
 from streamkit._lifecycle import attempt as lifecycle_attempt
 from streamkit._lifecycle import capture
+from streamkit._models import Chunk
 from streamkit._prefix_match import Delivered
 from streamkit._restartable import RestartableStream
 from streamkit._timers import timer_scheduler
-from streamkit.errors import StreamDivergedError
-from streamkit.models import Chunk
 from streamkit.providers import is_transient_error
 from streamkit.telemetry._operations import Operation, begin_operation, ending
 

@@ -12,7 +12,7 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable, SingleAssignmentDisposable
 from reactivex.notification import Notification, OnCompleted, OnError, OnNext
 
-from streamkit.errors import StreamError
+from streamkit._errors import StreamError
 
 __all__ = ["SharedReplay", "share_replay"]
 

@@ -9,9 +9,9 @@ from typing import Protocol, TypeAlias, TypeVar
 from reactivex import Observable, abc
 from reactivex.disposable import SingleAssignmentDisposable
 
+from streamkit._accumulator import ResponseSnapshot
 from streamkit._lifecycle import disposing
-from streamkit.accumulator import ResponseSnapshot
-from streamkit.models import Chunk
+from streamkit._models import Chunk
 
 __all__ = ["TextPattern", "take_until_match"]
 

@@ -9,7 +9,7 @@ from typing import Generic, Literal, NamedTuple, TypeVar
 from reactivex import Observable, abc
 from reactivex import operators as rx_ops
 
-from streamkit.models import Chunk
+from streamkit._models import Chunk
 from streamkit.ops._share_replay import SharedReplay
 
 __all__ = ["AudioText", "TeeSide", "tee_audio_text"]

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from reactivex import Observable, abc
 
-from streamkit.models import Chunk
+from streamkit._models import Chunk
 
 __all__ = ["text"]
 

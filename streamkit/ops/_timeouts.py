@@ -8,8 +8,8 @@ from typing import TypeVar
 
 from reactivex import Observable, abc
 
+from streamkit._deadlines import Deadlines
 from streamkit._timeout_watch import checked_seconds, timeout
-from streamkit.deadlines import Deadlines
 
 __all__ = ["deadlines", "first_chunk_timeout", "idle_timeout", "total_timeout"]
 

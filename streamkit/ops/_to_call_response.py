@@ -6,10 +6,10 @@ from collections.abc import Callable
 
 from reactivex import Observable, abc
 
+from streamkit._accumulator import Accumulator, ResponseSnapshot
+from streamkit._ledger import EndCollector, requests_of, total_usage
 from streamkit._lifecycle import observing
-from streamkit.accumulator import Accumulator, ResponseSnapshot
-from streamkit.ledger import EndCollector, requests_of, total_usage
-from streamkit.models import CallResponse, Chunk
+from streamkit._models import CallResponse, Chunk
 
 __all__ = ["to_call_response"]
 

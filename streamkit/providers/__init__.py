@@ -10,8 +10,8 @@ import difflib
 import importlib
 from functools import cache
 
-from streamkit.errors import UnknownProviderError
-from streamkit.messages import MessageBuilder
+from streamkit._errors import UnknownProviderError
+from streamkit._messages import MessageBuilder
 from streamkit.providers._base import Decoder, ProviderAdapter, is_transient_error
 from streamkit.providers._chat import ChatMessageBuilder
 from streamkit.providers._registry import REGISTRY, ProviderEntry

@@ -1,11 +1,11 @@
 """The adapter protocol: what a provider module supplies, and nothing more.
 
 An adapter opens the SDK's stream (sync or async), decodes each SDK event into zero or
-more :class:`~streamkit.models.Chunk` (through a per-stream :class:`Decoder`, which also
+more :class:`~streamkit._models.Chunk` (through a per-stream :class:`Decoder`, which also
 knows whether the provider's terminal event arrived) and classifies errors as transient
 or not. The rules the reducer applies to a provider's chunks (its finish-reason table and
 message builder) are class attributes of its chunk type (:class:`~streamkit.Chunk`).
-Lifetimes, threads and cancellation belong to :mod:`streamkit.source`.
+Lifetimes, threads and cancellation belong to :mod:`streamkit._source`.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from collections.abc import Collection, Mapping
 from functools import cache
 from typing import Any, ClassVar
 
-from streamkit.errors import IncompleteStreamError, MissingAPIKeyError
-from streamkit.messages import Message
-from streamkit.models import Chunk
+from streamkit._errors import IncompleteStreamError, MissingAPIKeyError
+from streamkit._messages import Message
+from streamkit._models import Chunk
 
 __all__ = [
     "CONTINUE_INSTRUCTION",
@@ -368,7 +368,7 @@ class ProviderAdapter(ABC):
         return named | self.kwargs_params, lenient, f"{self.name} ({method.replace(':', '.')})"
 
     def check_default_credentials(self) -> None:
-        """Raise :class:`~streamkit.errors.MissingAPIKeyError` when no client was given
+        """Raise :class:`~streamkit._errors.MissingAPIKeyError` when no client was given
         and none of :attr:`api_key_env` is set (checked at ``sk.stream`` time, before
         any request: the SDKs' own errors for a missing key are late and obscure)."""
         if self.api_key_env and not any(os.environ.get(name) for name in self.api_key_env):

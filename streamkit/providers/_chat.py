@@ -4,7 +4,7 @@ OpenAI, Groq, Mistral, LiteLLM and Azure all stream ``chat.completion.chunk`` ob
 (each SDK with its own classes of the same shape), so one decoder reads them by
 attribute. Each adapter supplies only what differs: where usage lives, how a tool-call
 fragment reads, and what ends its stream. Their chunk types share the chat rules of
-the reducer too: :data:`~streamkit.finish_reasons.CHAT_FINISH_REASONS` (a plain
+the reducer too: :data:`~streamkit._finish_reasons.CHAT_FINISH_REASONS` (a plain
 ``Chunk``'s) and :class:`ChatMessageBuilder`.
 """
 
@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
-from streamkit.messages import MessageBuilder
-from streamkit.models import Chunk, ToolCallDelta, Usage, construct_chunk
+from streamkit._messages import MessageBuilder
+from streamkit._models import Chunk, ToolCallDelta, Usage, construct_chunk
 from streamkit.providers._base import Decoder
 
 __all__ = ["ChatChunkDecoder", "ChatMessageBuilder", "chat_usage"]
@@ -77,7 +77,7 @@ def _holds_no_audio(chunk_type: type[Chunk]) -> bool:
 
 class ChatMessageBuilder(MessageBuilder):
     """The OpenAI chat-completions assistant message (also Groq, Mistral, LiteLLM, Azure):
-    :class:`~streamkit.messages.MessageBuilder`'s, with the audio id of an audio answer."""
+    :class:`~streamkit._messages.MessageBuilder`'s, with the audio id of an audio answer."""
 
     def __init__(self) -> None:
         self.audio_id: str | None = None

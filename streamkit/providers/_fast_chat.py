@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from streamkit.models import Chunk, ToolCallDelta
+from streamkit._models import Chunk, ToolCallDelta
 from streamkit.providers._chat import ChatChunkDecoder
 from streamkit.providers._stainless import LazyChunk, RawEvent, construct_lazy
 

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import PrivateAttr, SerializationInfo, SerializerFunctionWrapHandler, model_serializer
 
-from streamkit.models import Chunk, construct_chunk_with
+from streamkit._models import Chunk, construct_chunk_with
 from streamkit.providers._sse import SSESplitter
 
 try:
@@ -218,7 +218,7 @@ def construct_lazy(chunk_type: type[LazyT], event: RawEvent, values: dict[str, A
     """A lazy chunk of ``values`` (a fresh dict, every field but ``chunk`` in declaration
     order, as the decoders give them) holding ``event``: what
     ``chunk_type.model_construct(**values)`` then setting ``_event`` gives
-    (:func:`~streamkit.models.construct_chunk_with`)."""
+    (:func:`~streamkit._models.construct_chunk_with`)."""
     return construct_chunk_with(chunk_type, values, {"_event": event})
 
 
@@ -271,7 +271,7 @@ class FastStream:
     """A fast path's sync stream over the SDK's own streaming response: iterates the
     :data:`RawEvent` pairs of its :class:`EventReader`; ``close()`` releases the
     connection. ``response`` is the HTTP response (for
-    :func:`streamkit.source.shutdown_socket`)."""
+    :func:`streamkit._source.shutdown_socket`)."""
 
     def __init__(self, api_response: Any, reader: EventReader) -> None:
         self.api_response = api_response

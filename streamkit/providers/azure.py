@@ -26,7 +26,7 @@ chunk, and the stream then ends without its finish reason (``IncompleteStreamErr
 
 Cancelling a stream closes its connection at once, sync and async: the sync SDK reads
 through ``requests``, whose response the adapter hands to
-:func:`streamkit.source.shutdown_socket` (:meth:`AzureAdapter.http_response`).
+:func:`streamkit._source.shutdown_socket` (:meth:`AzureAdapter.http_response`).
 """
 
 from __future__ import annotations
@@ -42,10 +42,10 @@ from azure.ai.inference.models import StreamingChatCompletionsUpdate
 from azure.core.credentials import AzureKeyCredential
 from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 
-from streamkit.errors import EndpointError
-from streamkit.finish_reasons import CHAT_FINISH_REASONS, FinishReason
-from streamkit.messages import Message, MessageBuilder
-from streamkit.models import Chunk, ToolCallDelta, Usage
+from streamkit._errors import EndpointError
+from streamkit._finish_reasons import CHAT_FINISH_REASONS, FinishReason
+from streamkit._messages import Message, MessageBuilder
+from streamkit._models import Chunk, ToolCallDelta, Usage
 from streamkit.providers._base import (
     ProviderAdapter,
     describe_client,
@@ -231,7 +231,7 @@ class AzureAdapter(ProviderAdapter):
     through ``model_extras``) arrived: the SDK ends quietly on a body cut before
     ``[DONE]``. A dropped connection (``HttpResponseError`` over requests'
     ``ChunkedEncodingError`` sync, ``IncompleteReadError`` over aiohttp's
-    ``ClientPayloadError`` async) is an :class:`~streamkit.errors.IncompleteStreamError`
+    ``ClientPayloadError`` async) is an :class:`~streamkit._errors.IncompleteStreamError`
     raised from it, by the base adapter's ``read_error``.
     """
 

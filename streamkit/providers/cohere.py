@@ -18,7 +18,7 @@ always reachable):
   -> ``thinking``. It is reasoning in the same sense as other providers' thinking, so it
   is read where callers read reasoning; :class:`CohereMessageBuilder` keeps it apart as
   the message's ``tool_plan``, which Cohere expects back with its tool calls;
-- ``tool-call-start``: a :class:`~streamkit.models.ToolCallDelta` at the event's
+- ``tool-call-start``: a :class:`~streamkit._models.ToolCallDelta` at the event's
   ``index`` with the call's ``id``, ``name`` and first ``arguments``;
   ``tool-call-delta``: an ``arguments`` fragment; ``tool-call-end``: the call is
   complete;
@@ -26,7 +26,7 @@ always reachable):
   ``debug``: nothing normalized; citations stay in ``chunk.chunk``;
 - ``message-end``: ``finish_reason`` (``COMPLETE``, ``MAX_TOKENS``, ``TOOL_CALL``,
   ``ERROR``...) and usage; the terminal event. A stream that ends without it is an
-  :class:`~streamkit.errors.IncompleteStreamError`, a connection dropped before it too
+  :class:`~streamkit._errors.IncompleteStreamError`, a connection dropped before it too
   (the SDK lets the bare ``httpx`` error through). A ``finish_reason`` of ``ERROR``
   (with ``delta.error``) is reported as it came: the SDK raises nothing for it.
 
@@ -51,9 +51,9 @@ import cohere
 from cohere.core.http_response import BaseHttpResponse
 from cohere.v2.types.v2chat_stream_response import V2ChatStreamResponse
 
-from streamkit.finish_reasons import FinishReason
-from streamkit.messages import Message, MessageBuilder, function_tool_calls, is_neutral
-from streamkit.models import Chunk, ToolCall, ToolCallDelta, Usage
+from streamkit._finish_reasons import FinishReason
+from streamkit._messages import Message, MessageBuilder, function_tool_calls, is_neutral
+from streamkit._models import Chunk, ToolCall, ToolCallDelta, Usage
 from streamkit.providers._base import (
     Decoder,
     ProviderAdapter,

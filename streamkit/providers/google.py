@@ -20,7 +20,7 @@ How a streamed ``GenerateContentResponse`` becomes one chunk (candidate 0 only):
 - text parts -> ``content``; text parts with ``thought=True`` (thought summaries, with
   ``thinking_config=ThinkingConfig(include_thoughts=True)``) -> ``thinking``;
 - each ``function_call`` part -> one whole, complete
-  :class:`~streamkit.models.ToolCallDelta` (Gemini sends function calls whole, never as
+  :class:`~streamkit._models.ToolCallDelta` (Gemini sends function calls whole, never as
   argument fragments): ``index`` counts the calls of the stream, ``id`` is the call's
   ``id`` where Gemini sends one (else ``None``), ``arguments`` is ``json.dumps(args)``;
 - ``finish_reason`` -> its enum name (``"STOP"``, ``"MAX_TOKENS"``...); a prompt
@@ -55,11 +55,11 @@ inner async generators wait for the event loop's finalizer), so :meth:`close_asy
 also closes the HTTP response itself. :func:`find_http_response` reaches that response
 through the suspended generators; a sync stream caches it after its first event so a
 disposal from another thread can shut its socket down
-(:func:`streamkit.source.shutdown_socket`) even while the reader is blocked. Before the
+(:func:`streamkit._source.shutdown_socket`) even while the reader is blocked. Before the
 first event it cannot be reached, nor the response of a follow-up request the SDK makes
 on its own (automatic continuation, automatic function calling): such a disposal takes
 effect when the next event arrives. A connection dropped before the terminal chunk is an
-:class:`~streamkit.errors.IncompleteStreamError` (the SDK lets the bare ``httpx2`` or
+:class:`~streamkit._errors.IncompleteStreamError` (the SDK lets the bare ``httpx2`` or
 ``aiohttp`` error through); HTTP errors are the SDK's own
 (``google.genai.errors.ClientError``, ``ServerError``).
 """
@@ -77,9 +77,9 @@ from google import genai
 from google.genai import types
 from google.genai.client import AsyncClient
 
-from streamkit.finish_reasons import FinishReason
-from streamkit.messages import Message, MessageBuilder, is_neutral
-from streamkit.models import Chunk, ToolCallDelta, Usage
+from streamkit._finish_reasons import FinishReason
+from streamkit._messages import Message, MessageBuilder, is_neutral
+from streamkit._models import Chunk, ToolCallDelta, Usage
 from streamkit.providers._base import (
     Decoder,
     ProviderAdapter,

@@ -22,7 +22,7 @@ True}``, which litellm honours for every provider by sending a usage chunk at th
 What litellm does on its own, and streamkit cannot change:
 
 - it reports a stream cut before its finish reason as ``MidStreamFallbackError``;
-  streamkit raises that as :class:`~streamkit.errors.IncompleteStreamError` (caused by
+  streamkit raises that as :class:`~streamkit._errors.IncompleteStreamError` (caused by
   it). A body that ends cleanly *after* the finish reason is completed by litellm
   itself: it builds the usage chunk from what it received, so that cut cannot be seen.
   A usage chunk litellm built because the provider sent none (a cut after the finish
@@ -55,9 +55,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import ConfigDict
 
-from streamkit.finish_reasons import CHAT_FINISH_REASONS, FinishReason
-from streamkit.messages import Message, MessageBuilder
-from streamkit.models import Chunk, Usage
+from streamkit._finish_reasons import CHAT_FINISH_REASONS, FinishReason
+from streamkit._messages import Message, MessageBuilder
+from streamkit._models import Chunk, Usage
 from streamkit.providers._base import (
     Decoder,
     ProviderAdapter,
@@ -185,7 +185,7 @@ class LiteLLMAdapter(ProviderAdapter):
 
     def read_error(self, decoder: Decoder, error: Exception) -> Exception:
         """litellm's report of a stream cut before its end (``MidStreamFallbackError``
-        over an ``APIConnectionError``) as :class:`~streamkit.errors.IncompleteStreamError`
+        over an ``APIConnectionError``) as :class:`~streamkit._errors.IncompleteStreamError`
         (raised from it); other errors unchanged.
 
         litellm reports every error raised while a stream is read as such an

@@ -25,9 +25,9 @@ from typing import Any, ClassVar
 from mistralai.client import Mistral
 from mistralai.client.models import CompletionChunk
 
-from streamkit.finish_reasons import CHAT_FINISH_REASONS, FinishReason
-from streamkit.messages import Message, MessageBuilder
-from streamkit.models import Chunk, ToolCallDelta
+from streamkit._finish_reasons import CHAT_FINISH_REASONS, FinishReason
+from streamkit._messages import Message, MessageBuilder
+from streamkit._models import Chunk, ToolCallDelta
 from streamkit.providers._base import ProviderAdapter, describe_client, is_transient_error
 from streamkit.providers._chat import ChatChunkDecoder, ChatMessageBuilder
 
@@ -86,7 +86,7 @@ class MistralAdapter(ProviderAdapter):
 
     The stream is complete once a finish reason arrived (usage comes in the same
     chunk); a body that ends, or a connection that drops, before it is an
-    :class:`~streamkit.errors.IncompleteStreamError`. HTTP errors are the SDK's own
+    :class:`~streamkit._errors.IncompleteStreamError`. HTTP errors are the SDK's own
     (``mistralai.client.errors.SDKError``, ``HTTPValidationError`` for 422).
     """
 

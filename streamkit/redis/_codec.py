@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 import orjson
 
-from streamkit.models import Chunk, ToolCallDelta, Usage, UsageSource, construct_chunk
+from streamkit._models import Chunk, ToolCallDelta, Usage, UsageSource, construct_chunk
 from streamkit.prices import Cost
 
 __all__ = ["Terminal", "decode_chunk", "decode_terminal", "encode_chunk", "encode_terminal"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streamkit.errors import StreamError
+from streamkit._errors import StreamError
 
 __all__ = [
     "ProducerError",

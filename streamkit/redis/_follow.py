@@ -18,8 +18,9 @@ import redis.asyncio as aioredis
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
+from streamkit._models import Chunk
+from streamkit._source import _event_loop
 from streamkit._timers import on_loop_thread as _on_loop_thread
-from streamkit.models import Chunk
 from streamkit.redis._codec import Terminal, decode_chunk, decode_terminal
 from streamkit.redis._errors import (
     ProducerError,
@@ -28,7 +29,6 @@ from streamkit.redis._errors import (
     StreamNotFoundError,
 )
 from streamkit.redis._log import CHUNK_FIELD, END_FIELD, LOST, lease_key, parse_id, retrying
-from streamkit.source import _event_loop
 
 __all__ = ["entries", "follow"]
 

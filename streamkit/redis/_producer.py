@@ -23,12 +23,12 @@ import redis.asyncio as aioredis
 from reactivex import Observable
 from redis.exceptions import ResponseError
 
+from streamkit._accumulator import Accumulator
+from streamkit._errors import StreamError
+from streamkit._ledger import EndCollector, total_cost, total_usage
 from streamkit._lifecycle import disposing, observing
+from streamkit._models import Chunk, Usage
 from streamkit._timers import on_loop_thread as _on_loop_thread
-from streamkit.accumulator import Accumulator
-from streamkit.errors import StreamError
-from streamkit.ledger import EndCollector, total_cost, total_usage
-from streamkit.models import Chunk, Usage
 from streamkit.prices import Cost, cost_of
 from streamkit.redis._codec import Terminal, encode_chunk, encode_terminal
 from streamkit.redis._log import (

@@ -13,8 +13,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from streamkit.messages import Message
-from streamkit.models import Chunk
+from streamkit._messages import Message
+from streamkit._models import Chunk
 from streamkit.serve._messages import from_openai_messages, from_ui_messages
 from streamkit.serve._openai_sse import OpenAIChunkEncoder
 from streamkit.serve._plain_sse import PlainChunkEncoder

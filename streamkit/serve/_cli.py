@@ -15,7 +15,7 @@ from typing import Any, TextIO
 from reactivex import Observable
 
 import streamkit as sk
-from streamkit.messages import Message
+from streamkit._messages import Message
 from streamkit.serve._response import StreamEnd
 
 __all__ = [

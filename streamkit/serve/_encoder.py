@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from streamkit.models import Chunk, Usage
+from streamkit._models import Chunk, Usage
 
 __all__ = ["Encoder", "safe_error_text"]
 
@@ -47,7 +47,7 @@ def safe_error_text(error: BaseException) -> str:
     """A message for a client: the error's type name and, for streamkit's own errors,
     their message (written by streamkit, never carrying a key); never a traceback, never
     an SDK's message (which can echo request headers)."""
-    from streamkit.errors import StreamError
+    from streamkit._errors import StreamError
 
     if isinstance(error, StreamError):
         return f"{type(error).__name__}: {error}"[:500]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from streamkit.messages import Message
+from streamkit._messages import Message
 
 __all__ = ["from_openai_messages", "from_ui_messages"]
 

@@ -21,9 +21,9 @@ import time
 import uuid
 from typing import Any
 
+from streamkit._accumulator import Accumulator
+from streamkit._models import Chunk, ToolCallDelta, Usage
 from streamkit._tokens import count_output
-from streamkit.accumulator import Accumulator
-from streamkit.models import Chunk, ToolCallDelta, Usage
 from streamkit.serve._encoder import safe_error_text
 from streamkit.serve._sse import DONE, sse_json
 

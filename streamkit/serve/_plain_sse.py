@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from streamkit.models import Chunk, Usage
+from streamkit._models import Chunk, Usage
 from streamkit.serve._encoder import safe_error_text
 from streamkit.serve._sse import sse_json
 

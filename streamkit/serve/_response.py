@@ -41,10 +41,10 @@ from reactivex.abc import DisposableBase
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from streamkit._ledger import EndCollector, total_cost, total_usage
 from streamkit._lifecycle import StreamEnd as RequestEnd
 from streamkit._lifecycle import disposing, observing
-from streamkit.ledger import EndCollector, total_cost, total_usage
-from streamkit.models import Chunk, Usage
+from streamkit._models import Chunk, Usage
 from streamkit.prices import Cost
 from streamkit.serve._encoder import Encoder
 from streamkit.serve._sse import HEARTBEAT

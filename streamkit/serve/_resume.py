@@ -43,8 +43,8 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from streamkit.messages import Message
-from streamkit.models import Chunk
+from streamkit._messages import Message
+from streamkit._models import Chunk
 from streamkit.serve._app import chat_page, completion_request
 from streamkit.serve._encoder import Encoder
 from streamkit.serve._messages import from_ui_messages

@@ -10,8 +10,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from streamkit.accumulator import Accumulator
-from streamkit.models import Chunk, ToolCall, Usage
+from streamkit._accumulator import Accumulator
+from streamkit._models import Chunk, ToolCall, Usage
 from streamkit.serve._encoder import safe_error_text
 from streamkit.serve._sse import DONE, sse_json
 

@@ -31,8 +31,8 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+from streamkit._errors import StreamError
 from streamkit._lifecycle import add_observer
-from streamkit.errors import StreamError
 from streamkit.telemetry import _operations
 from streamkit.telemetry._logs import RequestLog
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from streamkit._lifecycle import StreamEnd
-from streamkit.models import Usage
+from streamkit._models import Usage
 from streamkit.telemetry import _semconv as sc
 
 __all__ = ["base_attributes", "cost_attributes", "cost_of", "end_fields", "usage_attributes"]

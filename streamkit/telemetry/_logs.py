@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 
 from streamkit._lifecycle import LifecycleObserver, StreamEnd, StreamStart
-from streamkit.models import Chunk
+from streamkit._models import Chunk
 from streamkit.telemetry import _semconv as sc
 
 __all__ = ["RequestLog", "logger"]

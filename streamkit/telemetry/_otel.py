@@ -27,7 +27,7 @@ from opentelemetry.metrics import Histogram, Meter
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from streamkit._lifecycle import LifecycleObserver, StreamEnd, StreamStart, current_attempt
-from streamkit.models import Chunk, Usage
+from streamkit._models import Chunk, Usage
 from streamkit.telemetry import _semconv as sc
 from streamkit.telemetry._fields import base_attributes, cost_of, end_fields, usage_attributes
 from streamkit.telemetry._operations import (
@@ -491,7 +491,7 @@ class OperationSpan:
             elif disposed_by is not None and disposed_by.startswith("timeout:"):
                 # between attempts, by a timeout operator downstream
                 outcome, timeout = "timeout", disposed_by.removeprefix("timeout:")
-                error_type = "streamkit.errors.StreamTimeoutError"
+                error_type = "streamkit.StreamTimeoutError"
         # attempts still undecided when the operation ended: cancelled by its end
         why = f"the {self.operator} ended: {outcome}"
         if outcome == "disposed":

@@ -30,7 +30,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from streamkit.models import Chunk, ToolCallDelta, Usage
+from streamkit._models import Chunk, ToolCallDelta, Usage
 from streamkit.testing.transcripts import Transcript
 
 __all__ = [

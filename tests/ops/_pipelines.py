@@ -19,7 +19,7 @@ from reactivex.testing.coldobservable import ColdObservable
 from reactivex.testing.recorded import Recorded
 
 import streamkit as sk
-from streamkit.source import THREAD_NAME_PREFIX
+from streamkit._source import THREAD_NAME_PREFIX
 from streamkit.testing import RecordedRequest, ReplayServer, load_transcript
 
 T = TypeVar("T")

@@ -25,7 +25,7 @@ from reactivex.testing import ReactiveTest, TestScheduler
 from reactivex.testing.coldobservable import ColdObservable
 from reactivex.testing.mockobserver import MockObserver
 
-from streamkit.errors import StreamError
+from streamkit._errors import StreamError
 from tests.ops._pipelines import wait_for_no_leftover_threads
 from tests.recorded import notification_of
 

@@ -12,7 +12,7 @@ from reactivex import operators as rx
 from reactivex.testing import TestScheduler
 
 import streamkit as sk
-from streamkit import accumulator as accumulator_module
+from streamkit import _accumulator as accumulator_module
 from streamkit import ops
 from streamkit.testing import ReplayServer
 from streamkit.testing import strategies as sks

@@ -1,4 +1,4 @@
-"""The operators stand above the core: they import the core, never ``streamkit.stream``
+"""The operators stand above the core: they import the core, never ``streamkit._stream``
 (what they need of a stream is the ``RestartableStream`` protocol), and nothing they
 import leans back on ``streamkit.ops``.
 
@@ -45,24 +45,24 @@ def imported_by(name: str) -> set[str]:
             else:
                 module = node.module or ""
             found.add(module)
-            # `from streamkit import stream` imports the module streamkit.stream
+            # `from streamkit import _stream` imports the module streamkit._stream
             found.update(f"{module}.{alias.name}" for alias in node.names)
     return {m for m in found if m in MODULES}
 
 
 def test_the_import_reader_sees_top_level_lazy_and_relative_imports() -> None:
     assert "streamkit.ops._contest" in imported_by("streamkit.ops._race")
-    assert "streamkit.source" in imported_by("streamkit.ops._publish")  # inside a function
+    assert "streamkit._source" in imported_by("streamkit.ops._publish")  # inside a function
     assert "streamkit.ops._text" in imported_by("streamkit.ops")
 
 
 def test_no_operator_module_imports_the_stream_module() -> None:
     offenders = {
-        name: sorted(imported_by(name) & {"streamkit", "streamkit.stream"})
+        name: sorted(imported_by(name) & {"streamkit", "streamkit._stream"})
         for name in OPERATOR_MODULES
     }
     offenders = {name: found for name, found in offenders.items() if found}
-    assert not offenders, f"operator modules importing streamkit.stream: {offenders}"
+    assert not offenders, f"operator modules importing streamkit._stream: {offenders}"
 
 
 def test_the_core_under_the_operators_never_imports_them() -> None:
@@ -79,7 +79,7 @@ def test_the_core_under_the_operators_never_imports_them() -> None:
                 back.append(f"{name} -> {module}")
             else:
                 core.add(module)
-    assert "streamkit.models" in seen
+    assert "streamkit._models" in seen
     assert not back, f"core modules the operators use import the operators: {back}"
 
 

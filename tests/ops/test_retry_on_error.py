@@ -27,9 +27,9 @@ from reactivex.testing.recorded import Recorded
 
 import streamkit as sk
 from streamkit import ops
+from streamkit._source import THREAD_NAME_PREFIX
 from streamkit.ops._retry_on_error import retry_after_seconds
 from streamkit.providers._base import CONTINUE_INSTRUCTION
-from streamkit.source import THREAD_NAME_PREFIX
 from streamkit.testing import Fault, ReplayServer, Reply, Transcript, load_transcript
 from streamkit.testing import strategies as sks
 

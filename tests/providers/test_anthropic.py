@@ -31,8 +31,9 @@ from reactivex import operators as rx_ops
 
 import streamkit as sk
 from streamkit import ops
-from streamkit.accumulator import Accumulator
-from streamkit.models import CallResponse, Chunk
+from streamkit._accumulator import Accumulator
+from streamkit._models import CallResponse, Chunk
+from streamkit._source import THREAD_NAME_PREFIX
 from streamkit.providers import get_adapter
 from streamkit.providers.anthropic import (
     DEFAULT_MAX_TOKENS,
@@ -40,7 +41,6 @@ from streamkit.providers.anthropic import (
     AnthropicChunk,
     AnthropicDecoder,
 )
-from streamkit.source import THREAD_NAME_PREFIX
 from streamkit.testing import Fault, ReplayServer, Reply, Transcript, load_transcript
 
 MODEL = "claude-sonnet-4-0"

@@ -23,7 +23,7 @@ from pydantic import TypeAdapter
 
 import streamkit as sk
 from streamkit import ops
-from streamkit.accumulator import Accumulator
+from streamkit._accumulator import Accumulator
 from streamkit.providers.cohere import CohereChunk, CohereDecoder
 from streamkit.testing import (
     Fault,

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 import streamkit as sk
 from streamkit import ops
-from streamkit.accumulator import Accumulator
+from streamkit._accumulator import Accumulator
 from streamkit.providers.google import (
     GoogleAdapter,
     GoogleChunk,

@@ -29,9 +29,9 @@ from litellm.types.utils import ModelResponseStream
 
 import streamkit as sk
 from streamkit import ops
+from streamkit._source import THREAD_NAME_PREFIX
 from streamkit.providers import get_adapter
 from streamkit.providers.litellm import LiteLLMChunk, mapped_error
-from streamkit.source import THREAD_NAME_PREFIX
 from streamkit.testing import FAKE_API_KEY, Fault, ReplayServer, Reply, Transcript, load_transcript
 from tests.providers.chat_support import (
     assert_cut_is_incomplete,

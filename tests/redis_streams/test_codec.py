@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streamkit.models import Chunk, Usage
+from streamkit._models import Chunk, Usage
 from streamkit.prices import Cost
 from streamkit.providers import PROVIDERS, provider_entry
 from streamkit.redis._codec import (

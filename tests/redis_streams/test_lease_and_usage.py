@@ -23,7 +23,7 @@ import redis.asyncio as aioredis
 import streamkit as sk
 import streamkit.redis as skr
 from streamkit import ops
-from streamkit.ledger import UsageReport
+from streamkit._ledger import UsageReport
 from streamkit.redis._log import lease_key
 from streamkit.redis._producer import acquire
 from streamkit.testing import ReplayServer

@@ -30,7 +30,7 @@ import uvicorn
 import streamkit as sk
 import streamkit.redis as skr
 from streamkit import ops
-from streamkit.messages import Message
+from streamkit._messages import Message
 from streamkit.redis._codec import decode_terminal
 from streamkit.serve import HEARTBEAT, EntriesResponse, resumable_chat_app
 from streamkit.serve._cli import build_chat_server

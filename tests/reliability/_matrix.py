@@ -249,8 +249,8 @@ def _resolve(dotted: str) -> type[BaseException]:
     return value
 
 
-INCOMPLETE = "streamkit.errors.IncompleteStreamError"
-TIMEOUT = "streamkit.errors.StreamTimeoutError"
+INCOMPLETE = "streamkit.IncompleteStreamError"
+TIMEOUT = "streamkit.StreamTimeoutError"
 
 # The SDK's exception for an HTTP error status, per provider (each carries the status in
 # ``status_code``, google's in ``code``): one class for every status, or one per status.

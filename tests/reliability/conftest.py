@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 
-from streamkit.source import THREAD_NAME_PREFIX
+from streamkit._source import THREAD_NAME_PREFIX
 from streamkit.testing import ReplayServer
 from streamkit.testing.replay import ReplyLike
 from tests.reliability._matrix import PACE, SETTLE, settle

@@ -40,7 +40,7 @@ from reactivex import operators as rx
 
 import streamkit as sk
 from streamkit import ops
-from streamkit.source import THREAD_NAME_PREFIX
+from streamkit._source import THREAD_NAME_PREFIX
 from streamkit.testing import ReplayServer, Reply
 from streamkit.testing.replay import FOREIGN_TEXT
 from tests.reliability._matrix import (
@@ -327,7 +327,7 @@ def _check_spans(run: CellRun, telemetry: Telemetry) -> None:
         assert outcome == expected, ended_with
     elif run.cell.fault.stall and isinstance(error, sk.StreamTimeoutError):
         assert outcome == "timeout", ended_with
-        assert ended_with["error.type"] == "streamkit.errors.StreamTimeoutError"
+        assert ended_with["error.type"] == "streamkit.StreamTimeoutError"
     else:
         assert outcome == "error", ended_with
         assert ended_with["error.type"] == _qualified(error)

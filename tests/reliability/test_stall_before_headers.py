@@ -22,7 +22,7 @@ import pytest
 
 import streamkit as sk
 from streamkit import ops
-from streamkit.source import THREAD_NAME_PREFIX
+from streamkit._source import THREAD_NAME_PREFIX
 from streamkit.testing import Fault, ReplayServer, Reply
 from tests.reliability._matrix import MODEL, PROVIDER_CASES, SHORT_TIMEOUT, ProviderCase, settle
 from tests.reliability._run import close_async_client, run, run_sync

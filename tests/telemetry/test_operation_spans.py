@@ -105,7 +105,7 @@ def test_fallback_every_alternative_failing_is_an_error_operation(telemetry: Tel
     assert [_result(attempt[n])[0] for n in (1, 2)] == ["failed", "failed"]
     a = attrs(operation)
     assert a["streamkit.end.outcome"] == "error"
-    assert a["error.type"] == "streamkit.errors.AllFailedError"
+    assert a["error.type"] == "streamkit.AllFailedError"
     assert "streamkit.winner" not in a
     assert operation.status.status_code is StatusCode.ERROR
 

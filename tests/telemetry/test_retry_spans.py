@@ -53,7 +53,7 @@ def test_each_attempt_is_a_child_of_the_logical_calls_span(telemetry: Telemetry)
     for child in (first, second):
         assert child.parent is not None and child.parent.span_id == operation.context.span_id
     assert [attrs(first)["streamkit.attempt"], attrs(second)["streamkit.attempt"]] == [1, 2]
-    assert attrs(first)["error.type"] == "streamkit.errors.IncompleteStreamError"
+    assert attrs(first)["error.type"] == "streamkit.IncompleteStreamError"
     assert attrs(second)["streamkit.end.outcome"] == "completed"
     # the call's figures: what the subscriber received
     a = attrs(operation)
@@ -75,7 +75,7 @@ def test_each_attempt_is_a_child_of_the_logical_calls_span(telemetry: Telemetry)
     (retry_event,) = [e for e in operation.events if e.name == "streamkit.retry"]
     assert retry_event.attributes is not None
     assert retry_event.attributes["streamkit.attempt"] == 1
-    assert retry_event.attributes["error.type"] == "streamkit.errors.IncompleteStreamError"
+    assert retry_event.attributes["error.type"] == "streamkit.IncompleteStreamError"
     # metrics count requests, not the call: two durations
     (duration_ok, duration_error) = sorted(
         telemetry.points("gen_ai.client.operation.duration"),

@@ -216,7 +216,7 @@ def test_a_cut_stream_is_an_incomplete_stream_error(telemetry: Telemetry) -> Non
         _, error = collect_sync(_stream(server))
     assert isinstance(error, sk.IncompleteStreamError)
     (span,) = telemetry.requests()
-    assert attrs(span)["error.type"] == "streamkit.errors.IncompleteStreamError"
+    assert attrs(span)["error.type"] == "streamkit.IncompleteStreamError"
     assert attrs(span)["streamkit.chunks"] > 0
 
 
@@ -238,7 +238,7 @@ def test_a_timeout_says_which(telemetry: Telemetry, fault: Fault, operator: Any,
     a = attrs(span)
     assert a["streamkit.end.outcome"] == "timeout"
     assert a["streamkit.end.timeout"] == kind
-    assert a["error.type"] == "streamkit.errors.StreamTimeoutError"
+    assert a["error.type"] == "streamkit.StreamTimeoutError"
     assert span.status.status_code is StatusCode.ERROR
 
 
@@ -276,9 +276,9 @@ async def test_a_deadline_says_which(
     a = attrs(span)
     assert a["streamkit.end.outcome"] == "timeout"
     assert a["streamkit.end.timeout"] == kind
-    assert a["error.type"] == "streamkit.errors.StreamTimeoutError"
+    assert a["error.type"] == "streamkit.StreamTimeoutError"
     assert span.status.status_code is StatusCode.ERROR
-    assert span.status.description == "streamkit.errors.StreamTimeoutError"
+    assert span.status.description == "streamkit.StreamTimeoutError"
     (duration,) = telemetry.points("gen_ai.client.operation.duration")
     assert dict(duration.attributes or {})["error.type"] == a["error.type"]
 

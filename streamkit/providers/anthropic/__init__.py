@@ -3,7 +3,7 @@
 The raw event stream is used, not the SDK's ``messages.stream()`` helper: that helper
 rebuilds a snapshot of the whole message with ``+=`` on every event (quadratic in the
 length of the answer), while streamkit folds chunks once, in
-:class:`~streamkit.accumulator.Accumulator`.
+:class:`~streamkit._accumulator.Accumulator`.
 
 How each event becomes a chunk (exactly one chunk per event, so the raw event is always
 reachable and :class:`AnthropicMessageBuilder` sees every block):
@@ -11,7 +11,7 @@ reachable and :class:`AnthropicMessageBuilder` sees every block):
 - ``message_start``: ``id`` and ``model`` (carried on every later chunk too) and the
   usage reported so far.
 - ``content_block_start``: a text or thinking block's initial text (usually empty); a
-  ``tool_use`` block starts a :class:`~streamkit.models.ToolCallDelta` at the block's
+  ``tool_use`` block starts a :class:`~streamkit._models.ToolCallDelta` at the block's
   index with its ``id`` and ``name``. ``redacted_thinking`` (encrypted reasoning, no
   text), ``server_tool_use`` and the server tools' result blocks
   (``web_search_tool_result``, ``bash_code_execution_tool_result``, ...) add nothing to
@@ -30,7 +30,7 @@ reachable and :class:`AnthropicMessageBuilder` sees every block):
 (``overloaded_error``, ``api_error``) is raised by the SDK as ``anthropic.APIStatusError``
 with status 200 and passed on unchanged; it is transient by its type. A connection
 dropped inside the body after some events surfaces from the SDK as httpx's
-``RemoteProtocolError``; it is reported as :class:`~streamkit.errors.IncompleteStreamError`
+``RemoteProtocolError``; it is reported as :class:`~streamkit._errors.IncompleteStreamError`
 (with the transport error as its cause), as is a body that ends without ``message_stop``.
 
 ``fast=True`` streams the same events through the fast path
@@ -56,9 +56,9 @@ from typing import Any, ClassVar
 import anthropic
 from anthropic.types import RawMessageStreamEvent
 
-from streamkit.finish_reasons import FinishReason
-from streamkit.messages import Message, MessageBuilder
-from streamkit.models import Chunk, ToolCallDelta, Usage, construct_chunk
+from streamkit._finish_reasons import FinishReason
+from streamkit._messages import Message, MessageBuilder
+from streamkit._models import Chunk, ToolCallDelta, Usage, construct_chunk
 from streamkit.providers._base import (
     Decoder,
     ProviderAdapter,

@@ -42,8 +42,8 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from streamkit.messages import Message
-from streamkit.models import Chunk, ToolCallDelta
+from streamkit._messages import Message
+from streamkit._models import Chunk, ToolCallDelta
 from streamkit.providers._stainless import (
     AsyncFastStream,
     Built,

@@ -24,9 +24,9 @@ from typing import Any, ClassVar
 import groq
 from groq.types.chat import ChatCompletionChunk
 
-from streamkit.finish_reasons import CHAT_FINISH_REASONS, FinishReason
-from streamkit.messages import Message, MessageBuilder
-from streamkit.models import Chunk, Usage
+from streamkit._finish_reasons import CHAT_FINISH_REASONS, FinishReason
+from streamkit._messages import Message, MessageBuilder
+from streamkit._models import Chunk, Usage
 from streamkit.providers._base import ProviderAdapter, describe_client
 from streamkit.providers._chat import ChatChunkDecoder, ChatMessageBuilder, chat_usage
 from streamkit.providers._stainless import check_fast
@@ -59,7 +59,7 @@ class GroqAdapter(ProviderAdapter):
 
     The stream is complete once a finish reason arrived (Groq sends its usage in the
     same chunk); a body that ends, or a connection that drops, before it is an
-    :class:`~streamkit.errors.IncompleteStreamError`.
+    :class:`~streamkit._errors.IncompleteStreamError`.
     """
 
     name = "groq"

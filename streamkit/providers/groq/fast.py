@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 
 import groq
 
-from streamkit.messages import Message
+from streamkit._messages import Message
 from streamkit.providers._fast_chat import FastChatChunkDecoder
 from streamkit.providers._stainless import (
     AsyncFastStream,

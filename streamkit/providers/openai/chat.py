@@ -16,9 +16,9 @@ from typing import Any, ClassVar
 
 from openai.types.chat import ChatCompletionChunk
 
-from streamkit.finish_reasons import CHAT_FINISH_REASONS, FinishReason
-from streamkit.messages import Message, MessageBuilder
-from streamkit.models import Chunk
+from streamkit._finish_reasons import CHAT_FINISH_REASONS, FinishReason
+from streamkit._messages import Message, MessageBuilder
+from streamkit._models import Chunk
 from streamkit.providers._base import Decoder
 from streamkit.providers._chat import ChatChunkDecoder, ChatMessageBuilder
 from streamkit.providers.openai._client import OpenAIClientAdapter

@@ -40,7 +40,7 @@ from typing import Any, ClassVar
 
 import openai
 
-from streamkit.messages import Message
+from streamkit._messages import Message
 from streamkit.providers._base import Decoder
 from streamkit.providers._fast_chat import FastChatChunkDecoder
 from streamkit.providers._stainless import (

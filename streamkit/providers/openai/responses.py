@@ -14,7 +14,7 @@ The stream is typed events rather than chat chunks. What each becomes:
   ``thinking``; consecutive reasoning parts (summary parts, reasoning items) are
   separated by a blank line, as ``"\\n\\n".join`` of the parts would be;
 - ``response.output_item.added`` with a ``function_call`` item -> a
-  :class:`~streamkit.models.ToolCallDelta` (``index`` = ``output_index``, ``id`` =
+  :class:`~streamkit._models.ToolCallDelta` (``index`` = ``output_index``, ``id`` =
   ``call_id``, ``name``), ``response.function_call_arguments.delta`` -> its arguments,
   and ``response.output_item.done`` for it -> ``complete=True``;
 - ``response.completed`` / ``response.incomplete`` / ``response.failed`` end the
@@ -53,9 +53,9 @@ import openai
 from openai.types.responses import ResponseStreamEvent, ResponseUsage
 from pydantic import ConfigDict
 
-from streamkit.finish_reasons import CHAT_FINISH_REASONS, FinishReason
-from streamkit.messages import Message, MessageBuilder
-from streamkit.models import Chunk, ToolCallDelta, Usage
+from streamkit._finish_reasons import CHAT_FINISH_REASONS, FinishReason
+from streamkit._messages import Message, MessageBuilder
+from streamkit._models import Chunk, ToolCallDelta, Usage
 from streamkit.providers._base import Decoder
 from streamkit.providers.openai._client import OpenAIClientAdapter
 

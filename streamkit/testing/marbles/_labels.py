@@ -6,8 +6,8 @@ import json
 
 from pydantic import BaseModel
 
-from streamkit.accumulator import ResponseSnapshot
-from streamkit.models import CallResponse, Chunk
+from streamkit._accumulator import ResponseSnapshot
+from streamkit._models import CallResponse, Chunk
 from streamkit.ops import PartialToolArgs
 
 MAX_LABEL = 18

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import PydanticUndefined
 
-from streamkit.finish_reasons import CHAT_FINISH_REASONS, FinishReason
-from streamkit.messages import MessageBuilder
+from streamkit._finish_reasons import CHAT_FINISH_REASONS, FinishReason
+from streamkit._messages import MessageBuilder
 
 __all__ = [
     "CallResponse",
@@ -160,7 +160,7 @@ class Chunk(BaseModel):
 
     finish_reason_table: ClassVar[Mapping[str, FinishReason]] = CHAT_FINISH_REASONS
     """The provider's native finish reasons mapped to the common ones; a native value
-    not in it maps to ``"other"`` (:mod:`streamkit.finish_reasons`)."""
+    not in it maps to ``"other"`` (:mod:`streamkit._finish_reasons`)."""
     message_builder: ClassVar[type[MessageBuilder]] = MessageBuilder
     """The class that builds a response's ``message_param`` from this type's chunks
     (a new instance per response)."""

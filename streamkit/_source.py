@@ -26,10 +26,10 @@ from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable
 from reactivex.scheduler import NewThreadScheduler
 
+from streamkit._errors import StreamError, StreamTimeoutError
 from streamkit._lifecycle import DisposeReason, Recorder, current_reason
+from streamkit._models import Chunk
 from streamkit._timers import event_loop_of, on_loop_thread
-from streamkit.errors import StreamError, StreamTimeoutError
-from streamkit.models import Chunk
 from streamkit.providers import Decoder, ProviderAdapter
 from streamkit.providers._base import is_connection_cut, is_timeout_error
 

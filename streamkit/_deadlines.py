@@ -36,8 +36,8 @@ from typing import Any, TypeVar
 
 from reactivex import Observable
 
+from streamkit._models import Chunk
 from streamkit._timeout_watch import checked_seconds, timeout
-from streamkit.models import Chunk
 
 __all__ = ["Deadlines"]
 

@@ -21,9 +21,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Generic, TypeVar
 
-from streamkit.finish_reasons import common_finish_reason
-from streamkit.messages import MessageBuilder
-from streamkit.models import (
+from streamkit._finish_reasons import common_finish_reason
+from streamkit._messages import MessageBuilder
+from streamkit._models import (
     CallResponse,
     Chunk,
     ContentSpan,

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from streamkit.models import Chunk, ToolCall
+    from streamkit._models import Chunk, ToolCall
 
 __all__ = [
     "NEUTRAL_ROLES",

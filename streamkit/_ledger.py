@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Literal
 
 from streamkit._lifecycle import LifecycleObserver, StreamEnd, StreamStart, observing
-from streamkit.models import RequestUsage, Usage
+from streamkit._models import RequestUsage, Usage
 from streamkit.prices import Cost
 
 __all__ = ["Ledger", "UsageReport", "requests_of", "total_cost", "total_usage"]

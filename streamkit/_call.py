@@ -7,9 +7,9 @@ import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ParamSpec
 
-from streamkit.models import CallResponse
+from streamkit._models import CallResponse
+from streamkit._stream import Stream, UsageCallback, reduce_async, reduce_sync
 from streamkit.providers import get_adapter
-from streamkit.stream import Stream, UsageCallback, reduce_async, reduce_sync
 
 __all__ = ["call"]
 

@@ -163,3 +163,11 @@ class BudgetExceededError(BudgetError):
         self.allowed = allowed
         self.input_tokens = input_tokens
         super().__init__(f"ops.budget: no request was sent: {why} ({spent} of {limit}={allowed})")
+
+
+# Public under the package's name, as httpx does: tracebacks, reprs and the
+# ``error.type`` of telemetry say ``streamkit.StreamTimeoutError``, the name users import
+# (``streamkit._errors`` is private). Pickling finds them there too.
+for _name in __all__:
+    globals()[_name].__module__ = "streamkit"
+del _name

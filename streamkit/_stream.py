@@ -29,18 +29,18 @@ from typing import Any, Literal
 
 from reactivex import Observable, abc
 
-from streamkit import pipeline as _pipeline
+from streamkit import _pipeline as _pipeline
+from streamkit._accumulator import Accumulator
+from streamkit._deadlines import Deadlines
+from streamkit._errors import StreamError
+from streamkit._ledger import UsageReport, requests_of
 from streamkit._lifecycle import LifecycleObserver, Recorder, StreamEnd, disposing
+from streamkit._messages import Message, normalize_messages
+from streamkit._models import CallResponse, Chunk, ToolCall, Usage
+from streamkit._source import AsyncPull, SyncPull, async_source, sync_source
 from streamkit._tokens import count_input
-from streamkit.accumulator import Accumulator
-from streamkit.deadlines import Deadlines
-from streamkit.errors import StreamError
-from streamkit.ledger import UsageReport, requests_of
-from streamkit.messages import Message, normalize_messages
-from streamkit.models import CallResponse, Chunk, ToolCall, Usage
 from streamkit.prices import Cost, cost_of
 from streamkit.providers import ProviderAdapter, get_adapter
-from streamkit.source import AsyncPull, SyncPull, async_source, sync_source
 
 __all__ = ["Stream", "stream"]
 
@@ -194,7 +194,7 @@ class Stream(Observable[Chunk]):
     # -- consuming a pipeline --------------------------------------------------------
     def pipe(self, *operators: Any) -> _pipeline.Pipeline[Any]:  # type: ignore[override]
         """Apply operators (reactivex's ``pipe``); the result is a
-        :class:`~streamkit.pipeline.Pipeline`: ``.run()`` (sync streams), ``await
+        :class:`~streamkit._pipeline.Pipeline`: ``.run()`` (sync streams), ``await
         .aresponse()``; iterate with :meth:`iter` / :meth:`aiter`."""
         result: Observable[Any] = Observable.pipe(self, *operators)
         return _pipeline.Pipeline(result, is_async=self.is_async)
@@ -553,7 +553,7 @@ def stream(
     thread that ended the request; an exception it raises goes to
     ``sys.unraisablehook`` (the stream is not changed).
 
-    Raises :class:`~streamkit.errors.UnknownProviderError`, ``TypeError`` or
+    Raises :class:`~streamkit._errors.UnknownProviderError`, ``TypeError`` or
     ``ValueError`` for bad arguments, before any request.
     """
     return Stream(

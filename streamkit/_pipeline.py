@@ -10,10 +10,10 @@
   returns (``Stream.run`` and ``Pipeline.run``);
 - :class:`Pipeline`: what ``stream.pipe(...)``, ``sk.race``, ``sk.first_match`` and
   ``sk.best_of`` return. Its ``run()`` over an async stream raises
-  :class:`~streamkit.errors.StreamError` naming the async way (reactivex's blocking
+  :class:`~streamkit._errors.StreamError` naming the async way (reactivex's blocking
   ``run()`` inside the running event loop would wait forever for the loop it blocks);
   it iterates with ``pipeline.iter(...)`` / ``pipeline.aiter(...)``, and ``for`` /
-  ``list()`` / ``async for`` over it raise :class:`~streamkit.errors.NotIterableError`
+  ``list()`` / ``async for`` over it raise :class:`~streamkit._errors.NotIterableError`
   pointing there.
 
 Each of them disposes its subscription on the thread that delivered the terminal
@@ -36,8 +36,8 @@ from reactivex.disposable import SingleAssignmentDisposable
 from reactivex.internal.exceptions import SequenceContainsNoElementsError
 from reactivex.scheduler import NewThreadScheduler
 
+from streamkit._errors import NotIterableError, StreamError
 from streamkit._lifecycle import disposing
-from streamkit.errors import NotIterableError, StreamError
 
 __all__ = ["Pipeline", "aiter", "arun", "iterate", "refuse_blocking_run", "run_blocking"]
 
