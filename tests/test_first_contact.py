@@ -75,7 +75,11 @@ def test_ci_runs_exactly_the_readme_test_command_in_a_fresh_venv() -> None:
     listed = re.search(r"^NEWEST_SDK_TESTS=\((.*)\)$", newest_leg, re.M)
     assert listed is not None
     tests = listed.group(1).split()
-    assert {"tests/providers", "tests/test_fast_path.py"} <= set(tests)
+    assert {
+        "tests/providers",
+        "tests/test_fast_path.py",
+        "tests/test_fast_path_stainless.py",
+    } <= set(tests)
     assert all((ROOT / test).exists() for test in tests)
     assert 'pytest -q -p no:cacheprovider "${NEWEST_SDK_TESTS[@]}"' in newest_leg
     assert subprocess.run(["bash", "-n", str(ROOT / ".ci" / "run")]).returncode == 0
