@@ -2,13 +2,16 @@
 
 Four clocks, each optional, in seconds:
 
-- ``headers``: connect, send and receive the response headers. Enforced by the SDK's
-  own per-request timeout (``timeout=`` for openai/anthropic/groq/litellm,
-  ``timeout_ms`` for mistral, ``request_options`` for cohere, ``http_options`` for
-  google-genai, ``connection_timeout``/``read_timeout`` for azure-ai-inference), so it
-  holds on the sync path too, where a read blocked before the headers has no socket
-  another thread could shut down. That per-request read timeout also bounds each gap
-  between reads of the body: it is ``max(headers, idle)``.
+- ``headers``: from sending the request (connect included) to its response headers,
+  that is until the SDK returns its stream (for cohere's and google-genai's streams,
+  which make the request at their first read, until an HTTP response is under them).
+  Only there: once the headers are in, ``first_chunk`` and ``idle`` apply. streamkit
+  times it itself and closes a late request, sync and async alike: on the sync path,
+  where a read blocked before the headers has no response object to reach its socket
+  through, it shuts down the socket the reading thread is blocked on. A stream with a
+  ``headers`` deadline is requested with the SDK's own retries off (one request per
+  attempt: a retry is ``ops.retry_on_error``'s or ``ops.fallback``'s), so the deadline
+  is never spent two or three times over behind its back.
 - ``first_chunk``: from subscribing to the first chunk that carries output (text,
   thinking, a refusal, a tool call or audio): a provider's opening event without any
   (Anthropic's ``message_start``, OpenAI's role chunk) does not end the wait.
@@ -18,7 +21,8 @@ Four clocks, each optional, in seconds:
 Given to ``sk.stream(..., deadlines=...)`` they bound every subscription of the
 stream, that is every attempt of ``ops.retry_on_error``, ``ops.fallback``,
 ``ops.hedge`` or ``sk.race``; given to ``ops.deadlines(...)`` after those operators
-they bound the whole call across its attempts (``headers`` has no meaning there). A
+they bound the whole call across its attempts (``headers`` is refused there: an
+operator cannot see when response headers arrive). A
 deadline that passes fails the stream with :class:`~streamkit.StreamTimeoutError`
 whose ``kind`` says which one (``"headers"``, ``"first chunk"``, ``"idle"``,
 ``"total"``) and ``scope`` whose (``"attempt"`` or ``"overall"``), and closes the
@@ -72,17 +76,11 @@ class Deadlines:
         for name in ("headers", "first_chunk", "idle", "total"):
             object.__setattr__(self, name, _seconds(name, getattr(self, name)))
 
-    @property
-    def read_timeout(self) -> float | None:
-        """The SDK per-request timeout that enforces ``headers`` (``None``: not set)."""
-        if self.headers is None:
-            return None
-        return max(self.headers, self.idle or 0.0)
-
     def bound(self, scope: str = "attempt") -> Callable[[Observable[T]], Observable[T]]:
         """An operator applying ``first_chunk``, ``idle`` and ``total`` to each
-        subscription of its source (``headers`` needs the request: see ``sk.stream``);
-        its errors carry ``scope`` (``"attempt"`` or ``"overall"``)."""
+        subscription of its source (``headers`` is not its to apply: ``sk.stream``
+        times the request itself); its errors carry ``scope`` (``"attempt"`` or
+        ``"overall"``)."""
         counts: Callable[[Any], bool] = _carries_output
         steps: list[Callable[[Observable[T]], Observable[T]]] = []
         if self.first_chunk is not None:

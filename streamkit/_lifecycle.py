@@ -541,8 +541,8 @@ class Recorder:
 
     def fail(self, error: BaseException) -> None:
         """The stream failed with ``error`` (about to be delivered downstream); a
-        :class:`~streamkit._errors.StreamTimeoutError` (the headers deadline the SDK
-        enforces) is recorded as a timeout of its kind."""
+        :class:`~streamkit._errors.StreamTimeoutError` (the headers deadline, which the
+        pull times itself) is recorded as a timeout of its kind."""
         if isinstance(error, StreamTimeoutError):
             kind: TimeoutKind = error.kind.replace(" ", "_")  # type: ignore[assignment]
             self._end("timeout", error=error, timeout=kind)

@@ -148,6 +148,20 @@ class Delivered:
         others = [channel for channel in self._channels() if channel is not content]
         return content.length > 0 and not self.tool_ids and all(c.length == 0 for c in others)
 
+    def continuable(self) -> bool:
+        """Whether what was delivered is content and/or thinking and nothing else (no
+        tool calls, refusal or audio), some of it: a next attempt may go on after it
+        (:meth:`begin_attempt` ``continuing``) rather than reproduce it. Thinking is the
+        failed attempt's reasoning, which no other request reproduces: the next one's
+        own follows it."""
+        text, thinking = self.text["content"], self.text["thinking"]
+        others = [c for c in self._channels() if c is not text and c is not thinking]
+        return (
+            text.length + thinking.length > 0
+            and not self.tool_ids
+            and all(c.length == 0 for c in others)
+        )
+
     def attempt_failed(self) -> None:
         """Bill the failed attempt's last usage report."""
         if self.attempt_usage is not None:
@@ -156,7 +170,8 @@ class Delivered:
         self.attempt_usage = None
 
     def begin_attempt(self, continuing: bool) -> None:
-        """A new attempt: from the start, or (``continuing``) after the delivered text."""
+        """A new attempt: from the start, or (``continuing``) after the delivered text
+        and thinking (owing none of it)."""
         self.first_attempt = False
         for channel in self._channels():
             channel.restart(channel.length if continuing else 0)

@@ -17,9 +17,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import socket
+import sys
 import threading
-from collections.abc import AsyncGenerator, Callable, Generator
+import time
+from collections.abc import AsyncGenerator, Callable, Generator, Iterator
+from types import CodeType, FrameType
 from typing import Any
 
 from reactivex import Observable, abc
@@ -31,7 +35,7 @@ from streamkit._lifecycle import DisposeReason, Recorder, current_reason
 from streamkit._models import Chunk
 from streamkit._timers import event_loop_of, on_loop_thread
 from streamkit.providers import Decoder, ProviderAdapter
-from streamkit.providers._base import is_connection_cut, is_timeout_error
+from streamkit.providers._base import is_connection_cut
 
 __all__ = [
     "AsyncPull",
@@ -40,6 +44,8 @@ __all__ = [
     "shutdown_socket",
     "sync_source",
 ]
+
+logger = logging.getLogger(__name__)
 
 _thread_numbers = itertools.count(1)
 THREAD_NAME_PREFIX = "streamkit-source-"
@@ -96,7 +102,17 @@ def _requests_socket(http_response: Any) -> Any:
 
 class SyncPull:
     """One request of a sync SDK client, as an iterator of chunks that can be cancelled
-    from any thread."""
+    from any thread.
+
+    The request is *opening* from the call into the SDK until its response headers are
+    in: when the SDK returns its stream, or, for an SDK whose stream makes the request at
+    its first read (:attr:`ProviderAdapter.request_on_first_read`: cohere, google-genai),
+    once an HTTP response is seen under it. An opening request has no response to reach
+    its socket through, so a cancel and the headers deadline shut down the socket the
+    reading thread is blocked on, found in that thread's frames (:func:`blocked_socket`),
+    and go on doing so while the request stays opening (a connect not yet done when the
+    cancel came, an SDK that retries the broken request).
+    """
 
     def __init__(
         self,
@@ -106,16 +122,25 @@ class SyncPull:
         headers_timeout: float | None = None,
         *,
         recorder: Recorder | None = None,
+        on_timeout: Callable[[Exception], None] | None = None,
     ) -> None:
         self.adapter = adapter
         self.client = client
         self.request = request
         self.headers_timeout = headers_timeout
-        """Seconds of the SDK's per-request timeout (``Deadlines.headers``), if set."""
+        """Seconds of ``Deadlines.headers`` (the request's opening), if set."""
         self.recorder = recorder if recorder is not None else Recorder(adapter.name, None)
+        self.on_timeout = on_timeout
+        """Called on the timer's thread with the headers deadline's error when it passes
+        (the pull then ends silently); ``None``: the reading thread raises it."""
+        self.timed_out: StreamTimeoutError | None = None
+        """The headers deadline's error, once it passed."""
         self._lock = threading.Lock()
         self._sdk_stream: Any = None
         self._reader: threading.Thread | None = None
+        self._opening = False
+        self._interrupting = False
+        self._timer: threading.Timer | None = None
         self.cancelled = False
 
     def chunks(self) -> Generator[Chunk, None, None]:
@@ -129,13 +154,24 @@ class SyncPull:
             if self.cancelled:
                 return
             self._reader = threading.current_thread()
-        events = 0
+            self._opening = True
+        self._arm_headers_deadline()
+        try:
+            yield from self._read(adapter, recorder)
+        finally:
+            with self._lock:
+                self._opening = False
+                timer, self._timer = self._timer, None
+            if timer is not None:
+                timer.cancel()
+
+    def _read(self, adapter: ProviderAdapter, recorder: Recorder) -> Generator[Chunk, None, None]:
         try:
             decoder = adapter.new_decoder(self.request)
             try:
                 sdk_stream = adapter.open(self.client, self.request)
             except Exception as error:
-                _raise_timeout(self.headers_timeout, events, error)
+                self._raise_if_timed_out(error)
                 raise
         except Exception as error:
             if not self.cancelled:
@@ -144,15 +180,19 @@ class SyncPull:
         except BaseException as stop:
             recorder.dispose(_stopped(stop))
             raise
-        recorder.headers()
         with self._lock:
             self._sdk_stream = sdk_stream
+            if not adapter.request_on_first_read:
+                self._headers_in()
         try:
             decoder.opened(sdk_stream)
             if self.cancelled:
                 return
+            self._raise_if_timed_out(None)
             for event in sdk_stream:
-                events += 1
+                if self._opening:
+                    with self._lock:
+                        self._headers_in()
                 for chunk in decoder.decode(event):
                     if self.cancelled:  # read while a cancel was closing the socket
                         return
@@ -167,7 +207,12 @@ class SyncPull:
         except Exception as error:
             if self.cancelled:
                 return  # the read error our own socket shutdown caused
-            _fail(recorder, adapter, decoder, error, self.headers_timeout, events)
+            if self.timed_out is not None:
+                recorder.fail(self.timed_out)
+                if error is self.timed_out:
+                    raise
+                raise self.timed_out from error
+            _fail(recorder, adapter, decoder, error)
         except BaseException as stop:  # GeneratorExit: the iteration was stopped
             recorder.dispose(_stopped(stop))
             raise
@@ -179,8 +224,108 @@ class SyncPull:
                 self._sdk_stream = None
             adapter.close(sdk_stream)
 
+    def _raise_if_timed_out(self, error: Exception | None) -> None:
+        if self.timed_out is not None:
+            raise self.timed_out from error
+
+    def _headers_in(self) -> None:
+        """Under the lock: the response headers are in; the headers deadline is met."""
+        if not self._opening:
+            return
+        self._opening = False
+        self.recorder.headers()
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
+
+    def _arm_headers_deadline(self) -> None:
+        if self.headers_timeout is None:
+            return
+        timer = threading.Timer(self.headers_timeout, self._on_headers_deadline)
+        timer.name = f"{THREAD_NAME_PREFIX}{next(_thread_numbers)}-headers-deadline"
+        timer.daemon = True
+        with self._lock:
+            if not self._opening:
+                return
+            self._timer = timer
+        timer.start()
+
+    def _on_headers_deadline(self) -> None:
+        """The headers deadline passed: unless the headers are in after all, fail the pull
+        (through :attr:`on_timeout`, or the reading thread once woken) and wake the read."""
+        assert self.headers_timeout is not None
+        error = StreamTimeoutError("headers", self.headers_timeout, "attempt")
+        with self._lock:
+            if not self._opening or self.cancelled or self.timed_out is not None:
+                return
+            if self._response_seen():
+                self._headers_in()
+                return
+            self.timed_out = error
+            deliver = self.on_timeout
+            if deliver is not None:
+                self.cancelled = True
+        logger.debug("headers timeout after %.3f s: closing the request", self.headers_timeout)
+        if deliver is not None:
+            # Delivered before the read is woken: the SDK's handling of the broken read
+            # (litellm's is heavy) must not delay the error.
+            self.recorder.fail(error)
+            deliver(error)
+        self._interrupt_opening()
+
+    def _response_seen(self) -> bool:
+        """Under the lock: whether the request's HTTP response (so its headers) is in
+        while the SDK has not returned its stream, or its stream has not read its first
+        event: a stream that makes its request at its first read, an SDK that reads the
+        first event before it returns (litellm's sync ``completion``)."""
+        sdk_stream = self._sdk_stream
+        if sdk_stream is not None and self.adapter.http_response(sdk_stream) is not None:
+            return True
+        return holds_response(self._reader_frames())
+
+    def _reader_frames(self) -> list[FrameType]:
+        reader = self._reader
+        if reader is None or reader.ident is None:
+            return []
+        return pull_frames(reader.ident, _READ_CODE)
+
+    def _interrupt_opening(self) -> None:
+        """Shut down the socket the reading thread is blocked on while the request is
+        opening: now, then every :data:`INTERRUPT_EVERY` seconds on a thread of its own
+        until the request is no longer opening (at most :data:`INTERRUPT_FOR` seconds)."""
+        with self._lock:
+            if self._interrupting or not self._opening:
+                return
+            self._interrupting = True
+            self._shut_blocked_socket()
+
+        def keep_interrupting() -> None:
+            until = time.monotonic() + INTERRUPT_FOR
+            while time.monotonic() < until:
+                time.sleep(INTERRUPT_EVERY)
+                with self._lock:
+                    if not self._opening:
+                        return
+                    self._shut_blocked_socket()
+            logger.warning(
+                "a %s request stayed blocked before its response %.0f s after it was "
+                "cancelled: its thread is left to end by itself",
+                self.adapter.name,
+                INTERRUPT_FOR,
+            )
+
+        _source_thread(keep_interrupting).start()
+
+    def _shut_blocked_socket(self) -> None:
+        """Under the lock: shut down the socket the (opening) reader is blocked on."""
+        sock = blocked_socket(self._reader_frames())
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
     def cancel(self, reason: DisposeReason | None = None) -> None:
-        """Stop the pull; from another thread, wake a blocked read by shutting the socket.
+        """Stop the pull; from another thread, wake a blocked read by shutting the socket
+        (before the response headers: the one the reading thread is blocked on).
 
         The end is recorded at once as disposed: for the active
         :func:`~streamkit._lifecycle.disposing` reason, else ``reason``, else ``"take"``
@@ -191,15 +336,33 @@ class SyncPull:
         """
         on_reader = self._reader is threading.current_thread()
         why = current_reason() or reason or ("take" if on_reader else "unknown")
+        opening = False
         with self._lock:
             self.cancelled = True
-            if self._sdk_stream is not None and not on_reader:
-                shutdown_socket(self.adapter.http_response(self._sdk_stream))
+            sdk_stream = self._sdk_stream
+            if not on_reader:
+                opening = self._opening
+                if (
+                    sdk_stream is not None
+                    and not opening
+                    and not shutdown_socket(self.adapter.http_response(sdk_stream))
+                    and self.adapter.request_on_first_read
+                ):
+                    # No response to reach it through before the first event
+                    # (google-genai's sync stream): the socket the reader is blocked on.
+                    self._shut_blocked_socket()
         self.recorder.dispose(why)
+        if opening:
+            self._interrupt_opening()
 
 
 class AsyncPull:
-    """One request of an async SDK client, as an async iterator of chunks."""
+    """One request of an async SDK client, as an async iterator of chunks.
+
+    The headers deadline (the request's opening, as for :class:`SyncPull`) is a timer
+    on the event loop that cancels the reading task; the pull raises
+    :class:`~streamkit._errors.StreamTimeoutError` instead of the cancellation.
+    """
 
     def __init__(
         self,
@@ -214,8 +377,13 @@ class AsyncPull:
         self.client = client
         self.request = request
         self.headers_timeout = headers_timeout
-        """Seconds of the SDK's per-request timeout (``Deadlines.headers``), if set."""
+        """Seconds of ``Deadlines.headers`` (the request's opening), if set."""
         self.recorder = recorder if recorder is not None else Recorder(adapter.name, None)
+        self.timed_out: StreamTimeoutError | None = None
+        """The headers deadline's error, once it passed."""
+        self._opening = False
+        self._sdk_stream: Any = None
+        self._timer: asyncio.TimerHandle | None = None
 
     async def chunks(self) -> AsyncGenerator[Chunk, None]:
         """Make the request and yield its chunks; the SDK stream is closed on every exit,
@@ -225,39 +393,90 @@ class AsyncPull:
         recorder.begin(self)
         if recorder.refused is not None:  # an observer (ops.budget) refused the request
             raise recorder.refused
-        events = 0
+        self._opening = True
+        task = asyncio.current_task()
+        if self.headers_timeout is not None and task is not None:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(self.headers_timeout, self._on_headers_deadline, task)
         try:
-            decoder = adapter.new_decoder(self.request)
             try:
-                sdk_stream = await adapter.open_async(self.client, self.request)
+                decoder = adapter.new_decoder(self.request)
+                try:
+                    sdk_stream = await adapter.open_async(self.client, self.request)
+                except asyncio.CancelledError:
+                    self._raise_if_timed_out(task)
+                    raise
             except Exception as error:
-                _raise_timeout(self.headers_timeout, events, error)
+                recorder.fail(error)
                 raise
-        except Exception as error:
-            recorder.fail(error)
-            raise
-        except BaseException as stop:
-            recorder.dispose(_stopped(stop))
-            raise
-        recorder.headers()
-        try:
-            decoder.opened(sdk_stream)
-            async for event in sdk_stream:
-                events += 1
-                for chunk in decoder.decode(event):
-                    recorder.chunk(chunk)
-                    yield chunk
-            decoder.end()
-            if not decoder.complete:
-                raise adapter.incomplete(decoder)
-            recorder.complete()
-        except Exception as error:
-            _fail(recorder, adapter, decoder, error, self.headers_timeout, events)
-        except BaseException as stop:  # GeneratorExit, or its task was cancelled
-            recorder.dispose(_stopped(stop))
-            raise
+            except BaseException as stop:
+                recorder.dispose(_stopped(stop))
+                raise
+            self._sdk_stream = sdk_stream
+            if not adapter.request_on_first_read:
+                self._headers_in()
+            try:
+                decoder.opened(sdk_stream)
+                async for event in sdk_stream:
+                    if self._opening:
+                        self._headers_in()
+                    for chunk in decoder.decode(event):
+                        recorder.chunk(chunk)
+                        yield chunk
+                decoder.end()
+                if not decoder.complete:
+                    raise adapter.incomplete(decoder)
+                recorder.complete()
+            except Exception as error:
+                _fail(recorder, adapter, decoder, error)
+            except asyncio.CancelledError as stop:
+                try:
+                    self._raise_if_timed_out(task)
+                except StreamTimeoutError as timeout:
+                    recorder.fail(timeout)
+                    raise
+                recorder.dispose(_stopped(stop))
+                raise
+            except BaseException as stop:  # GeneratorExit
+                recorder.dispose(_stopped(stop))
+                raise
+            finally:
+                self._sdk_stream = None
+                await adapter.close_async(sdk_stream)
         finally:
-            await adapter.close_async(sdk_stream)
+            self._opening = False
+            if self._timer is not None:
+                self._timer.cancel()
+
+    def _raise_if_timed_out(self, task: asyncio.Task[Any] | None) -> None:
+        """On a cancellation: raise the headers deadline's error when the deadline's own
+        cancel caused it (and no other cancel of the task is pending)."""
+        if self.timed_out is None:
+            return
+        uncancel = getattr(task, "uncancel", None)  # Python 3.11+
+        if uncancel is not None and uncancel() > 0:
+            return  # cancelled by someone else too: that cancellation goes on
+        raise self.timed_out from None
+
+    def _headers_in(self) -> None:
+        if not self._opening:
+            return
+        self._opening = False
+        self.recorder.headers()
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def _on_headers_deadline(self, task: asyncio.Task[Any]) -> None:
+        if not self._opening or self.timed_out is not None:
+            return
+        sdk_stream = self._sdk_stream
+        if sdk_stream is not None and self.adapter.http_response(sdk_stream) is not None:
+            self._headers_in()
+            return
+        assert self.headers_timeout is not None
+        logger.debug("headers timeout after %.3f s: closing the request", self.headers_timeout)
+        self.timed_out = StreamTimeoutError("headers", self.headers_timeout, "attempt")
+        task.cancel()
 
     def cancel(self, reason: DisposeReason | None = None, *, inline: bool = False) -> None:
         """Record the dispose of this pull (its task is cancelled by the source): for the
@@ -265,6 +484,74 @@ class AsyncPull:
         ``"take"`` when ``inline`` (disposed from inside the pull's own task, by a
         downstream operator on a chunk), else ``"unknown"``."""
         self.recorder.dispose(current_reason() or reason or ("take" if inline else "unknown"))
+
+
+_READ_CODE = SyncPull._read.__code__
+"""The frame a sync pull reads in: a reader's frames inside it are the request's."""
+
+INTERRUPT_EVERY = 0.02
+"""Seconds between two shutdowns of an opening request's socket after a cancel."""
+
+INTERRUPT_FOR = 30.0
+"""Seconds an opening request is interrupted for before its thread is left to itself."""
+
+
+def pull_frames(thread_id: int, stop_code: CodeType) -> list[FrameType]:
+    """The frames of thread ``thread_id`` inside the frame running ``stop_code``,
+    innermost first (``[]`` when the thread is not running it)."""
+    frame: FrameType | None = sys._current_frames().get(thread_id)
+    frames: list[FrameType] = []
+    while frame is not None:
+        if frame.f_code is stop_code:
+            return frames
+        frames.append(frame)
+        frame = frame.f_back
+    return []
+
+
+def _frame_values(frames: list[FrameType]) -> Iterator[Any]:
+    for frame in frames:
+        try:
+            values = list(frame.f_locals.values())
+        except Exception:  # a frame finishing under us
+            continue
+        yield from values
+
+
+def blocked_socket(frames: list[FrameType]) -> socket.socket | None:
+    """The socket a thread is blocked on, from its ``frames`` (innermost first): the
+    first local that is a socket or holds one as ``_sock`` (httpcore's and httpcore2's
+    sync streams, ``socket.SocketIO`` under ``http.client``).
+
+    This reads the frames of a running thread, as a debugger does: only for a request
+    that is still waiting for its response headers, where no response object leads to
+    the socket yet. ``None`` when none is found (a read still connecting, say)."""
+    for value in _frame_values(frames):
+        if isinstance(value, socket.socket):
+            return value
+        try:
+            attributes = object.__getattribute__(value, "__dict__")
+        except Exception:
+            continue
+        sock = attributes.get("_sock") if isinstance(attributes, dict) else None
+        if isinstance(sock, socket.socket):
+            return sock
+    return None
+
+
+_RESPONSE_MODULES = frozenset({"httpx", "httpx2", "requests", "aiohttp"})
+
+
+def holds_response(frames: list[FrameType]) -> bool:
+    """Whether ``frames`` hold an HTTP response of httpx, httpx2 or requests: the
+    response headers of the request they make are in."""
+    for value in _frame_values(frames):
+        kind = type(value)
+        if kind.__name__ in ("Response", "ClientResponse") and (
+            kind.__module__.partition(".")[0] in _RESPONSE_MODULES
+        ):
+            return True
+    return False
 
 
 def _stopped(stop: BaseException) -> DisposeReason:
@@ -277,35 +564,15 @@ def _stopped(stop: BaseException) -> DisposeReason:
     return "break" if isinstance(stop, GeneratorExit) else "unknown"
 
 
-def _fail(
-    recorder: Recorder,
-    adapter: ProviderAdapter,
-    decoder: Decoder,
-    error: Exception,
-    headers_timeout: float | None,
-    events: int,
-) -> None:
-    """Record and raise what a read error means (the headers deadline's
-    :func:`_raise_timeout`, else :func:`_raise_read_failure`), or record the completion
-    it does not prevent."""
+def _fail(recorder: Recorder, adapter: ProviderAdapter, decoder: Decoder, error: Exception) -> None:
+    """Record and raise what a read error means (:func:`_raise_read_failure`), or
+    record the completion it does not prevent."""
     try:
-        _raise_timeout(headers_timeout, events, error)
         _raise_read_failure(adapter, decoder, error)
     except Exception as raised:
         recorder.fail(raised)
         raise
     recorder.complete()
-
-
-def _raise_timeout(headers_timeout: float | None, events: int, error: Exception) -> None:
-    """Raise :class:`StreamTimeoutError` when ``error`` is the SDK's per-request timeout
-    set from ``Deadlines.headers``: ``"headers"`` before the first event, else
-    ``"idle"`` (the same read timeout bounds the gaps of the body); else return."""
-    if headers_timeout is None or isinstance(error, StreamTimeoutError):
-        return
-    if is_timeout_error(error):
-        kind = "headers" if events == 0 else "idle"
-        raise StreamTimeoutError(kind, headers_timeout, "attempt") from error
 
 
 def _raise_read_failure(adapter: ProviderAdapter, decoder: Decoder, error: Exception) -> None:
@@ -336,6 +603,7 @@ def sync_source(make_pull: Callable[[], SyncPull]) -> Observable[Chunk]:
     ) -> abc.DisposableBase:
         pull = make_pull()
         pull.recorder.begin(pull)
+        pull.on_timeout = observer.on_error  # the headers deadline, from its timer
 
         def run(_scheduler: abc.SchedulerBase, _state: Any = None) -> None:
             chunks = pull.chunks()

@@ -25,7 +25,7 @@ from collections.abc import (
     Sequence,
 )
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from reactivex import Observable, abc
 
@@ -45,6 +45,7 @@ from streamkit.providers import ProviderAdapter, get_adapter
 __all__ = ["Stream", "stream"]
 
 Pair = tuple[Chunk, ToolCall | None]
+PullT = TypeVar("PullT", SyncPull, AsyncPull)
 
 
 class Stream(Observable[Chunk]):
@@ -96,10 +97,7 @@ class Stream(Observable[Chunk]):
         self.model_name = model
         self._params = dict(params)
         self._request = adapter.build_request(model, self._messages, dict(params))
-        read_timeout = deadlines.read_timeout if deadlines is not None else None
-        if read_timeout is not None:
-            self._request = adapter.with_request_timeout(self._request, read_timeout)
-        self._read_timeout = read_timeout
+        self._headers_timeout = deadlines.headers if deadlines is not None else None
         self._accumulator = Accumulator()
         self._pairs: list[Pair] | None = None
         self._error: BaseException | None = None
@@ -123,6 +121,21 @@ class Stream(Observable[Chunk]):
             self._client = self._adapter.default_client(self.is_async)
         return self._client
 
+    def _pull_of(self, pull_type: type[PullT], *observers: LifecycleObserver) -> PullT:
+        """A pull of one request. With a headers deadline the SDK makes it once, its own
+        retries off: the deadline bounds one request, and a request the deadline (or a
+        cancel) broke must not be sent again behind streamkit's back."""
+        client, request = self._resolved_client(), self._request
+        if self._headers_timeout is not None:
+            client, request = self._adapter.single_attempt(client, request)
+        return pull_type(
+            self._adapter,
+            client,
+            request,
+            self._headers_timeout,
+            recorder=self._recorder(*observers),
+        )
+
     def _recorder(self, *observers: LifecycleObserver) -> Recorder:
         return Recorder(
             self.provider,
@@ -134,22 +147,10 @@ class Stream(Observable[Chunk]):
         )
 
     def _new_sync_pull(self) -> SyncPull:
-        return SyncPull(
-            self._adapter,
-            self._resolved_client(),
-            self._request,
-            self._read_timeout,
-            recorder=self._recorder(),
-        )
+        return self._pull_of(SyncPull)
 
     def _new_async_pull(self) -> AsyncPull:
-        return AsyncPull(
-            self._adapter,
-            self._resolved_client(),
-            self._request,
-            self._read_timeout,
-            recorder=self._recorder(),
-        )
+        return self._pull_of(AsyncPull)
 
     def estimate_input_tokens(self) -> int:
         """streamkit's estimate of this request's input tokens (its messages and tool
@@ -251,13 +252,7 @@ class Stream(Observable[Chunk]):
             yield from self._replay()
             return
         self._pairs = []
-        pull = self._sync_pull = SyncPull(
-            self._adapter,
-            self._resolved_client(),
-            self._request,
-            self._read_timeout,
-            recorder=self._recorder(_IterationEnd(self)),
-        )
+        pull = self._sync_pull = self._pull_of(SyncPull, _IterationEnd(self))
         chunks = pull.chunks()
         try:
             for chunk in chunks:
@@ -278,13 +273,7 @@ class Stream(Observable[Chunk]):
                 yield pair
             return
         self._pairs = []
-        pull = self._async_pull = AsyncPull(
-            self._adapter,
-            self._resolved_client(),
-            self._request,
-            self._read_timeout,
-            recorder=self._recorder(_IterationEnd(self)),
-        )
+        pull = self._async_pull = self._pull_of(AsyncPull, _IterationEnd(self))
         chunks = self._async_iterator = pull.chunks()
         try:
             async for chunk in chunks:
@@ -542,8 +531,9 @@ def stream(
     keyword arguments pass through to the provider's call. Nothing is sent until the
     stream is subscribed or iterated; each subscription is one request.
     ``deadlines`` (a :class:`~streamkit.Deadlines`) bounds every subscription: the
-    response headers (through the SDK's per-request timeout, sync and async), the
-    first chunk, the gaps between chunks and the whole stream.
+    response headers (closing the request when they are late, sync and async; the
+    SDK's own retries are then off, one request per attempt), the first chunk, the gaps
+    between chunks and the whole stream.
 
     ``on_usage`` is called exactly once per request the stream makes (each
     subscription, the iteration, each attempt of a retry), when it ends on any path

@@ -34,18 +34,23 @@ def fallback(
     transient errors, else :func:`streamkit.providers.is_transient_error`); an error
     ``on`` rejects propagates at once, unchanged.
 
-    What was delivered stays delivered. When only content was delivered, the next
+    What was delivered stays delivered. When content was delivered, the next
     alternative is asked to continue it: a ``Stream`` through
     ``Stream.continuation(delivered)`` (an assistant prefill for Anthropic, the text
     plus a "continue exactly where you stopped" message for the OpenAI-style chat
     providers, Mistral, Groq, Cohere, Gemini, LiteLLM and Azure), a callable through
-    ``alternative(delivered)``; its output is appended. Otherwise (nothing delivered,
-    or thinking/tool calls/audio delivered) the alternative starts over and must
+    ``alternative(delivered)``; its output is appended. Thinking (reasoning) delivered
+    with it, or alone, is the failed attempt's: no other request can reproduce it, so
+    the next attempt does not owe it, and its own thinking, if any, follows it (a
+    ``Stream`` or callable after thinking alone is asked the original question, the
+    callable with ``""``). Otherwise (nothing delivered, tool calls, a refusal or audio
+    delivered, or a plain observable alternative) the alternative starts over and must
     reproduce what was delivered, which is matched and cut as by
     ``ops.retry_on_error``: the output is always a prefix of the first attempt
     followed by the continuation, never a repeat (``sk.StreamDivergedError`` when a
     restart contradicts it). Each chunk keeps ``provider`` and ``model`` of the
-    attempt that produced it: the spans of the answer are told apart by them.
+    attempt that produced it: the spans of the answer, thinking included, are told
+    apart by them.
 
     Usage: each usage report is passed on plus the last usage report of every failed
     attempt, so the final usage is the sum over attempts.
@@ -183,12 +188,13 @@ def _classifier(attempt: Any) -> Callable[[BaseException], bool]:
 def _attempt_source(
     alternative: Alternative, delivered: Delivered
 ) -> tuple[Observable[Chunk], bool]:
-    """The next attempt's source, and whether it continues the delivered content."""
-    continuing = delivered.only_content()
+    """The next attempt's source, and whether it goes on after what was delivered
+    (content and thinking) rather than reproduce it."""
+    continuing = delivered.continuable()
     if isinstance(alternative, RestartableStream):
-        if continuing:
+        if continuing and delivered.content:
             return alternative.continuation(delivered.content), True
-        return alternative, False
+        return alternative, continuing
     if isinstance(alternative, Observable):
         return alternative, False
     made = alternative(delivered.content if continuing else "")

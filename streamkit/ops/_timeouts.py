@@ -92,7 +92,9 @@ def deadlines(
     ``sk.stream(..., deadlines=...)``.
 
     Raises ``TypeError`` for a ``budget`` that is not a ``Deadlines`` or for both a
-    budget and keyword arguments, ``ValueError`` for a bad number of seconds.
+    budget and keyword arguments, ``ValueError`` for a bad number of seconds and for a
+    budget with ``headers``: an operator sees chunks, not when response headers arrive,
+    so that deadline holds only per request, given to ``sk.stream(..., deadlines=...)``.
     """
     if budget is None:
         budget = Deadlines(first_chunk=first_chunk, idle=idle, total=total)
@@ -100,6 +102,13 @@ def deadlines(
         raise TypeError(f"budget must be a sk.Deadlines, not {type(budget).__name__}")
     elif (first_chunk, idle, total) != (None, None, None):
         raise TypeError("give a Deadlines or keyword arguments, not both")
+    if budget.headers is not None:
+        raise ValueError(
+            f"ops.deadlines cannot honour Deadlines.headers={budget.headers!r}: an operator "
+            "does not see when response headers arrive. The headers deadline is honoured "
+            "only by sk.stream(..., deadlines=sk.Deadlines(headers=...)), per request; "
+            "give ops.deadlines first_chunk, idle and total only"
+        )
     return budget.bound(scope="overall")
 
 

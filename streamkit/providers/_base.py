@@ -16,6 +16,8 @@ import importlib
 import inspect
 import json
 import os
+import threading
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping
 from functools import cache
@@ -317,6 +319,11 @@ class ProviderAdapter(ABC):
     unknown_param_note: ClassVar[str] = ""
     """Appended to the error for an unknown keyword argument (where such a parameter
     goes instead, as azure's ``model_extras``)."""
+    request_on_first_read: ClassVar[bool] = False
+    """Whether the SDK's stream makes its request at its first read rather than in
+    :meth:`open` (cohere's and google-genai's generators): the response headers are in
+    once :meth:`http_response` (or an HTTP response on the reading thread) is found,
+    at the latest with the first event, not when :meth:`open` returns."""
 
     def adapter_for(self, params: Mapping[str, Any]) -> ProviderAdapter:
         """The adapter that serves a stream with keyword arguments ``params``, chosen
@@ -402,10 +409,13 @@ class ProviderAdapter(ABC):
     def new_decoder(self, request: Any) -> Decoder:
         """A fresh decoder for one stream of ``request``."""
 
-    def with_request_timeout(self, request: Any, seconds: float) -> Any:
-        """``request`` with the SDK's per-request timeout (connect, headers and each
-        read) set to ``seconds``: ``timeout=`` (openai, anthropic, groq, litellm)."""
-        return {**request, "timeout": seconds}
+    def single_attempt(self, client: Any, request: Any) -> tuple[Any, Any]:
+        """The client and request of a request the SDK makes once, its own retries off:
+        for a stream with a headers deadline, which bounds one request (streamkit's
+        ``ops.retry_on_error`` and ``ops.fallback`` are the retries). Default, for the
+        openai-style SDKs (openai, anthropic, groq): ``client.with_options(max_retries=0)``
+        (a copy sharing the client's connection pool, made once per client)."""
+        return single_attempt_client(client), request
 
     def http_response(self, sdk_stream: Any) -> Any:
         """The httpx response under ``sdk_stream`` (for closing its socket), if reachable."""
@@ -457,6 +467,26 @@ class ProviderAdapter(ABC):
         SDK's error), the same for every provider; any other error is the SDK's own.
         """
         return cut_stream_error(self, decoder, error)
+
+
+_SINGLE_ATTEMPT_CLIENTS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+_SINGLE_ATTEMPT_LOCK = threading.Lock()
+
+
+def single_attempt_client(client: Any) -> Any:
+    """``client.with_options(max_retries=0)`` for a client of an openai-style SDK that
+    retries (made once per client and kept while it lives); any other client as it is."""
+    with_options = getattr(client, "with_options", None)
+    if getattr(client, "max_retries", 0) == 0 or not callable(with_options):
+        return client
+    with _SINGLE_ATTEMPT_LOCK:
+        try:
+            copy = _SINGLE_ATTEMPT_CLIENTS.get(client)
+        except TypeError:  # not weakly referenceable or not hashable: not kept
+            return client.with_options(max_retries=0)
+        if copy is None:
+            copy = _SINGLE_ATTEMPT_CLIENTS[client] = client.with_options(max_retries=0)
+        return copy
 
 
 def cut_stream_error(adapter: ProviderAdapter, decoder: Decoder, error: Exception) -> Exception:

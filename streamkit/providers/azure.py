@@ -276,7 +276,10 @@ class AzureAdapter(ProviderAdapter):
         super().check_default_credentials()
         key = os.environ[KEY_ENV]
         module = azure.ai.inference.aio if async_ else azure.ai.inference
-        return module.ChatCompletionsClient(endpoint=endpoint, credential=AzureKeyCredential(key))
+        # retry_total=0: azure-core retries 429/5xx up to 10 times; streamkit's operators retry.
+        return module.ChatCompletionsClient(
+            endpoint=endpoint, credential=AzureKeyCredential(key), retry_total=0
+        )
 
     def build_request(
         self, model: str, messages: list[Message], params: dict[str, Any]
@@ -286,10 +289,9 @@ class AzureAdapter(ProviderAdapter):
         request["stream"] = True
         return request
 
-    def with_request_timeout(self, request: Any, seconds: float) -> Any:
-        """``request`` with azure-core's per-request ``connection_timeout`` and
-        ``read_timeout``."""
-        return {**request, "connection_timeout": seconds, "read_timeout": seconds}
+    def single_attempt(self, client: Any, request: Any) -> tuple[Any, Any]:
+        """``request`` with azure-core's per-request ``retry_total=0``."""
+        return client, {**request, "retry_total": 0}
 
     def open(self, client: Any, request: dict[str, Any]) -> Any:
         """Make the request; return the SDK's ``StreamingChatCompletions``."""

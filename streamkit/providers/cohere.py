@@ -222,6 +222,7 @@ class CohereAdapter(ProviderAdapter):
     name = "cohere"
     client_example = "cohere.ClientV2"
     sdk_method = "cohere:ClientV2.chat_stream"
+    request_on_first_read = True
     param_aliases = PARAM_ALIASES
     api_key_env = ("CO_API_KEY",)
     terminal_event = "message-end"
@@ -238,8 +239,9 @@ class CohereAdapter(ProviderAdapter):
         )
 
     def default_client(self, async_: bool) -> Any:
-        """``ClientV2()`` / ``AsyncClientV2()``, which read ``CO_API_KEY``."""
-        return cohere.AsyncClientV2() if async_ else cohere.ClientV2()
+        """``ClientV2()`` / ``AsyncClientV2()``, which read ``CO_API_KEY``, their
+        retries off (streamkit's operators retry)."""
+        return cohere.AsyncClientV2(max_retries=0) if async_ else cohere.ClientV2(max_retries=0)
 
     def build_request(
         self, model: str, messages: list[Message], params: dict[str, Any]
@@ -268,11 +270,11 @@ class CohereAdapter(ProviderAdapter):
             )
         return request
 
-    def with_request_timeout(self, request: Any, seconds: float) -> Any:
-        """``request`` with cohere's ``request_options={"timeout_in_seconds": ...}``."""
+    def single_attempt(self, client: Any, request: Any) -> tuple[Any, Any]:
+        """``request`` with cohere's ``request_options={"max_retries": 0}``."""
         options = dict(request.get("request_options") or {})
-        options["timeout_in_seconds"] = seconds
-        return {**request, "request_options": options}
+        options["max_retries"] = 0
+        return client, {**request, "request_options": options}
 
     def open(self, client: Any, request: dict[str, Any]) -> Any:
         """The SDK's stream (a generator; the request is made at the first ``next``)."""

@@ -249,6 +249,10 @@ def _sdk_http_response_class() -> type | None:
 
 
 _GENERATORS = (pytypes.GeneratorType, pytypes.AsyncGeneratorType)
+_ONE_ATTEMPT = types.HttpRetryOptions(attempts=1)
+"""One attempt per request: google-genai retries nothing, not even its implicit
+retry of aiohttp connection errors."""
+
 _SEARCH_DEPTH = 8
 
 
@@ -370,6 +374,7 @@ class GoogleAdapter(ProviderAdapter):
     name = "google"
     client_example = "genai.Client"
     unknown_param_note = _NOTE
+    request_on_first_read = True
     api_key_env = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI")
     terminal_event = "a chunk with a finishReason (or a promptFeedback.blockReason)"
 
@@ -391,8 +396,9 @@ class GoogleAdapter(ProviderAdapter):
 
     def default_client(self, async_: bool) -> Any:
         """``genai.Client()``, which reads ``GEMINI_API_KEY`` / ``GOOGLE_API_KEY`` (and
-        the Vertex AI variables); it serves sync and async."""
-        return genai.Client()
+        the Vertex AI variables); it serves sync and async. One attempt per request
+        (streamkit's operators retry)."""
+        return genai.Client(http_options=types.HttpOptions(retry_options=_ONE_ATTEMPT))
 
     def build_request(
         self, model: str, messages: list[Message], params: dict[str, Any]
@@ -432,12 +438,13 @@ class GoogleAdapter(ProviderAdapter):
             "config": config if config.model_fields_set else None,
         }
 
-    def with_request_timeout(self, request: Any, seconds: float) -> Any:
-        """``request`` with ``config.http_options.timeout`` (milliseconds)."""
+    def single_attempt(self, client: Any, request: Any) -> tuple[Any, Any]:
+        """``request`` with ``config.http_options.retry_options`` of one attempt (which
+        also stops google-genai's implicit retry of aiohttp connection errors)."""
         config = request.get("config") or types.GenerateContentConfig()
         options = config.http_options or types.HttpOptions()
-        options = options.model_copy(update={"timeout": max(1, round(seconds * 1000))})
-        return {**request, "config": config.model_copy(update={"http_options": options})}
+        options = options.model_copy(update={"retry_options": _ONE_ATTEMPT})
+        return client, {**request, "config": config.model_copy(update={"http_options": options})}
 
     def open(self, client: Any, request: dict[str, Any]) -> _SyncEvents:
         """The SDK's stream; the request itself is made at the first ``next``."""

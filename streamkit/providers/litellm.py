@@ -162,6 +162,10 @@ class LiteLLMAdapter(ProviderAdapter):
         request.setdefault("stream_options", {"include_usage": True})
         return request
 
+    def single_attempt(self, client: Any, request: Any) -> tuple[Any, Any]:
+        """``request`` with ``max_retries=0`` (the retries of the SDK litellm calls)."""
+        return client, {**request, "max_retries": 0}
+
     def open(self, client: Any, request: dict[str, Any]) -> Any:
         """Call the completion function; return litellm's ``CustomStreamWrapper``."""
         _litellm()

@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 
 from mistralai.client import Mistral
 from mistralai.client.models import CompletionChunk
+from mistralai.client.utils.retries import BackoffStrategy, RetryConfig
 
 from streamkit._finish_reasons import CHAT_FINISH_REASONS, FinishReason
 from streamkit._messages import Message, MessageBuilder
@@ -81,6 +82,11 @@ class MistralChunkDecoder(ChatChunkDecoder):
         return ToolCallDelta(index=index, id=call_id, name=name, arguments=arguments)
 
 
+def _no_retries() -> RetryConfig:
+    """mistralai's retry configuration that retries nothing."""
+    return RetryConfig("none", BackoffStrategy(1, 1, 1.0, 1), False)
+
+
 class MistralAdapter(ProviderAdapter):
     """Streams ``client.chat.stream(...)`` / ``await client.chat.stream_async(...)``.
 
@@ -105,8 +111,9 @@ class MistralAdapter(ProviderAdapter):
         return None
 
     def default_client(self, async_: bool) -> Any:
-        """``Mistral()``, which reads ``MISTRAL_API_KEY`` (it serves sync and async)."""
-        return Mistral()
+        """``Mistral()``, which reads ``MISTRAL_API_KEY`` (it serves sync and async), its
+        retries off (streamkit's operators retry)."""
+        return Mistral(retry_config=_no_retries())
 
     def build_request(
         self, model: str, messages: list[Message], params: dict[str, Any]
@@ -116,9 +123,9 @@ class MistralAdapter(ProviderAdapter):
         request["stream"] = True
         return request
 
-    def with_request_timeout(self, request: Any, seconds: float) -> Any:
-        """``request`` with mistralai's per-request ``timeout_ms``."""
-        return {**request, "timeout_ms": max(1, round(seconds * 1000))}
+    def single_attempt(self, client: Any, request: Any) -> tuple[Any, Any]:
+        """``request`` with mistralai's per-request ``retries`` off."""
+        return client, {**request, "retries": _no_retries()}
 
     def open(self, client: Any, request: dict[str, Any]) -> Any:
         """Make the request; return the SDK's ``EventStream``."""

@@ -66,39 +66,16 @@ async def close(async_: bool, *clients: Any) -> None:
             await close_async_client(client)
 
 
-def unreachable_before_response(provider: ProviderCase, fault: str, async_: bool) -> bool:
-    """Whether disposing cannot close this cell's request while it stalls.
-
-    A sync request blocked before its response headers has no socket another thread
-    can reach (the SDK is still inside its ``create()``), for every provider; and
-    google-genai's sync stream exposes its HTTP response only after its first event.
-    Such a request is released by its own ``Deadlines.headers`` (the SDK's per-request
-    timeout), which the tests then give it; async requests are closed at once.
-    """
-    if async_:
-        return False
-    if fault == "stall-before-headers":
-        return True
-    return provider.name == "google" and fault == "stall-before-first-chunk"
-
-
-def loser_deadlines(provider: ProviderCase, fault: str, async_: bool) -> sk.Deadlines | None:
-    """The per-attempt budget a stalled loser needs to be released (see
-    :func:`unreachable_before_response`), else ``None``: disposing closes it."""
-    if unreachable_before_response(provider, fault, async_):
-        return sk.Deadlines(headers=0.5)
-    return None
-
-
 def attempt_deadlines(provider: ProviderCase, fault: str, async_: bool) -> sk.Deadlines | None:
     """The per-attempt budget that turns this cell's stall into a failure (for
-    ``fallback``, which moves on when an attempt fails), else ``None``."""
+    ``fallback``, which moves on when an attempt fails), else ``None``: the headers
+    deadline for a stall before the headers, the first-chunk deadline for one after
+    them (the headers deadline has passed with the headers), the idle deadline after
+    the first chunks."""
     if fault == "stall-before-headers":
         return sk.Deadlines(headers=0.3)
     if fault == "stall-before-first-chunk":
-        if unreachable_before_response(provider, fault, async_):
-            return sk.Deadlines(headers=0.3)  # the SDK's read timeout bounds the first read
-        return sk.Deadlines(first_chunk=0.3)
+        return sk.Deadlines(headers=0.3, first_chunk=0.5)
     if fault == "stall-after-first-chunk":
         return sk.Deadlines(idle=0.3)
     return None

@@ -5,6 +5,7 @@ per attempt (``sk.stream(..., deadlines=...)``) and overall (``ops.deadlines`` a
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -127,10 +128,80 @@ def test_deadlines_refuse_a_budget_and_keywords_together() -> None:
         sk.stream("openai", "m", "hi", client=None, deadlines=5)  # type: ignore[arg-type]
 
 
-def test_read_timeout_covers_idle_gaps() -> None:
-    assert sk.Deadlines(headers=2, idle=5).read_timeout == 5
-    assert sk.Deadlines(headers=2).read_timeout == 2
-    assert sk.Deadlines(idle=2).read_timeout is None
+def test_ops_deadlines_refuses_a_headers_deadline_it_cannot_honour() -> None:
+    """An operator sees chunks, not response headers: ``ops.deadlines`` refuses
+    ``headers`` by name (it once dropped it silently) and says where it holds."""
+    with pytest.raises(ValueError, match=r"Deadlines\.headers") as raised:
+        ops.deadlines(sk.Deadlines(headers=1.0, total=5.0))
+    assert "sk.stream(..., deadlines=" in str(raised.value)
+    ops.deadlines(sk.Deadlines(first_chunk=1.0, idle=1.0, total=5.0))  # the rest is fine
+
+
+@pytest.mark.parametrize("async_", [False, True], ids=["sync", "async"])
+async def test_the_headers_deadline_is_not_stretched_by_a_longer_idle_one(async_: bool) -> None:
+    """``headers`` bounds the wait for the response headers by itself, whatever ``idle``
+    says (once the SDK's read timeout, ``max(headers, idle)``, enforced it: a server
+    silent before its headers held the request for ``idle``), and the SDK does not send
+    the request again (a client that retries, as the SDKs do by default)."""
+    with ReplayServer(pace=0.001) as server:
+        server.push(
+            *[Reply("openai/chat-text-usage", fault=Fault(http_error=503, stall_before=3.0))] * 3
+        )
+        client = server.client("openai", async_=async_, max_retries=2)
+        stream = sk.stream(
+            "openai",
+            "gpt",
+            "hi",
+            client=client,
+            async_=async_,
+            deadlines=sk.Deadlines(headers=0.2, idle=2.5),
+        )
+        started = time.monotonic()
+        try:
+            error = await _outcome(stream.pipe(ops.to_call_response()), async_)
+            elapsed = time.monotonic() - started
+            await asyncio.sleep(0.8)  # longer than the SDK's first retry backoff
+        finally:
+            if async_:
+                await close_async_client(client)
+        record = await asyncio.to_thread(server.wait_for_request_end, 0, 2.0)
+        requests = len(server.requests)
+    assert isinstance(error, sk.StreamTimeoutError)
+    assert (error.kind, error.seconds, error.scope) == ("headers", 0.2, "attempt")
+    assert elapsed < 1.0 and record.disconnected
+    assert requests == 1
+
+
+@pytest.mark.parametrize("async_", [False, True], ids=["sync", "async"])
+@pytest.mark.parametrize(
+    ("transcript", "params"),
+    [("openai/responses-text", {"api": "responses"}), ("openai/chat-text-usage", {"fast": True})],
+    ids=["responses", "fast"],
+)
+async def test_the_headers_deadline_holds_on_every_openai_adapter(
+    transcript: str, params: dict[str, Any], async_: bool
+) -> None:
+    """``api="responses"`` and ``fast=True`` streams take a headers deadline as the chat
+    one does (once the request timeout was set on a request dict that lost its
+    adapter's type): before the headers it passes, after them it does not, and the
+    answer arrives whole."""
+    with ReplayServer(pace=0.001) as server:
+        server.push(
+            Reply(transcript, fault=Fault(http_error=503, stall_before=3.0)),
+            Reply(transcript, fault=Fault(stall_before=0.5)),
+        )
+        client = server.client("openai", async_=async_)
+        budget = sk.Deadlines(headers=0.2)
+        late = sk.stream("openai", "gpt", "hi", client=client, deadlines=budget, **params)
+        slow_to_start = sk.stream("openai", "gpt", "hi", client=client, deadlines=budget, **params)
+        try:
+            error = await _outcome(late.pipe(ops.to_call_response()), async_)
+            response = await _last(slow_to_start.pipe(ops.to_call_response()), async_)
+        finally:
+            if async_:
+                await close_async_client(client)
+    assert isinstance(error, sk.StreamTimeoutError) and error.kind == "headers"
+    assert "4242" in response.content
 
 
 # -- end to end: per attempt and overall, sync and async ---------------------------------
@@ -145,60 +216,69 @@ async def _outcome(observable: Observable[Any], async_: bool) -> BaseException:
     raise AssertionError("the deadline never passed")
 
 
+async def _last(observable: Observable[Any], async_: bool) -> Any:
+    if async_:
+        return await observable
+    return await asyncio.to_thread(observable.run)
+
+
 @pytest.mark.parametrize("async_", [False, True], ids=["sync", "async"])
 async def test_each_attempts_deadline_is_named_in_the_all_failed_error(async_: bool) -> None:
-    """Per attempt: the primary stalls before its headers, the backup after its first
-    chunk; each attempt's own deadline passes and closes its request, and the one
-    error lists both, each saying which deadline it was and that it was the attempt's."""
+    """Per attempt: the primary stalls before its response headers, the second after
+    its headers and before its first chunk, the third after its first chunks; each
+    attempt's own deadline passes (headers, first chunk, idle: a headers deadline does
+    not cover the wait after the headers) and closes its request, and the one error
+    lists all three, each saying which deadline it was and that it was the attempt's."""
     with ReplayServer(pace=0.001) as server:
         server.push(
+            Reply(
+                "anthropic/messages-tool-result-followup",
+                fault=Fault(http_error=503, stall_before=3.0),
+            ),
             Reply("anthropic/messages-tool-result-followup", fault=Fault(stall_before=3.0)),
             Reply("openai/chat-text-usage", fault=Fault(stall_after_events=(3, 3.0))),
         )
         anthropic_client = server.client("anthropic", async_=async_)
         openai_client = server.client("openai", async_=async_)
-        primary = sk.stream(
-            "anthropic",
-            "claude",
-            "hi",
-            client=anthropic_client,
-            async_=async_,
-            deadlines=sk.Deadlines(headers=0.3),
+        budget = sk.Deadlines(headers=0.3, first_chunk=0.6, idle=0.3)
+        primary, second = (
+            sk.stream(
+                "anthropic", model, "hi", client=anthropic_client, async_=async_, deadlines=budget
+            )
+            for model in ("claude", "claude-haiku")
         )
         backup = sk.stream(
-            "openai",
-            "gpt",
-            "hi",
-            client=openai_client,
-            async_=async_,
-            deadlines=sk.Deadlines(idle=0.3),
+            "openai", "gpt", "hi", client=openai_client, async_=async_, deadlines=budget
         )
         try:
-            error = await _outcome(primary.pipe(ops.fallback(backup)), async_)
+            error = await _outcome(primary.pipe(ops.fallback(second, backup)), async_)
         finally:
             if async_:
                 await close_async_client(anthropic_client)
                 await close_async_client(openai_client)
-        records = [await asyncio.to_thread(server.wait_for_request_end, i, 3.0) for i in (0, 1)]
+        records = [await asyncio.to_thread(server.wait_for_request_end, i, 3.0) for i in range(3)]
     assert isinstance(error, sk.AllFailedError)
     assert [(e.kind, e.scope) for e in error.errors if isinstance(e, sk.StreamTimeoutError)] == [
         ("headers", "attempt"),
+        ("first chunk", "attempt"),
         ("idle", "attempt"),
     ]
     assert "headers timeout (attempt deadline)" in str(error)
+    assert "first chunk timeout (attempt deadline)" in str(error)
     assert "idle timeout (attempt deadline)" in str(error)
     assert all(record.disconnected for record in records)  # each closed at its deadline
-    assert records[1].events_sent == 3
+    assert len(server.requests) == 3  # one request per attempt
+    assert records[2].events_sent == 3
 
 
 @pytest.mark.parametrize("async_", [False, True], ids=["sync", "async"])
 async def test_the_overall_deadline_bounds_the_call_across_its_attempts(async_: bool) -> None:
-    """Overall: the first attempt spends its headers deadline, the second stalls after
-    its first chunks with no deadline of its own; the call's total deadline passes,
-    says so, and closes the second request."""
+    """Overall: the first attempt spends its headers deadline (its server silent before
+    the headers), the second stalls after its first chunks with no deadline of its own;
+    the call's total deadline passes, says so, and closes the second request."""
     with ReplayServer(pace=0.001) as server:
         server.push(
-            Reply("openai/chat-text-usage", fault=Fault(stall_before=3.0)),
+            Reply("openai/chat-text-usage", fault=Fault(http_error=503, stall_before=3.0)),
             Reply("openai/chat-text-usage", fault=Fault(stall_after_events=(3, 3.0))),
         )
         client = server.client("openai", async_=async_)

@@ -379,3 +379,116 @@ def test_cost_sums_each_attempt_priced_at_its_own_model() -> None:
     # each stream made (or continued) one of the requests, and bills it
     assert claude.cost.amount == attempts[0].cost.amount
     assert gpt.usage == attempts[1].usage and gpt.cost.amount == attempts[1].cost.amount
+
+
+# -- after thinking: the next provider goes on, the reasoning is not owed -----------------
+THINKING = "anthropic/messages-thinking"
+
+
+def _thinking_of(transcript: str, events: int) -> tuple[str, str]:
+    """The thinking and the text of a transcript's first ``events`` events, read from
+    the wire JSON (an oracle that shares nothing with streamkit's decoders)."""
+    import json
+
+    from streamkit.testing import load_transcript
+
+    thinking = text_ = ""
+    for event in load_transcript(transcript).events[:events]:
+        for line in event.splitlines():
+            if line.startswith("data: {"):
+                delta = json.loads(line[len("data: ") :]).get("delta") or {}
+                thinking += delta.get("thinking") or ""
+                text_ += delta.get("text") or ""
+    return thinking, text_
+
+
+@pytest.mark.parametrize(
+    ("cut_after", "continues"),
+    [(26, True), (9, False)],
+    ids=["after-thinking-and-text", "during-thinking"],
+)
+@pytest.mark.parametrize("async_", [False, True], ids=["sync", "async"])
+async def test_an_anthropic_thinking_stream_cut_mid_way_falls_back_to_openai(
+    cut_after: int, continues: bool, async_: bool
+) -> None:
+    """Anthropic's stream is cut after its thinking and some text, or in the middle of
+    its thinking; OpenAI (no thinking at all) takes over. The delivered thinking stays
+    delivered and is not asked of OpenAI (it once was: the fallback wanted it
+    reproduced and failed with ``StreamDivergedError``); delivered text is continued,
+    and with none OpenAI is asked the original question. Nothing is repeated or lost,
+    and each chunk says which provider produced it."""
+    with ReplayServer(pace=0.0) as server:
+        server.push(Reply(THINKING, fault=Fault(close_after_events=cut_after)), BACKUP)
+        anthropic_client = server.client("anthropic", async_=async_)
+        openai_client = server.client("openai", async_=async_)
+        claude = sk.stream(
+            "anthropic",
+            "claude",
+            "hi",
+            client=anthropic_client,
+            async_=async_,
+            max_tokens=2048,
+            thinking={"type": "enabled", "budget_tokens": 1024},
+        )
+        gpt = sk.stream("openai", "gpt", "hi", client=openai_client, async_=async_)
+        chunks: list[sk.Chunk] = []
+        try:
+            response = await run(
+                claude.pipe(
+                    ops.fallback(gpt),
+                    reactivex.operators.do_action(chunks.append),
+                    ops.to_call_response(),
+                ),
+                async_,
+            )
+        finally:
+            await close(async_, anthropic_client, openai_client)
+        asked = server.requests[1].json["messages"]
+    thought, said = _thinking_of(THINKING, cut_after)
+    assert thought and bool(said) == continues
+    continued = "".join(c.content for c in chunks if c.provider == "openai")
+    assert continued == "4200 + 42 equals 4242."
+    assert response.thinking == thought  # delivered once, and OpenAI has none
+    assert response.content == said + continued
+    assert "".join(c.thinking for c in chunks if c.provider == "anthropic") == thought
+    assert [(s.provider, s.start, s.end) for s in response.spans] == [
+        (name, start, start + len(part))
+        for name, start, part in [("anthropic", 0, said), ("openai", len(said), continued)]
+        if part
+    ]
+    if continues:
+        assert asked[-2:] == [
+            {"role": "assistant", "content": said},
+            {"role": "user", "content": CONTINUE_INSTRUCTION},
+        ]
+    else:
+        assert asked == [{"role": "user", "content": "hi"}]
+
+
+def test_thinking_delivered_is_not_owed_and_the_next_attempts_thinking_follows() -> None:
+    """Virtual time: a factory alternative after thinking and text is asked to continue
+    the text; its own thinking is appended after the delivered thinking, never
+    matched against it."""
+    scheduler = TestScheduler()
+    first = scheduler.create_cold_observable(
+        on_next(10, text(thinking="Let me think", provider="anthropic")),
+        on_next(20, text("The answer", provider="anthropic")),
+        on_error(30, cut()),
+    )
+    second = scheduler.create_cold_observable(
+        on_next(5, text(thinking="Resuming")),
+        on_next(6, text(" is 42.")),
+        on_completed(7),
+    )
+    asked: list[str] = []
+
+    def continue_(delivered: str) -> Observable[sk.Chunk]:
+        asked.append(delivered)
+        return second
+
+    results = scheduler.start(lambda: first.pipe(ops.fallback(continue_)))
+    out = [value_of(m) for m in results.messages if kind_of(m) == "N"]
+    assert kind_of(results.messages[-1]) == "C"
+    assert asked == ["The answer"]
+    assert "".join(c.thinking for c in out) == "Let me thinkResuming"
+    assert "".join(c.content for c in out) == "The answer is 42."

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 import pytest
@@ -19,10 +20,11 @@ from reactivex.testing import ReactiveTest, TestScheduler
 import streamkit as sk
 from streamkit import ops
 from streamkit.testing import Fault, ReplayServer, Reply, load_transcript
-from tests.ops._fault_grid import BEFORE_CONTENT, FAULTS, GRID, close, loser_deadlines, run
+from tests.ops._fault_grid import BEFORE_CONTENT, FAULTS, GRID, close, run
 from tests.recorded import error_of, kind_of, value_of
-from tests.reliability._matrix import PROVIDER_CASES, ProviderCase
+from tests.reliability._matrix import PROVIDER_CASES, ProviderCase, settle
 from tests.reliability._run import close_async_client
+from tests.reliability.test_stall_before_headers import source_threads
 
 on_next, on_completed, on_error = (
     ReactiveTest.on_next,
@@ -316,14 +318,40 @@ async def test_race_closes_the_stalled_loser_of_every_provider(
         assert record.disconnected and record.events_sent <= 1 < record.events_total
 
 
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_a_sync_loser_stalled_before_its_headers_is_closed_without_a_deadline(
+    provider: ProviderCase,
+) -> None:
+    """Sync, the loser stalled before its response headers and no deadline given: it is
+    closed at the decision (through the socket its thread is blocked on, the SDK still
+    inside its ``create()``), and neither its connection nor its thread is left."""
+    missing = provider.missing()
+    if missing:
+        pytest.skip(missing)
+    with ReplayServer(pace=0.0) as loser_server, ReplayServer(pace=0.0) as winner_server:
+        loser_server.push(Reply(provider.transcript, fault=Fault(http_error=503, stall_before=5.0)))
+        winner_server.push(Reply(WINNER, fault=Fault(stall_before=0.2)))
+        loser = sk.stream(provider.name, "m", "hi", client=loser_server.client(provider.name))
+        winner = sk.stream("openai", "m", "hi", client=winner_server.client("openai"))
+        started = time.monotonic()
+        response = await _run(
+            sk.race(loser, winner, until=lambda t: "equals 4242" in t).pipe(ops.to_call_response()),
+            async_=False,
+        )
+        assert "4242" in response.content and response.provider == "openai"
+        record = await asyncio.to_thread(loser_server.wait_for_request_end, 0, 2.0)
+        assert record.disconnected and time.monotonic() - started < 2.5
+        assert settle(lambda: loser_server.open_connections == 0 and not source_threads())
+
+
 @pytest.mark.parametrize(("provider", "fault", "async_"), GRID)
 async def test_a_faulty_candidate_of_every_provider_loses_and_is_closed(
     provider: ProviderCase, fault: str, async_: bool
 ) -> None:
     """One candidate meets a fault schedule, the other (paced, slower) matches: the
-    faulty one drops out (a failure) or is closed at the decision (a stall; a sync
-    request stalled before its response is released by its headers deadline, see
-    ``unreachable_before_response``); only the winner's chunks are emitted."""
+    faulty one drops out (a failure) or is closed at the decision (a stall, before the
+    response headers too, sync and async, without a deadline of its own); only the
+    winner's chunks are emitted."""
     missing = provider.missing()
     if missing:
         pytest.skip(missing)
@@ -332,14 +360,7 @@ async def test_a_faulty_candidate_of_every_provider_loses_and_is_closed(
         ok_server.push(Reply(WINNER, pace=0.02))
         faulty_client = faulty_server.client(provider.name, async_=async_)
         ok_client = ok_server.client("openai", async_=async_)
-        faulty = sk.stream(
-            provider.name,
-            "m",
-            "hi",
-            client=faulty_client,
-            async_=async_,
-            deadlines=loser_deadlines(provider, fault, async_),
-        )
+        faulty = sk.stream(provider.name, "m", "hi", client=faulty_client, async_=async_)
         ok = sk.stream("openai", "m", "hi", client=ok_client, async_=async_)
         chunks: list[sk.Chunk] = []
         try:

@@ -401,15 +401,7 @@ def _first_text_index(events: Sequence[str], api: str) -> int:
 
 
 # -- known gaps -------------------------------------------------------------------------
-KNOWN_GAPS: dict[tuple[str, str, str], str] = {
-    ("stall_first", "google", "sync"): (
-        "google-genai's sync stream makes its request inside the first next() of a "
-        "generator, so until the first event arrives its HTTP response cannot be reached "
-        "to shut the socket down (see streamkit/providers/google.py): first_chunk_timeout "
-        "fires and every subscriber gets StreamTimeoutError, but the connection and the "
-        "reader thread stay until the server sends or the client's own read timeout"
-    ),
-}
+KNOWN_GAPS: dict[tuple[str, str, str], str] = {}
 """Cells (fault, provider, mode) known to leak: each runs, must show the leak (xfail),
 and fails as soon as the leak is gone, so the entry gets removed."""
 

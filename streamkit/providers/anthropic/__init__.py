@@ -375,8 +375,10 @@ class AnthropicAdapter(ProviderAdapter):
 
     def default_client(self, async_: bool) -> Any:
         """``Anthropic()`` / ``AsyncAnthropic()`` from ``ANTHROPIC_API_KEY`` and
-        ``ANTHROPIC_BASE_URL``."""
-        return anthropic.AsyncAnthropic() if async_ else anthropic.Anthropic()
+        ``ANTHROPIC_BASE_URL``, their retries off (streamkit's operators retry)."""
+        if async_:
+            return anthropic.AsyncAnthropic(max_retries=0)
+        return anthropic.Anthropic(max_retries=0)
 
     def build_request(
         self, model: str, messages: list[Message], params: dict[str, Any]

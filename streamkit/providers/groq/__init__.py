@@ -86,8 +86,9 @@ class GroqAdapter(ProviderAdapter):
         )
 
     def default_client(self, async_: bool) -> Any:
-        """``Groq()`` / ``AsyncGroq()`` from ``GROQ_API_KEY`` and ``GROQ_BASE_URL``."""
-        return groq.AsyncGroq() if async_ else groq.Groq()
+        """``Groq()`` / ``AsyncGroq()`` from ``GROQ_API_KEY`` and ``GROQ_BASE_URL``, their
+        retries off (streamkit's operators retry)."""
+        return groq.AsyncGroq(max_retries=0) if async_ else groq.Groq(max_retries=0)
 
     def build_request(
         self, model: str, messages: list[Message], params: dict[str, Any]

@@ -36,8 +36,9 @@ class OpenAIClientAdapter(ProviderAdapter):
         )
 
     def default_client(self, async_: bool) -> Any:
-        """``OpenAI()`` / ``AsyncOpenAI()`` from ``OPENAI_API_KEY`` and ``OPENAI_BASE_URL``."""
-        return openai.AsyncOpenAI() if async_ else openai.OpenAI()
+        """``OpenAI()`` / ``AsyncOpenAI()`` from ``OPENAI_API_KEY`` and ``OPENAI_BASE_URL``,
+        their retries off (streamkit's operators retry)."""
+        return openai.AsyncOpenAI(max_retries=0) if async_ else openai.OpenAI(max_retries=0)
 
     @staticmethod
     def call_params(params: dict[str, Any]) -> dict[str, Any]:
