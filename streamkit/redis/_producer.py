@@ -23,7 +23,6 @@ import redis.asyncio as aioredis
 from reactivex import Observable
 from redis.exceptions import ResponseError
 
-from streamkit._accumulator import Accumulator
 from streamkit._errors import StreamError
 from streamkit._ledger import EndCollector, total_cost, total_usage
 from streamkit._lifecycle import disposing, observing
@@ -78,8 +77,31 @@ async def acquire(redis: aioredis.Redis, key: str, lease: float, retry_for: floa
     return token if await retrying(key, run, retry_for) else None
 
 
+class _LastReported:
+    """What the terminal entry needs of a source that is not a streamkit stream (no end
+    records): the usage its chunks last reported (a running total, as the reducer
+    reads it) and the provider and model to price it at. Not a fold of the stream:
+    publishing pays three attribute checks a chunk, not the reducer's work."""
+
+    __slots__ = ("model", "provider", "usage")
+
+    def __init__(self) -> None:
+        self.provider: str | None = None
+        self.model: str | None = None
+        self.usage: Usage | None = None
+
+    def add(self, chunk: Chunk) -> None:
+        """Note what ``chunk`` reports."""
+        if self.provider is None:
+            self.provider = chunk.provider
+        if chunk.model:
+            self.model = chunk.model
+        if chunk.usage is not None:
+            self.usage = chunk.usage
+
+
 def _usage_and_cost(
-    requests: EndCollector, accumulator: Accumulator
+    requests: EndCollector, accumulator: _LastReported
 ) -> tuple[Usage | None, Cost | None]:
     """The usage and cost of the requests the source made (their ends: every attempt,
     estimated where the provider had not reported), else, for a source that is not a
@@ -169,7 +191,7 @@ async def produce(
     tasks = [loop.create_task(watch_stop()), loop.create_task(renew())]
     base = int(time.time() * 1000)
     seq = 0
-    accumulator = Accumulator()
+    accumulator = _LastReported()
 
     async def append(batch: list[dict[Any, Any]]) -> None:
         """``XADD`` the entries of ``batch`` in one round trip, each with its own id."""
