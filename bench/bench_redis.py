@@ -305,8 +305,8 @@ def render(results: dict[str, Any], plan: dict[str, Any]) -> str:
         "",
         f"Publishing costs {produce_ratio['burst']:.2f}{x} the bare pipeline in burst and "
         f"{produce_ratio['paced']:.2f}{x} paced: the goal of 1.2{x} is "
-        f"**{'met' if met else 'not met'}**. The producer folds the stream (for the usage of "
-        "its terminal entry), encodes each chunk with orjson and sends one `XADD`; in burst "
+        f"**{'met' if met else 'not met'}**. The producer notes each chunk's reported usage "
+        "(no fold of the stream), encodes it with orjson and sends one `XADD`; in burst "
         "the chunks that arrive while one `XADD` is in flight share the next round trip. "
         "What is left is the asyncio Redis client's own work per round trip (redis-py, pure "
         "Python parser: packing, the reply's wake-up of the event loop, parsing), paid once "
