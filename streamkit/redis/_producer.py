@@ -288,7 +288,7 @@ async def produce(
         await asyncio.wait(tasks, timeout=2)
 
     async def finish() -> None:
-        await redis.pexpire(key, int(ttl * 1000))
+        # the TTL was set with the terminal entry (append_terminal), in its transaction
         await redis.delete(stop_key(key))
         await redis.eval(_RELEASE, 1, lease_key(key), token)
 
