@@ -262,11 +262,17 @@ class MistralFastStreamAsync:
 
     async def __aiter__(self) -> AsyncIterator[RawEvent]:
         reader = self.reader
-        async for chunk in self.response.aiter_bytes():
-            for event in reader.feed(chunk):
-                yield event
-            if reader.done:
-                return
+        chunks = self.response.aiter_bytes()
+        try:
+            async for chunk in chunks:
+                for event in reader.feed(chunk):
+                    yield event
+                if reader.done:
+                    return
+        finally:
+            # Closed here, on the running loop: left to the garbage collector, an async
+            # generator stopped at the sentinel is finalized by a task of its own.
+            await chunks.aclose()
         for event in reader.finish():
             yield event
 
