@@ -90,8 +90,18 @@ def _groq(url: str, async_: bool = False) -> Any:
     return cls(base_url=url, api_key=KEY, max_retries=0)
 
 
+def _mistral(url: str, async_: bool = False) -> Any:
+    # One client class for both: ``async_`` only says which methods the caller uses.
+    from mistralai.client import Mistral
+    from mistralai.client.utils.retries import BackoffStrategy, RetryConfig
+
+    no_retries = RetryConfig("none", BackoffStrategy(1, 1, 1.0, 1), False)
+    return Mistral(api_key=KEY, server_url=url, retry_config=no_retries)
+
+
 ANTHROPIC_MODEL = "claude-sonnet-4-20250514"
 GROQ_MODEL = "llama3-8b-8192"
+MISTRAL_MODEL = "mistral-tiny"
 
 
 # -- raw SDKs ---------------------------------------------------------------------------
@@ -225,6 +235,51 @@ def make_groq_bytes(url: str, *, tap: Tap = None) -> Run:
     return run
 
 
+def make_mistral_sync(url: str, *, tap: Tap = None) -> Run:
+    client = _mistral(url)
+
+    def run() -> int:
+        n = 0
+        stream = client.chat.stream(model=MISTRAL_MODEL, messages=MESSAGES)
+        for _event in _tapped(stream, tap):
+            n += 1
+        return n
+
+    return run
+
+
+def make_mistral_async(url: str, *, tap: Tap = None) -> Run:
+    client = _mistral(url, async_=True)
+    loop = asyncio.new_event_loop()
+
+    async def read() -> int:
+        n = 0
+        stream = await client.chat.stream_async(model=MISTRAL_MODEL, messages=MESSAGES)
+        async for _event in _atapped(stream, tap):
+            n += 1
+        return n
+
+    return lambda: loop.run_until_complete(read())
+
+
+def make_mistral_bytes(url: str, *, tap: Tap = None) -> Run:
+    """The floor of any mistralai reader: the SDK's own request (``chat.stream``), its
+    response's bytes read and nothing parsed (the event stream is never iterated)."""
+    client = _mistral(url)
+
+    def run() -> int:
+        n = 0
+        stream = client.chat.stream(model=MISTRAL_MODEL, messages=MESSAGES)
+        try:
+            for _piece in stream.response.iter_bytes():
+                n += 1
+        finally:
+            stream.close()
+        return n
+
+    return run
+
+
 # -- streamkit --------------------------------------------------------------------------
 def _subscribe_and_wait(observable: Any, tap: Tap = None) -> int:
     """Subscribe, count items, block until the stream ends (errors re-raised)."""
@@ -311,10 +366,14 @@ def _sk_factory(
 ) -> Callable[[], Any]:
     import streamkit as sk
 
-    client = {"openai": _openai, "anthropic": _anthropic, "groq": _groq}[provider](url, async_)
+    clients = {"openai": _openai, "anthropic": _anthropic, "groq": _groq, "mistral": _mistral}
+    client = clients[provider](url, async_)
     if provider == "anthropic":
         params.setdefault("max_tokens", 1024)
-    model = {"openai": MODEL, "anthropic": ANTHROPIC_MODEL, "groq": GROQ_MODEL}[provider]
+    if provider == "mistral" and async_:
+        params.setdefault("async_", True)  # one client class: the stream asks for async
+    models = {"openai": MODEL, "anthropic": ANTHROPIC_MODEL, "groq": GROQ_MODEL}
+    model = models.get(provider, MISTRAL_MODEL)
     return lambda: sk.stream(provider, model, MESSAGES, client=client, **params)
 
 
@@ -478,6 +537,13 @@ CLIENTS: dict[str, Callable[..., Run]] = {
     "sk-fast-groq-source": _client(make_sk_source, provider="groq", fast=True),
     "sk-fast-groq-pipeline": _client(make_sk_pipeline, provider="groq", fast=True),
     "sk-fast-groq-async-source": _client(make_sk_async, provider="groq", fast=True),
+    "mistral-bytes": make_mistral_bytes,
+    "mistral-sync": make_mistral_sync,
+    "mistral-async": make_mistral_async,
+    "sk-mistral-source": _client(make_sk_source, provider="mistral"),
+    "sk-fast-mistral-source": _client(make_sk_source, provider="mistral", fast=True),
+    "sk-fast-mistral-pipeline": _client(make_sk_pipeline, provider="mistral", fast=True),
+    "sk-fast-mistral-async-source": _client(make_sk_async, provider="mistral", fast=True),
     "sk-share-1": _client(make_sk_share, subscribers=1),
     "sk-share-10": _client(make_sk_share, subscribers=10),
     "sk-share-100": _client(make_sk_share, subscribers=100),

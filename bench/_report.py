@@ -157,11 +157,11 @@ class Report:
         return rows
 
     def fast_provider_targets(self, mode: str = "burst") -> list[tuple[str, str, bool | None]]:
-        """The fast path at least 3 times faster than each raw SDK, anthropic and groq
-        (issue 17): the source alone decides; the realistic pipeline and the async client
+        """The fast path at least 3 times faster than each raw SDK, anthropic, groq and
+        mistral (issue 17): the source alone decides; the realistic pipeline and the async client
         are shown."""
         rows: list[tuple[str, str, bool | None]] = []
-        for provider in ("anthropic", "groq"):
+        for provider in ("anthropic", "groq", "mistral"):
             speeds = {
                 kind: self.fast_speedup(mode, f"sk-fast-{provider}-{kind}")
                 for kind in ("source", "pipeline", "async-source")
@@ -876,7 +876,7 @@ def render_scenario(
         w(f"### {'Burst' if mode == 'burst' else 'Paced'}")
         w("")
         _cpu_rows(rep, names, mode, w)
-    for provider in ("anthropic", "groq"):
+    for provider in ("anthropic", "groq", "mistral"):
         floor = rep.ratio(f"{provider}-bytes", scenario.modes[0])[0]
         if f"{provider}-bytes" in names and not math.isnan(floor):
             w(

@@ -1,9 +1,10 @@
 """Large synthetic provider streams for the benchmarks, built in memory.
 
 The events follow the recorded transcripts' shapes (``openai/chat-text-usage``,
-``anthropic/messages-text``, ``groq/chat-text-x-groq-usage``): same keys, same kind of
-ids, one short text delta per event, a finish event, the usage event (Groq: in the
-finish event's ``x_groq``), then ``[DONE]`` / ``message_stop``.
+``anthropic/messages-text``, ``groq/chat-text-x-groq-usage``, ``mistral/chat-text-usage``):
+same keys, same kind of ids, one short text delta per event, a finish event, the usage
+event (Groq: in the finish event's ``x_groq``; Mistral: in the finish event), then
+``[DONE]`` / ``message_stop``.
 """
 
 from __future__ import annotations
@@ -181,9 +182,45 @@ def groq_transcript(chunks: int) -> Transcript:
     )
 
 
+def _mistral_event(delta: dict[str, object], finish: str | None, **extra: object) -> str:
+    payload = {
+        "id": "d3a0f557943648c49fb019bc65a64334",
+        "object": "chat.completion.chunk",
+        "created": 1757759492,
+        "model": "mistral-tiny",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        **extra,
+    }
+    return "data: " + json.dumps(payload, separators=(",", ":")) + "\n\n"
+
+
+def mistral_events(chunks: int) -> Iterator[str]:
+    """A Mistral chat stream with ``chunks`` text deltas: the role event, the deltas
+    (with the recorded stream's ``p`` padding), the finish event with usage, ``[DONE]``."""
+    yield _mistral_event({"role": "assistant", "content": ""}, None)
+    for i in range(chunks):
+        padding = "abcdefghijklmnopqrstuvwxyz012345"[: 2 + 5 * (i % 7)]
+        yield _mistral_event({"content": WORDS[i % len(WORDS)]}, None, p=padding)
+    usage = {"prompt_tokens": 11, "total_tokens": 11 + chunks, "completion_tokens": chunks}
+    yield _mistral_event({"content": ""}, "stop", usage=usage, p="abcdefghijkl")
+    yield "data: [DONE]\n\n"
+
+
+def mistral_transcript(chunks: int) -> Transcript:
+    """A Mistral chat stream of ``chunks`` text deltas (+3 other events)."""
+    return Transcript.from_events(
+        "mistral",
+        "chat.completions",
+        mistral_events(chunks),
+        name=f"bench/mistral-{chunks}",
+        content_type="text/event-stream; charset=utf-8",
+        description=f"{chunks} generated text deltas",
+    )
+
+
 def build(spec: str) -> Transcript:
-    """A transcript from a spec ``"openai:20000"``, ``"anthropic:2000"``, ``"groq:2000"``
-    or ``"openai:200:match=50"`` (the match word at event 50)."""
+    """A transcript from a spec ``"openai:20000"``, ``"anthropic:2000"``, ``"groq:2000"``,
+    ``"mistral:2000"`` or ``"openai:200:match=50"`` (the match word at event 50)."""
     provider, _, rest = spec.partition(":")
     size, _, option = rest.partition(":")
     chunks = int(size)
@@ -194,4 +231,6 @@ def build(spec: str) -> Transcript:
         return anthropic_transcript(chunks)
     if provider == "groq":
         return groq_transcript(chunks)
+    if provider == "mistral":
+        return mistral_transcript(chunks)
     raise ValueError(f"unknown stream spec {spec!r}")

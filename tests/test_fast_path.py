@@ -155,6 +155,36 @@ async def test_a_broken_connection_fails_the_same_way_async() -> None:
     assert_same(sdk, fast)
 
 
+# -- OpenAI-compatible servers: the openai client with their base URL --------------------
+# OpenRouter, a LiteLLM proxy, vLLM, Ollama and llama.cpp speak OpenAI's chat wire format
+# and are reached with the openai client and a base_url, so the OpenAI fast path is theirs.
+COMPATIBLE = [
+    ("openrouter/chat-midstream-error-chunk", "/api/v1"),  # recorded from openrouter.ai
+    ("openrouter/chat-midstream-error-chunk", ""),  # a LiteLLM proxy's route, /chat/completions
+    ("synthetic/vllm-chat-no-usage", "/v1"),
+    ("synthetic/ollama-chat-usage-null", "/v1"),
+    ("synthetic/llamacpp-chat-usage-in-last-chunk-timings", "/v1"),
+]
+
+
+@pytest.mark.parametrize("case", COMPATIBLE, ids=lambda case: f"{case[0]}@{case[1] or '/'}")
+def test_openai_compatible_servers_take_the_openai_fast_path(case: tuple[str, str]) -> None:
+    name, base_path = case
+    with ReplayServer() as server:
+        server.push(name, name)
+        client = openai.OpenAI(
+            base_url=server.url + base_path, api_key="sk-compatible-test", max_retries=0
+        )
+        with client:
+            sdk, fast = read_sync(client, False), read_sync(client, True)
+        paths = [request.path for request in server.requests]
+    assert paths == [f"{base_path}/chat/completions"] * 2
+    assert_same(sdk, fast)
+    assert sdk.chunks and any(isinstance(chunk, LazyOpenAIChunk) for chunk in fast.chunks)
+    if name.startswith("openrouter/"):  # the top-level "error" object in a chunk of an HTTP 200
+        assert isinstance(fast.error, openai.APIError) and "Token limit" in str(fast.error)
+
+
 # -- the SSE rules, on streams written here ----------------------------------------------
 def chunk_event(content: str, *, finish: str | None = None, **extra: Any) -> dict[str, Any]:
     return {

@@ -79,6 +79,7 @@ def test_ci_runs_exactly_the_readme_test_command_in_a_fresh_venv() -> None:
         "tests/providers",
         "tests/test_fast_path.py",
         "tests/test_fast_path_stainless.py",
+        "tests/test_fast_path_mistral.py",
     } <= set(tests)
     assert all((ROOT / test).exists() for test in tests)
     assert 'pytest -q -p no:cacheprovider "${NEWEST_SDK_TESTS[@]}"' in newest_leg

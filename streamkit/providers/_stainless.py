@@ -27,6 +27,11 @@ reads the response itself:
 What differs per SDK (its internals, its event rules, its error types) lives in the
 provider's package: ``_sdk`` (the SDK internals, in one module, with a clear error naming
 the SDK version when one is missing) and ``fast`` (the reader, decoder and adapter).
+
+The pieces that assume nothing of a Stainless SDK (:class:`LazyChunk`,
+:class:`SDKObjectBuilder`, :class:`Built`, :func:`construct_lazy`, :func:`check_fast`,
+:func:`require_orjson`) also serve the fast path of mistralai, a Speakeasy-generated SDK
+with its own streaming (:mod:`streamkit.providers.mistral.fast`).
 """
 
 from __future__ import annotations
