@@ -402,6 +402,7 @@ def environment() -> dict[str, Any]:
         "langchain-openai",
         "langchain-core",
         "mirascope",
+        "pydantic-ai-slim",
         "orjson",
         "pydantic",
         "pydantic-core",
