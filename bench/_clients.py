@@ -483,20 +483,33 @@ def make_anthropic_helper(url: str, *, tap: Tap = None) -> Run:
     return run
 
 
-def make_pydantic_ai(url: str, *, tap: Tap = None, debounce: float | None = None) -> Run:
-    """pydantic-ai's agent streaming with its OpenAI chat model: ``agent.run_stream``
-    then ``stream_text(delta=True)``. Async (``run_stream_sync`` runs this same async
-    code behind a bridge to a loop). ``debounce`` None hands over every delta as it
-    arrives, as every other row does; it is also the cheaper setting: pydantic-ai's
-    default, 0.1 s, groups the deltas but still parses each, and cost more CPU per chunk
-    here (313 against 294 µs, 2,000-delta burst, when this row was added)."""
-    import openai
+def make_pydantic_ai(
+    url: str, *, tap: Tap = None, provider: str = "openai", debounce: float | None = None
+) -> Run:
+    """pydantic-ai's agent streaming with its OpenAI chat model (or its Anthropic model):
+    ``agent.run_stream`` then ``stream_text(delta=True)``. Async (``run_stream_sync``
+    runs this same async code behind a bridge to a loop). ``debounce`` None hands over
+    every delta as it arrives, as every other row does; it is also the cheaper setting:
+    pydantic-ai's default, 0.1 s, groups the deltas but still parses each, and cost
+    more CPU per chunk here (313 against 294 µs, 2,000-delta openai burst, when this
+    row was added)."""
     from pydantic_ai import Agent
-    from pydantic_ai.models.openai import OpenAIChatModel
-    from pydantic_ai.providers.openai import OpenAIProvider
 
-    sdk = openai.AsyncOpenAI(base_url=url + "/v1", api_key=KEY, max_retries=0)
-    agent = Agent(OpenAIChatModel(MODEL, provider=OpenAIProvider(openai_client=sdk)))
+    model: Any
+    if provider == "anthropic":
+        from pydantic_ai.models.anthropic import AnthropicModel
+        from pydantic_ai.providers.anthropic import AnthropicProvider
+
+        client = AnthropicProvider(anthropic_client=_anthropic(url, async_=True))
+        model = AnthropicModel(ANTHROPIC_MODEL, provider=client)
+    else:
+        from pydantic_ai.models.openai import OpenAIChatModel
+        from pydantic_ai.providers.openai import OpenAIProvider
+
+        model = OpenAIChatModel(
+            MODEL, provider=OpenAIProvider(openai_client=_openai(url, async_=True))
+        )
+    agent = Agent(model)
     loop = asyncio.new_event_loop()
 
     async def read() -> int:
@@ -540,6 +553,10 @@ CLIENTS: dict[str, Callable[..., Run]] = {
     "sk-fast-anthropic-source": _client(make_sk_source, provider="anthropic", fast=True),
     "sk-fast-anthropic-pipeline": _client(make_sk_pipeline, provider="anthropic", fast=True),
     "sk-fast-anthropic-async-source": _client(make_sk_async, provider="anthropic", fast=True),
+    "sk-anthropic-async-pipeline": _client(make_sk_async, pipeline=True, provider="anthropic"),
+    "sk-fast-anthropic-async-pipeline": _client(
+        make_sk_async, pipeline=True, provider="anthropic", fast=True
+    ),
     "sk-fast-groq-source": _client(make_sk_source, provider="groq", fast=True),
     "sk-fast-groq-pipeline": _client(make_sk_pipeline, provider="groq", fast=True),
     "sk-fast-groq-async-source": _client(make_sk_async, provider="groq", fast=True),
@@ -554,6 +571,7 @@ CLIENTS: dict[str, Callable[..., Run]] = {
     "langchain": make_langchain,
     "mirascope": make_mirascope,
     "pydantic-ai": make_pydantic_ai,
+    "pydantic-ai-anthropic": _client(make_pydantic_ai, provider="anthropic"),
     "openai-helper": make_openai_helper,
     "anthropic-helper": make_anthropic_helper,
 }

@@ -204,6 +204,19 @@ TABLE = (
         kind="fast",
     ),
     Client(
+        "sk-anthropic-async-pipeline",
+        "streamkit realistic pipeline, anthropic async client",
+        "anthropic-async",
+        "anthropic",
+    ),
+    Client(
+        "sk-fast-anthropic-async-pipeline",
+        "streamkit `fast=True` realistic pipeline, anthropic async client",
+        "anthropic-async",
+        "anthropic",
+        kind="fast",
+    ),
+    Client(
         "groq-sync",
         "groq SDK, sync: `for chunk in client.chat.completions.create(stream=True)`",
         None,
@@ -278,8 +291,18 @@ TABLE = (
         "`stream_text(delta=True, debounce_by=None)`",
         "openai-async",
         kind="peer",
-        short="pydantic-ai",
+        short="pydantic-ai (OpenAI)",
         versus=("sk-async-pipeline", "sk-fast-async-pipeline"),
+    ),
+    Client(
+        "pydantic-ai-anthropic",
+        "pydantic-ai `AnthropicModel`, async: `agent.run_stream(...)` + "
+        "`stream_text(delta=True, debounce_by=None)`",
+        "anthropic-async",
+        "anthropic",
+        kind="peer",
+        short="pydantic-ai (Anthropic)",
+        versus=("sk-anthropic-async-pipeline", "sk-fast-anthropic-async-pipeline"),
     ),
     Client(
         "openai-helper",

@@ -363,12 +363,13 @@ def render(results: Any, *, command: str, environment: dict[str, Any]) -> str:
     w("")
     w(
         "Each peer is set against streamkit's realistic pipeline on the same provider's "
-        "stream, read in the same rounds (the async realistic pipeline for pydantic-ai, "
-        "whose streaming is async): `\u00d7` is the median over rounds of streamkit's CPU over "
-        "the peer's, **yes** when streamkit is cheaper by more than the noise floor. The "
-        "SDK path wraps the SDK's own chunk objects, so it cannot cost much less than a "
-        "peer that only reads them; the fast path (`fast=True`), which does not build "
-        "them, is streamkit's answer there and is given in every row."
+        "stream, read in the same rounds (the async realistic pipeline of that provider "
+        "for pydantic-ai, whose streaming is async): `\u00d7` is the median over rounds "
+        "of streamkit's CPU over the peer's, **yes** when streamkit is cheaper by more "
+        "than the noise floor. The SDK path wraps the SDK's own chunk objects, so it "
+        "cannot cost much less than a peer that only reads them; the fast path "
+        "(`fast=True`), which does not build them, is streamkit's answer there and is "
+        "given in every row."
     )
     w("")
 
