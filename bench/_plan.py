@@ -338,11 +338,13 @@ TTFC = (
     "openai-sync",
     "openai-async",
     "anthropic-sync",
+    "anthropic-async",  # the baseline of pydantic-ai's Anthropic row
     "sk-source",
     "sk-pipeline",
     "sk-async-source",
     "sk-async-pipeline",
     "sk-anthropic-pipeline",
+    "sk-anthropic-async-pipeline",
     "sk-fast-source",
     "sk-fast-pipeline",
     "sk-share-10",
