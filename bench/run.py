@@ -406,6 +406,7 @@ def environment() -> dict[str, Any]:
         "langchain-openai",
         "langchain-core",
         "mirascope",
+        "pydantic-ai-slim",
         "orjson",
         "pydantic",
         "pydantic-core",
