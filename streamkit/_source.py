@@ -22,6 +22,7 @@ import socket
 import sys
 import threading
 import time
+from asyncio.trsock import TransportSocket
 from collections.abc import AsyncGenerator, Callable, Generator, Iterator
 from types import CodeType, FrameType
 from typing import Any
@@ -73,7 +74,7 @@ def shutdown_socket(http_response: Any) -> bool:
     caller still closes the response normally.
     """
     sock = _httpx_socket(http_response) or _requests_socket(http_response)
-    if not isinstance(sock, socket.socket):
+    if not isinstance(sock, socket.socket | TransportSocket):  # the latter: asyncio's
         return False
     with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
@@ -340,7 +341,14 @@ class SyncPull:
         with self._lock:
             self.cancelled = True
             sdk_stream = self._sdk_stream
-            if not on_reader:
+            if on_reader:
+                if sdk_stream is not None:
+                    # Stopped on a chunk: the pull closes its stream only once it
+                    # unwinds, after the end below is recorded, and the end's observers
+                    # can take long (the first cost looked up imports the price table):
+                    # the provider must not go on sending meanwhile.
+                    shutdown_socket(self.adapter.http_response(sdk_stream))
+            else:
                 opening = self._opening
                 if (
                     sdk_stream is not None
@@ -478,11 +486,21 @@ class AsyncPull:
         self.timed_out = StreamTimeoutError("headers", self.headers_timeout, "attempt")
         task.cancel()
 
-    def cancel(self, reason: DisposeReason | None = None, *, inline: bool = False) -> None:
+    def cancel(
+        self, reason: DisposeReason | None = None, *, inline: bool = False, on_loop: bool = False
+    ) -> None:
         """Record the dispose of this pull (its task is cancelled by the source): for the
         active :func:`~streamkit._lifecycle.disposing` reason, else ``reason``, else
         ``"take"`` when ``inline`` (disposed from inside the pull's own task, by a
-        downstream operator on a chunk), else ``"unknown"``."""
+        downstream operator on a chunk), else ``"unknown"``.
+
+        ``on_loop``: called on the pull's event loop, so its task is not running: the
+        response's socket is shut down first, since the task closes the response only
+        after this returns, and the end's observers can take long (the first cost looked
+        up imports the price table) while the provider would go on sending.
+        """
+        if on_loop and self._sdk_stream is not None:
+            shutdown_socket(self.adapter.http_response(self._sdk_stream))
         self.recorder.dispose(current_reason() or reason or ("take" if inline else "unknown"))
 
 
@@ -685,7 +703,7 @@ def async_source(make_pull: Callable[[], AsyncPull]) -> Observable[Chunk]:
 
         def dispose() -> None:
             inline = any(task is _current_task(loop) for task in task_holder)
-            pull.cancel(inline=inline)
+            pull.cancel(inline=inline, on_loop=on_loop_thread(loop))
             disposed.set()
 
             def cancel() -> None:

@@ -451,6 +451,29 @@ async def test_the_server_sees_the_disconnect_right_after_the_match(
 
 
 @pytest.mark.parametrize(("provider", "transcript", "phrase", "async_"), E2E_RUNS)
+async def test_a_slow_end_observer_does_not_keep_the_response_open(
+    provider: str, transcript: str, phrase: str, async_: bool
+) -> None:
+    # The end's observers run on the thread (or loop) that stopped on the match, before
+    # the pull unwinds and closes its stream; the first cost lookup in a process imports
+    # the price table, and a user's on_usage can be slow. The socket is shut down first.
+    slow_observer_seconds = 0.5
+    pace = 0.02  # the server would send ~25 more events while the observer runs
+
+    def slow_on_usage(*_args: Any) -> None:
+        time.sleep(slow_observer_seconds)
+
+    with ReplayServer(transcript, pace=pace) as server:
+        async with replay_stream(server, provider, async_=async_, on_usage=slow_on_usage) as stream:
+            await run_either(stream.pipe(ops.take_until_match(phrase)), async_=async_)
+        record = await request_end(server)
+        assert record.disconnected
+        assert record.events_sent <= first_event_matching(transcript, phrase) + 2
+        wait_for_no_open_connections(server)
+    wait_for_no_leftover_threads()
+
+
+@pytest.mark.parametrize(("provider", "transcript", "phrase", "async_"), E2E_RUNS)
 async def test_accumulate_and_reduce_after_take_until_match_end_at_the_match(
     provider: str, transcript: str, phrase: str, async_: bool
 ) -> None:
