@@ -181,3 +181,50 @@ async def test_a_slow_follower_never_makes_the_producer_wait(redis: aioredis.Red
         texts.append(chunk.content)
     assert texts == [f"w{i} " for i in range(2000)]
     assert rest[-1] == terminal
+
+
+async def test_resume_beside_a_shared_read_elsewhere_gives_exactly_the_rest(
+    redis: aioredis.Redis,
+) -> None:
+    # A follower resuming reads from its own id first, then joins the key's shared read
+    # wherever that is: still behind it (the shared read of a follower that was waiting
+    # at the start when 1,500 entries arrived at once) or ahead of it. Either way: every
+    # entry after its id, once, in order.
+    from reactivex.subject import Subject
+
+    from streamkit.redis._producer import acquire
+
+    token = await acquire(redis, "live", 30.0, 5.0)
+    assert token is not None
+    subject: Subject[sk.Chunk] = Subject()
+    producer = asyncio.ensure_future(skr.produce(redis, "live", subject, token=token))
+    while not subject.observers:
+        await asyncio.sleep(0.001)
+    subject.on_next(sk.Chunk(provider="openai", content="0,"))
+
+    async def rest(after: str) -> list[str]:
+        got = []
+        async for _, item in skr.entries(redis, "live", after, poll=0.2):
+            if isinstance(item, skr.Terminal):
+                return got
+            got.append(item.content)
+        raise AssertionError("no terminal entry")
+
+    first = asyncio.ensure_future(rest("0-0"))  # caught up: waits on the shared read
+    while await redis.xlen("live") < 1:
+        await asyncio.sleep(0.005)
+    await asyncio.sleep(0.05)
+    for i in range(1, 1500):
+        subject.on_next(sk.Chunk(provider="openai", content=f"{i},"))
+    while await redis.xlen("live") < 1500:
+        await asyncio.sleep(0.001)
+    ids = [entry_id.decode() for entry_id, _ in await redis.xrange("live")]
+    resumed = {at: asyncio.ensure_future(rest(ids[at])) for at in (1200, 700, 10, 1499)}
+    await asyncio.sleep(0.05)
+    for i in range(1500, 1600):
+        subject.on_next(sk.Chunk(provider="openai", content=f"{i},"))
+    subject.on_completed()
+    await producer
+    assert await first == [f"{i}," for i in range(1600)]
+    for at, task in resumed.items():
+        assert await task == [f"{i}," for i in range(at + 1, 1600)]
