@@ -3,7 +3,8 @@
 One producer per key, through a ``SET NX PX`` lease renewed every third of its length.
 Each chunk is one ``XADD`` with its own id (``<base>-<seq>``, so a retry after a lost
 reply cannot duplicate it; chunks that queued up meanwhile share one pipelined round
-trip) and ``MAXLEN ~``; the terminal entry says complete / error / cancelled with the
+trip) and ``MAXLEN ~``, sent on a connection the producer keeps from the client's pool
+for its whole run; the terminal entry says complete / error / cancelled with the
 usage and cost so far (streamkit's, as ``ops.on_usage`` reports them: estimated where the
 provider had not reported yet, as on a stop); then the stream gets its TTL and the lease is
 released. A follower never slows the producer: it only appends. An explicit stop
@@ -193,35 +194,43 @@ async def produce(
     seq = 0
     accumulator = _LastReported()
 
-    async def append(batch: list[dict[Any, Any]]) -> None:
-        """``XADD`` the entries of ``batch`` in one round trip, each with its own id."""
+    # The producer's own connection for its XADDs, taken from the client's pool once:
+    # redis-py's per-command path (pool checkout and release, observability hooks, the
+    # retry wrapper) cost more CPU than the round trip itself, once per chunk when chunks
+    # arrive one at a time.
+    pool: Any = redis.connection_pool  # redis-py's pool is untyped
+    connection: Any = None
+
+    async def append(batch: list[bytes]) -> None:
+        """``XADD`` the encoded chunks of ``batch`` in one round trip, each with its own id."""
         nonlocal seq
         first = seq + 1
         seq += len(batch)
 
-        def command(offset: int, fields: dict[Any, Any]) -> list[Any]:
-            entry_id = f"{base}-{first + offset}"
-            flat = [part for pair in fields.items() for part in pair]
-            return ["XADD", key, "MAXLEN", "~", maxlen, entry_id, *flat]
-
-        def check(result: object) -> None:
-            # "equal or smaller": a retry of an XADD whose reply was lost, already there.
-            if isinstance(result, ResponseError) and "equal or smaller" not in str(result):
-                raise result
-
         async def xadd() -> None:
-            if len(batch) == 1:  # the paced case: one command, no pipeline to build
-                try:
-                    entry_id = f"{base}-{first}"
-                    await redis.xadd(key, batch[0], id=entry_id, maxlen=maxlen, approximate=True)
-                except ResponseError as error:
-                    check(error)
-                return
-            pipe = redis.pipeline(transaction=False)
-            for offset, fields in enumerate(batch):
-                pipe.execute_command(*command(offset, fields))
-            for result in await pipe.execute(raise_on_error=False):
-                check(result)
+            nonlocal connection
+            if connection is None:
+                connection = await pool.get_connection()
+            commands = [
+                ("XADD", key, "MAXLEN", "~", maxlen, f"{base}-{first + offset}", CHUNK_FIELD, data)
+                for offset, data in enumerate(batch)
+            ]
+            try:
+                await connection.send_packed_command(
+                    connection.pack_commands(commands), check_health=False
+                )
+                for _ in commands:
+                    try:
+                        await connection.read_response()
+                    except ResponseError as error:
+                        # "equal or smaller": a retry of an XADD whose reply was lost,
+                        # already there.
+                        if "equal or smaller" not in str(error):
+                            raise
+            except BaseException:
+                # replies left unread would answer the next command: start afresh
+                await connection.disconnect(nowait=True)
+                raise
 
         await retrying(key, xadd, retry_for)
 
@@ -255,10 +264,10 @@ async def produce(
     try:
         while True:
             kind, value = await queue.get()
-            batch: list[dict[Any, Any]] = []
+            batch: list[bytes] = []
             while kind == "chunk":
                 accumulator.add(value)
-                batch.append({CHUNK_FIELD: encode_chunk(value)})
+                batch.append(encode_chunk(value))
                 if queue.empty() or len(batch) >= batch_max:
                     kind = ""
                     break
@@ -286,6 +295,8 @@ async def produce(
         for task in tasks:
             task.cancel()
         await asyncio.wait(tasks, timeout=2)
+        if connection is not None:
+            await pool.release(connection)
 
     async def finish() -> None:
         # the TTL was set with the terminal entry (append_terminal), in its transaction
