@@ -128,6 +128,7 @@ async def produce(
     retry_for: float = 30.0,
     token: str | None = None,
     batch_max: int = 64,
+    linger: float = 0.0,
 ) -> Terminal | None:
     """Run ``source`` as ``key``'s producer; the terminal entry written, or ``None`` when
     another producer holds the lease (nothing is requested then).
@@ -138,9 +139,12 @@ async def produce(
     lease already taken with :func:`acquire`. Chunks that arrived while an ``XADD``
     was in flight go in the next round trip together (at most ``batch_max``): a burst
     costs few round trips, a paced stream one per chunk, and no chunk waits for another.
+    ``linger`` (seconds, off by default) trades latency for CPU on a paced stream: a
+    chunk that finds the producer idle waits that long for others to share its round
+    trip, as Kafka's ``linger.ms`` does.
     """
-    if maxlen < 1 or ttl <= 0 or lease <= 0 or batch_max < 1:
-        raise ValueError("maxlen, ttl, lease and batch_max must be positive")
+    if maxlen < 1 or ttl <= 0 or lease <= 0 or batch_max < 1 or linger < 0:
+        raise ValueError("maxlen, ttl, lease and batch_max must be positive, linger not negative")
     if token is None:
         token = await acquire(redis, key, lease, retry_for)
         if token is None:
@@ -264,6 +268,10 @@ async def produce(
     try:
         while True:
             kind, value = await queue.get()
+            if linger and kind == "chunk" and queue.qsize() < batch_max - 1:
+                # opt-in: this chunk waits for the ones behind it (a stop still closes
+                # the provider's response at once: watch_stop disposes the source)
+                await asyncio.sleep(linger)
             batch: list[bytes] = []
             while kind == "chunk":
                 accumulator.add(value)

@@ -228,3 +228,25 @@ async def test_resume_beside_a_shared_read_elsewhere_gives_exactly_the_rest(
     assert await first == [f"{i}," for i in range(1600)]
     for at, task in resumed.items():
         assert await task == [f"{i}," for i in range(at + 1, 1600)]
+
+
+async def test_linger_shares_round_trips_and_loses_nothing(redis: aioredis.Redis) -> None:
+    from reactivex.subject import Subject
+
+    with pytest.raises(ValueError, match="linger"):
+        await skr.produce(redis, "x", Subject(), linger=-1)
+    subject: Subject[sk.Chunk] = Subject()
+    producer = asyncio.ensure_future(skr.produce(redis, "linger", subject, linger=0.05))
+    while not subject.observers:
+        await asyncio.sleep(0.001)
+    for i in range(30):
+        subject.on_next(sk.Chunk(provider="openai", content=f"{i},"))
+        await asyncio.sleep(0.001)
+    # which chunks shared a round trip depends on timing: every chunk once, in order
+    subject.on_completed()
+    assert await producer == skr.Terminal("complete", None)
+    got = [item async for _, item in skr.entries(redis, "linger")]
+    assert got[-1] == skr.Terminal("complete", None)
+    assert "".join(c.content for c in got[:-1] if isinstance(c, sk.Chunk)) == "".join(
+        f"{i}," for i in range(30)
+    )
