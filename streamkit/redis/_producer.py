@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import time
 import uuid
 from typing import Any
@@ -23,6 +24,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from reactivex import Observable
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from streamkit._errors import StreamError
 from streamkit._ledger import EndCollector, total_cost, total_usage
@@ -201,9 +203,12 @@ async def produce(
     # The producer's own connection for its XADDs, taken from the client's pool once:
     # redis-py's per-command path (pool checkout and release, observability hooks, the
     # retry wrapper) cost more CPU than the round trip itself, once per chunk when chunks
-    # arrive one at a time.
+    # arrive one at a time. While the producer holds it, one timer bounds each whole
+    # round trip by the client's socket_timeout, instead of redis-py's wait_for, which
+    # runs every send in a task of its own (~50 us a chunk on a paced stream).
     pool: Any = redis.connection_pool  # redis-py's pool is untyped
     connection: Any = None
+    io_timeout: float | None = None
 
     async def append(batch: list[bytes]) -> None:
         """``XADD`` the encoded chunks of ``batch`` in one round trip, each with its own id."""
@@ -212,14 +217,16 @@ async def produce(
         seq += len(batch)
 
         async def xadd() -> None:
-            nonlocal connection
+            nonlocal connection, io_timeout
             if connection is None:
                 connection = await pool.get_connection()
+                io_timeout, connection.socket_timeout = connection.socket_timeout, None
             commands = [
                 ("XADD", key, "MAXLEN", "~", maxlen, f"{base}-{first + offset}", CHUNK_FIELD, data)
                 for offset, data in enumerate(batch)
             ]
-            try:
+
+            async def round_trip() -> None:
                 await connection.send_packed_command(
                     connection.pack_commands(commands), check_health=False
                 )
@@ -231,9 +238,18 @@ async def produce(
                         # already there.
                         if "equal or smaller" not in str(error):
                             raise
-            except BaseException:
+
+            try:
+                if sys.version_info >= (3, 11):
+                    async with asyncio.timeout(io_timeout):
+                        await round_trip()
+                else:
+                    await asyncio.wait_for(round_trip(), io_timeout)
+            except BaseException as error:
                 # replies left unread would answer the next command: start afresh
                 await connection.disconnect(nowait=True)
+                if isinstance(error, asyncio.TimeoutError):
+                    raise RedisTimeoutError("XADD round trip timed out") from error
                 raise
 
         await retrying(key, xadd, retry_for)
@@ -304,6 +320,7 @@ async def produce(
             task.cancel()
         await asyncio.wait(tasks, timeout=2)
         if connection is not None:
+            connection.socket_timeout = io_timeout  # as the pool lent it
             await pool.release(connection)
 
     async def finish() -> None:
