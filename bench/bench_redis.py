@@ -181,6 +181,86 @@ def _cpu_child(
     return asyncio.run(cpu_rounds(redis_url, url, chunks, rounds, before_dir))
 
 
+# -- what one paced round trip costs ----------------------------------------------------
+class _RawReply(asyncio.Protocol):
+    """The least a client can do per reply: wake the one waiter at a reply's end."""
+
+    def __init__(self) -> None:
+        self.waiter: asyncio.Future[None] | None = None
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        if self.waiter is not None and data.endswith(b"\r\n"):
+            self.waiter.set_result(None)
+            self.waiter = None
+
+
+async def round_trips(redis_url: str, port: int, count: int, rounds: int) -> dict[str, float]:
+    """CPU per ``XADD`` round trip, one a millisecond, over the same loop sending nothing:
+    through a bare asyncio protocol, and through redis-py's connection as the producer
+    drives it (held, its socket timeout replaced by one timer per round trip)."""
+    import orjson
+    import redis.asyncio as aioredis
+
+    redis = aioredis.Redis.from_url(redis_url)
+    connection = await redis.connection_pool.get_connection()
+    connection.socket_timeout = None
+    loop = asyncio.get_running_loop()
+    _, raw = await loop.create_connection(_RawReply, "127.0.0.1", port)
+    assert raw.transport is not None
+    payload = orjson.dumps({"p": "openai", "c": "hello"})
+
+    def command(key: str, i: int) -> tuple[Any, ...]:
+        return ("XADD", key, "MAXLEN", "~", 10_000, f"1-{i + 1}", b"c", payload)
+
+    async def nothing(i: int) -> None:
+        pass
+
+    async def bare_protocol(i: int) -> None:
+        assert raw.transport is not None
+        raw.waiter = loop.create_future()
+        raw.transport.write(b"".join(connection.pack_commands([command("rt:raw", i)])))
+        await raw.waiter
+
+    async def round_trip(i: int) -> None:
+        packed = connection.pack_commands([command("rt:redis-py", i)])
+        await connection.send_packed_command(packed, check_health=False)
+        await connection.read_response()
+
+    async def redis_py(i: int) -> None:
+        if sys.version_info >= (3, 11):  # as the producer does
+            async with asyncio.timeout(5.0):
+                await round_trip(i)
+        else:
+            await asyncio.wait_for(round_trip(i), 5.0)
+
+    ways = {"nothing": nothing, "bare protocol": bare_protocol, "redis-py": redis_py}
+    cpu: dict[str, list[float]] = {name: [] for name in ways}
+    rng = random.Random(13)
+    for _ in range(rounds):
+        await redis.delete("rt:raw", "rt:redis-py")
+        order = list(ways.items())
+        rng.shuffle(order)
+        for name, way in order:
+            started = time.process_time()
+            for i in range(count):
+                await way(i)
+                await asyncio.sleep(0.001)
+            cpu[name].append((time.process_time() - started) / count)
+    raw.transport.close()
+    await redis.connection_pool.release(connection)
+    await redis.aclose()
+    return {
+        name: statistics.median(a - b for a, b in zip(values, cpu["nothing"], strict=True))
+        for name, values in cpu.items()
+        if name != "nothing"
+    }
+
+
 # -- fan-out ----------------------------------------------------------------------------
 def _follower_child(redis_url: str, key: str, count: int, conn: Connection) -> None:
     async def main() -> None:
@@ -409,13 +489,15 @@ def render(results: dict[str, Any], plan: dict[str, Any]) -> str:
         "task of its own. In burst the chunks that arrive while one `XADD` is in flight "
         "share the next round trip. Where the rest goes, paced: each chunk is its own "
         "round trip, and its reply wakes the process once more per chunk (the bare "
-        "pipeline wakes once per event). Measured apart from this run on this machine (a "
-        "loop sending one `XADD` a millisecond, CPU over the same loop sending nothing): "
-        "~60 \u00b5s a round trip with a bare asyncio protocol, ~110 \u00b5s through "
-        "redis-py's connection as the producer now drives it, ~160 \u00b5s with its "
-        "`wait_for`. What is left is redis-py's own work per round trip (its stream reader, "
-        "parser and timeout layers, a turn of the event loop each on a cold cache) and the "
-        "wake-up itself, paid once per chunk. The opt-in `linger` lets a chunk wait for "
+        "pipeline wakes once per event). In this run, a loop sending one `XADD` a "
+        "millisecond costs, over the same loop sending nothing, "
+        f"{results['round_trip']['bare protocol'] * 1e6:.0f} \u00b5s of CPU per round trip "
+        "with a bare asyncio protocol (the least any client can do) and "
+        f"{results['round_trip']['redis-py'] * 1e6:.0f} \u00b5s through redis-py's "
+        "connection as the producer drives it: the round trip itself (a send, a wake-up "
+        "of the process, a receive), more than redis-py's own work, is what a paced chunk "
+        "costs, with the producer's queue hop, encoding and timer on top. Only fewer round "
+        "trips take it away. The opt-in `linger` lets a chunk wait for "
         f"the ones behind it: {linger_ratio[0]:.2f}{x} paced with linger="
         f"{LINGER * 1000:g} ms, for the latency shown under batching below. The publish "
         "row adds reading the stream back, which a worker serving the chat pays anyway (it "
@@ -577,6 +659,10 @@ def main(argv: list[str]) -> int:
                     redis_server.url, 1, plan["linger_chunks"], plan["linger_pace"], linger=linger
                 )
             )
+        print("round trips", flush=True)
+        results["round_trip"] = asyncio.run(
+            round_trips(redis_server.url, redis_server.port, 500, 9 if not quick else 3)
+        )
         print("resume", flush=True)
         results["resume"] = asyncio.run(
             resume(redis_server.url, plan["resume_entries"], plan["resume_reps"], before_dir)
