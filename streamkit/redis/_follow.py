@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import weakref
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -57,6 +58,33 @@ async def _exists(redis: aioredis.Redis, key: str) -> tuple[int, int]:
     return int(stream), int(lease)
 
 
+async def _first_read(
+    redis: aioredis.Redis, key: str, after: str, count: int
+) -> tuple[list[Entry], int, int]:
+    """The first entries after ``after`` and whether the stream and the lease exist, in
+    one round trip: a resume's first missed entry costs no separate existence check."""
+    pipe = redis.pipeline(transaction=False)
+    pipe.xread({key: after}, count=count)
+    pipe.exists(key)
+    pipe.exists(lease_key(key))
+    response, stream, lease = await pipe.execute()
+    return _decoded(response), int(stream), int(lease)
+
+
+_LIMITS: weakref.WeakValueDictionary[tuple[object, ...], asyncio.Semaphore] = (
+    weakref.WeakValueDictionary()
+)
+"""The replay limit (:data:`CATCH_UP`) of each key's followers in this process, held by
+its followers and its shared read while any is alive."""
+
+
+def _limit(ident: tuple[object, ...]) -> asyncio.Semaphore:
+    limit = _LIMITS.get(ident)
+    if limit is None:
+        limit = _LIMITS[ident] = asyncio.Semaphore(CATCH_UP)
+    return limit
+
+
 class _Tail:
     """The one blocking ``XREAD`` of a key in this process (per client, loop, ``poll``
     and ``retry_for``): it hands every new entry to each follower's queue, so a thousand
@@ -75,8 +103,8 @@ class _Tail:
         self.position = start
         self.reads = 0
         self.queues: set[asyncio.Queue[tuple[str, Any]]] = set()
-        self.limit = asyncio.Semaphore(CATCH_UP)
         self.task = asyncio.get_running_loop().create_task(self._run())
+        self.limit = _limit(self.ident)
 
     def _tell(self, message: tuple[str, Any]) -> None:
         for queue in self.queues:
@@ -160,7 +188,6 @@ async def entries(
     base, seq = parse_id(after)
     expected: tuple[int | None, int] = (None, 1) if (base, seq) == (0, 0) else (base, seq + 1)
     last = after
-    tail, queue = _join(redis, key, after, poll, retry_for)
 
     def check(entry_id: str) -> None:
         nonlocal expected, last
@@ -170,21 +197,42 @@ async def entries(
         expected = (got[0], got[1] + 1)
         last = entry_id
 
+    async def replay(count: int) -> Any:
+        return await redis.xread({key: last}, count=count)
+
+    # Replay straight from ``after`` before joining the shared read: a resume's first
+    # missed entry is one round trip away, and never waits for a shared read that is
+    # still elsewhere in the stream (it used to, reading its way there 500 at a time).
+    limit = _limit((asyncio.get_running_loop(), id(redis), key, poll, retry_for))
+    async with limit:
+        batch, stream, lease = await retrying(
+            key, lambda: _first_read(redis, key, after, FIRST_BATCH), retry_for
+        )
+    if not stream and not lease:
+        raise StreamNotFoundError(key)
+    count = FIRST_BATCH
+    while batch:
+        for entry_id, fields in batch:
+            check(entry_id)
+            if END_FIELD in fields:
+                yield entry_id, decode_terminal(fields[END_FIELD])
+                return
+            yield entry_id, decode_chunk(fields[CHUNK_FIELD])
+        if len(batch) < count:
+            break  # caught up with the end of the stream as it was then
+        count = BATCH
+        async with limit:
+            batch = _decoded(await retrying(key, functools.partial(replay, count), retry_for))
+
+    # Then tail it. A new shared read starts at ``last``; one already running may be
+    # behind (its entries up to ``last`` are skipped below) or ahead: what it passed
+    # before this follower joined is read here first.
+    tail, queue = _join(redis, key, last, poll, retry_for)
     try:
-        async with tail.limit:
-            stream, lease = await retrying(key, lambda: _exists(redis, key), retry_for)
-        if not stream and not lease:
-            raise StreamNotFoundError(key)
-
-        async def replay(count: int) -> Any:
-            return await redis.xread({key: last}, count=count)
-
         joined_at = parse_id(tail.position)
-        count = FIRST_BATCH  # a short first read: the first missed entry comes at once
         while parse_id(last) < joined_at:  # replay what the shared read had passed
-            async with tail.limit:
-                response = await retrying(key, functools.partial(replay, count), retry_for)
-            count = BATCH
+            async with limit:
+                response = await retrying(key, functools.partial(replay, BATCH), retry_for)
             batch = _decoded(response)
             if not batch:
                 break

@@ -3,7 +3,8 @@
 One producer per key, through a ``SET NX PX`` lease renewed every third of its length.
 Each chunk is one ``XADD`` with its own id (``<base>-<seq>``, so a retry after a lost
 reply cannot duplicate it; chunks that queued up meanwhile share one pipelined round
-trip) and ``MAXLEN ~``; the terminal entry says complete / error / cancelled with the
+trip) and ``MAXLEN ~``, sent on a connection the producer keeps from the client's pool
+for its whole run; the terminal entry says complete / error / cancelled with the
 usage and cost so far (streamkit's, as ``ops.on_usage`` reports them: estimated where the
 provider had not reported yet, as on a stop); then the stream gets its TTL and the lease is
 released. A follower never slows the producer: it only appends. An explicit stop
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import time
 import uuid
 from typing import Any
@@ -22,6 +24,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from reactivex import Observable
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from streamkit._errors import StreamError
 from streamkit._ledger import EndCollector, total_cost, total_usage
@@ -127,6 +130,7 @@ async def produce(
     retry_for: float = 30.0,
     token: str | None = None,
     batch_max: int = 64,
+    linger: float = 0.0,
 ) -> Terminal | None:
     """Run ``source`` as ``key``'s producer; the terminal entry written, or ``None`` when
     another producer holds the lease (nothing is requested then).
@@ -137,9 +141,12 @@ async def produce(
     lease already taken with :func:`acquire`. Chunks that arrived while an ``XADD``
     was in flight go in the next round trip together (at most ``batch_max``): a burst
     costs few round trips, a paced stream one per chunk, and no chunk waits for another.
+    ``linger`` (seconds, off by default) trades latency for CPU on a paced stream: a
+    chunk that finds the producer idle waits that long for others to share its round
+    trip, as Kafka's ``linger.ms`` does.
     """
-    if maxlen < 1 or ttl <= 0 or lease <= 0 or batch_max < 1:
-        raise ValueError("maxlen, ttl, lease and batch_max must be positive")
+    if maxlen < 1 or ttl <= 0 or lease <= 0 or batch_max < 1 or linger < 0:
+        raise ValueError("maxlen, ttl, lease and batch_max must be positive, linger not negative")
     if token is None:
         token = await acquire(redis, key, lease, retry_for)
         if token is None:
@@ -193,35 +200,57 @@ async def produce(
     seq = 0
     accumulator = _LastReported()
 
-    async def append(batch: list[dict[Any, Any]]) -> None:
-        """``XADD`` the entries of ``batch`` in one round trip, each with its own id."""
+    # The producer's own connection for its XADDs, taken from the client's pool once:
+    # redis-py's per-command path (pool checkout and release, observability hooks, the
+    # retry wrapper) cost more CPU than the round trip itself, once per chunk when chunks
+    # arrive one at a time. While the producer holds it, one timer bounds each whole
+    # round trip by the client's socket_timeout, instead of redis-py's wait_for, which
+    # runs every send in a task of its own (~50 us a chunk on a paced stream).
+    pool: Any = redis.connection_pool  # redis-py's pool is untyped
+    connection: Any = None
+    io_timeout: float | None = None
+
+    async def append(batch: list[bytes]) -> None:
+        """``XADD`` the encoded chunks of ``batch`` in one round trip, each with its own id."""
         nonlocal seq
         first = seq + 1
         seq += len(batch)
 
-        def command(offset: int, fields: dict[Any, Any]) -> list[Any]:
-            entry_id = f"{base}-{first + offset}"
-            flat = [part for pair in fields.items() for part in pair]
-            return ["XADD", key, "MAXLEN", "~", maxlen, entry_id, *flat]
-
-        def check(result: object) -> None:
-            # "equal or smaller": a retry of an XADD whose reply was lost, already there.
-            if isinstance(result, ResponseError) and "equal or smaller" not in str(result):
-                raise result
-
         async def xadd() -> None:
-            if len(batch) == 1:  # the paced case: one command, no pipeline to build
-                try:
-                    entry_id = f"{base}-{first}"
-                    await redis.xadd(key, batch[0], id=entry_id, maxlen=maxlen, approximate=True)
-                except ResponseError as error:
-                    check(error)
-                return
-            pipe = redis.pipeline(transaction=False)
-            for offset, fields in enumerate(batch):
-                pipe.execute_command(*command(offset, fields))
-            for result in await pipe.execute(raise_on_error=False):
-                check(result)
+            nonlocal connection, io_timeout
+            if connection is None:
+                connection = await pool.get_connection()
+                io_timeout, connection.socket_timeout = connection.socket_timeout, None
+            commands = [
+                ("XADD", key, "MAXLEN", "~", maxlen, f"{base}-{first + offset}", CHUNK_FIELD, data)
+                for offset, data in enumerate(batch)
+            ]
+
+            async def round_trip() -> None:
+                await connection.send_packed_command(
+                    connection.pack_commands(commands), check_health=False
+                )
+                for _ in commands:
+                    try:
+                        await connection.read_response()
+                    except ResponseError as error:
+                        # "equal or smaller": a retry of an XADD whose reply was lost,
+                        # already there.
+                        if "equal or smaller" not in str(error):
+                            raise
+
+            try:
+                if sys.version_info >= (3, 11):
+                    async with asyncio.timeout(io_timeout):
+                        await round_trip()
+                else:
+                    await asyncio.wait_for(round_trip(), io_timeout)
+            except BaseException as error:
+                # replies left unread would answer the next command: start afresh
+                await connection.disconnect(nowait=True)
+                if isinstance(error, asyncio.TimeoutError):
+                    raise RedisTimeoutError("XADD round trip timed out") from error
+                raise
 
         await retrying(key, xadd, retry_for)
 
@@ -255,10 +284,14 @@ async def produce(
     try:
         while True:
             kind, value = await queue.get()
-            batch: list[dict[Any, Any]] = []
+            if linger and kind == "chunk" and queue.qsize() < batch_max - 1:
+                # opt-in: this chunk waits for the ones behind it (a stop still closes
+                # the provider's response at once: watch_stop disposes the source)
+                await asyncio.sleep(linger)
+            batch: list[bytes] = []
             while kind == "chunk":
                 accumulator.add(value)
-                batch.append({CHUNK_FIELD: encode_chunk(value)})
+                batch.append(encode_chunk(value))
                 if queue.empty() or len(batch) >= batch_max:
                     kind = ""
                     break
@@ -286,6 +319,9 @@ async def produce(
         for task in tasks:
             task.cancel()
         await asyncio.wait(tasks, timeout=2)
+        if connection is not None:
+            connection.socket_timeout = io_timeout  # as the pool lent it
+            await pool.release(connection)
 
     async def finish() -> None:
         # the TTL was set with the terminal entry (append_terminal), in its transaction

@@ -129,6 +129,56 @@ async def test_redis_restarted_with_its_data_lost_is_a_typed_error() -> None:
         await redis.aclose()
 
 
+async def test_redis_not_answering_times_out_and_the_retry_duplicates_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The producer bounds each XADD round trip by the client's socket_timeout itself
+    # (on the connection it holds): a server that stops answering (SIGSTOP) is a
+    # timeout, the connection is dropped, and the retry re-sends the same ids.
+    from reactivex.subject import Subject
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    from streamkit.redis import _producer
+
+    timeouts: list[str] = []
+
+    class Counted(RedisTimeoutError):
+        def __init__(self, message: str) -> None:
+            timeouts.append(message)
+            super().__init__(message)
+
+    monkeypatch.setattr(_producer, "RedisTimeoutError", Counted)
+
+    with RedisServer() as own:
+        redis = aioredis.Redis.from_url(own.url, socket_timeout=0.3)
+        subject: Subject[sk.Chunk] = Subject()
+        producer = asyncio.ensure_future(skr.produce(redis, "h", subject, lease=30))
+        while not subject.observers:
+            await asyncio.sleep(0.001)
+        for i in range(5):
+            subject.on_next(sk.Chunk(provider="openai", content=f"{i},"))
+        await _until(lambda: _xlen_at_least(redis, "h", 5))
+        assert own.pid is not None
+        os.kill(own.pid, signal.SIGSTOP)
+        try:
+            for i in range(5, 10):
+                subject.on_next(sk.Chunk(provider="openai", content=f"{i},"))
+            await asyncio.sleep(1.0)  # a few round trips time out meanwhile
+        finally:
+            os.kill(own.pid, signal.SIGCONT)
+        subject.on_completed()
+        assert await producer == skr.Terminal("complete", None)
+        assert timeouts  # the round trip in flight at the SIGSTOP timed out
+        got = [item async for _, item in skr.entries(redis, "h")]
+        assert [c.content for c in got[:-1] if isinstance(c, sk.Chunk)] == [
+            f"{i}," for i in range(10)
+        ]
+        pool = redis.connection_pool
+        # the connection went back to the pool as it was lent: with the client's timeout
+        assert all(c.socket_timeout == 0.3 for c in pool._available_connections)
+        await redis.aclose()
+
+
 async def test_producer_process_killed_followers_get_lost_producer(
     redis: aioredis.Redis,
 ) -> None:

@@ -4,6 +4,7 @@ a real Redis in between."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any, cast
 
 import pytest
 import redis.asyncio as aioredis
@@ -11,7 +12,7 @@ import redis.asyncio as aioredis
 import streamkit as sk
 import streamkit.redis as skr
 from streamkit import ops
-from streamkit.redis._log import lease_key
+from streamkit.redis._log import lease_key, parse_id
 from streamkit.testing import ReplayServer
 from tests.redis_streams.helpers import collect, producers_done, texts
 
@@ -181,3 +182,149 @@ async def test_a_slow_follower_never_makes_the_producer_wait(redis: aioredis.Red
         texts.append(chunk.content)
     assert texts == [f"w{i} " for i in range(2000)]
     assert rest[-1] == terminal
+
+
+async def _live(redis: aioredis.Redis, key: str) -> tuple[Any, asyncio.Future[Any]]:
+    """A producer of ``key`` fed by hand: its subject and its task."""
+    from reactivex.subject import Subject
+
+    from streamkit.redis._producer import acquire
+
+    token = await acquire(redis, key, 30.0, 5.0)
+    assert token is not None
+    subject: Subject[sk.Chunk] = Subject()
+    producer = asyncio.ensure_future(skr.produce(redis, key, subject, token=token))
+    while not subject.observers:
+        await asyncio.sleep(0.001)
+    return subject, producer
+
+
+async def _rest(redis: aioredis.Redis, key: str, after: str) -> list[str]:
+    got: list[str] = []
+    async for _, item in skr.entries(redis, key, after, poll=0.2):
+        if isinstance(item, skr.Terminal):
+            return got
+        got.append(item.content)
+    raise AssertionError("no terminal entry")
+
+
+async def _ids(redis: aioredis.Redis, key: str, count: int) -> list[str]:
+    """The ids of the first ``count`` entries, once they are there."""
+    while await redis.xlen(key) < count:
+        await asyncio.sleep(0.001)
+    entries = cast(list[tuple[bytes, Any]], await redis.xrange(key, count=count))
+    return [entry_id.decode() for entry_id, _ in entries]
+
+
+def _record_joins(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Where the key's shared read was when each follower joined it, against the
+    follower's own position: "behind", "at" or "ahead"."""
+    from streamkit.redis import _follow
+
+    joins: list[str] = []
+    join = _follow._join
+
+    def recording(*args: Any) -> Any:
+        tail, queue = join(*args)
+        mine, shared = parse_id(args[2]), parse_id(tail.position)
+        joins.append("behind" if shared < mine else "ahead" if shared > mine else "at")
+        return tail, queue
+
+    monkeypatch.setattr(_follow, "_join", recording)
+    return joins
+
+
+async def test_resume_with_the_shared_read_behind_gives_exactly_the_rest(
+    redis: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A follower resuming reads from its own id, then joins the key's shared read,
+    # which may still be catching up (held back here): what it brings again is skipped.
+    from streamkit.redis import _follow
+
+    joins = _record_joins(monkeypatch)
+    slow = asyncio.Event()
+    read = _follow._Tail._read
+
+    async def held_back(self: Any, block: int | None) -> Any:
+        if slow.is_set():
+            await asyncio.sleep(0.3)
+        return await read(self, block)
+
+    monkeypatch.setattr(_follow._Tail, "_read", held_back)
+    subject, producer = await _live(redis, "live")
+    subject.on_next(sk.Chunk(provider="openai", content="0,"))
+    first = asyncio.ensure_future(_rest(redis, "live", "0-0"))  # then on the shared read
+    while joins != ["at"]:
+        await asyncio.sleep(0.005)
+    slow.set()
+    for i in range(1, 1500):
+        subject.on_next(sk.Chunk(provider="openai", content=f"{i},"))
+    ids = await _ids(redis, "live", 1500)
+    resumed = {at: asyncio.ensure_future(_rest(redis, "live", ids[at])) for at in (1200, 10)}
+    while len(joins) < 3:
+        await asyncio.sleep(0.005)
+    slow.clear()
+    subject.on_completed()
+    await producer
+    assert "behind" in joins[1:]
+    assert await first == [f"{i}," for i in range(1500)]
+    for at, task in resumed.items():
+        assert await task == [f"{i}," for i in range(at + 1, 1500)]
+
+
+async def test_resume_with_the_shared_read_ahead_gives_exactly_the_rest(
+    redis: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Entries that arrive while a resuming follower's last replay read is in flight
+    # are passed by the shared read before the follower joins it: it reads them itself.
+    from streamkit.redis import _follow
+
+    joins = _record_joins(monkeypatch)
+    subject, producer = await _live(redis, "live")
+    for i in range(100):
+        subject.on_next(sk.Chunk(provider="openai", content=f"{i},"))
+    first = asyncio.ensure_future(_rest(redis, "live", "0-0"))  # holds the shared read
+    while joins != ["at"]:
+        await asyncio.sleep(0.005)
+    ids = await _ids(redis, "live", 100)
+    first_read = _follow._first_read
+
+    async def while_in_flight(*args: Any) -> Any:
+        got = await first_read(*args)
+        for i in range(100, 150):  # arrive meanwhile, and the shared read takes them
+            subject.on_next(sk.Chunk(provider="openai", content=f"{i},"))
+        while not any(parse_id(t.position)[1] >= 150 for t in _follow._TAILS.values()):
+            await asyncio.sleep(0.005)
+        return got
+
+    monkeypatch.setattr(_follow, "_first_read", while_in_flight)
+    late = asyncio.ensure_future(_rest(redis, "live", ids[98]))
+    while len(joins) < 2:
+        await asyncio.sleep(0.005)
+    subject.on_completed()
+    await producer
+    assert joins[1] == "ahead"
+    assert await first == [f"{i}," for i in range(150)]
+    assert await late == [f"{i}," for i in range(99, 150)]
+
+
+async def test_linger_shares_round_trips_and_loses_nothing(redis: aioredis.Redis) -> None:
+    from reactivex.subject import Subject
+
+    with pytest.raises(ValueError, match="linger"):
+        await skr.produce(redis, "x", Subject(), linger=-1)
+    subject: Subject[sk.Chunk] = Subject()
+    producer = asyncio.ensure_future(skr.produce(redis, "linger", subject, linger=0.05))
+    while not subject.observers:
+        await asyncio.sleep(0.001)
+    for i in range(30):
+        subject.on_next(sk.Chunk(provider="openai", content=f"{i},"))
+        await asyncio.sleep(0.001)
+    # which chunks shared a round trip depends on timing: every chunk once, in order
+    subject.on_completed()
+    assert await producer == skr.Terminal("complete", None)
+    got = [item async for _, item in skr.entries(redis, "linger")]
+    assert got[-1] == skr.Terminal("complete", None)
+    assert "".join(c.content for c in got[:-1] if isinstance(c, sk.Chunk)) == "".join(
+        f"{i}," for i in range(30)
+    )
