@@ -7,6 +7,7 @@ streamkit with every SDK, orjson, pyinstrument and the peers)::
     .venv-bench/bin/python bench/run.py            # ~12 minutes
     .venv-bench/bin/python bench/run.py --quick    # ~3 minutes, smaller streams
     .venv-bench/bin/python bench/run.py --scenario fast-paths  # one part alone (_plan.SCENARIOS)
+    .venv-bench/bin/python bench/run.py --only ttft  # time to first text alone, printed
 
 ``--scenario NAME`` runs only that scenario's rows of the CPU table (with the raw SDK
 rows they are set against, in the same rounds) and writes only its own section of the
@@ -148,6 +149,65 @@ def run_cpu_tables(
         log(f"round {round_ + 1}/{plan.rounds} done (load {os.getloadavg()[0]:.1f})")
 
 
+def measure_ttfc(plan: Plan, workers: dict[str, Worker], results: Results) -> None:
+    """Time to first text: ``plan.ttfc_reads`` reads of each client, 3 rounds going
+    through every worker in turn."""
+    for name in workers:
+        results.ttfc[name] = []
+    for _round in range(3):
+        for name, worker in workers.items():
+            got = results.ttfc[name]
+            if isinstance(got, str):
+                continue
+            outcome = worker.ttfc("ttfc", plan.ttfc_reads)
+            if isinstance(outcome, str):
+                results.ttfc[name] = outcome
+            else:
+                got.extend(outcome)
+
+
+def run_ttfc_only(plan: Plan, warm_rounds: int) -> int:
+    """``--only ttft``: the time-to-first-text clients alone, printed (the page is not
+    written). ``warm_rounds`` burst reads per client first, as the full run's CPU
+    tables leave each worker before it measures time to first text."""
+    import statistics
+
+    providers = sorted({BY_NAME[name].provider for name in TTFC})
+    configs = [(f"ttfc-{p}", f"{p}:{plan.ttfc_chunks}", 0.0) for p in providers]
+    configs += [(f"burst-{p}", f"{p}:{plan.table_chunks}", 0.0) for p in providers]
+    results = Results(plan)
+    with ServerPool() as pool:
+        urls = pool.start(configs)
+        log(f"time to first text alone: {len(TTFC)} clients, {warm_rounds} warm rounds")
+        workers = start_workers(TTFC, _urls_of(urls, ("ttfc", "burst")))
+        try:
+            for worker in workers.values():
+                if worker.error is None:
+                    for _ in range(warm_rounds):
+                        worker.read("burst", 1)
+                    worker.read("ttfc", 1)
+            measure_ttfc(plan, workers, results)
+        finally:
+            for worker in workers.values():
+                worker.close()
+    medians: dict[str, float] = {}
+    for name in TTFC:
+        got = results.ttfc.get(name)
+        if isinstance(got, list) and got:
+            medians[name] = statistics.median(got) * 1e3
+    for name in TTFC:
+        client = BY_NAME[name]
+        got = results.ttfc.get(name)
+        if name not in medians:
+            print(f"{name:24s} {got}")
+            continue
+        baseline = "openai-async" if "async" in name else "openai-sync"
+        baseline = "anthropic-sync" if client.provider == "anthropic" else baseline
+        added = medians[name] - medians.get(baseline, float("nan"))
+        print(f"{name:24s} {medians[name]:6.2f} ms  added {added:+6.2f} ms vs {baseline}")
+    return 0
+
+
 def run_tables(plan: Plan, urls: dict[str, str], results: Results) -> None:
     """Burst and paced tables, time to first text and the flatness test: every client's
     worker is set up once, then the reads go round the workers."""
@@ -157,18 +217,7 @@ def run_tables(plan: Plan, urls: dict[str, str], results: Results) -> None:
         run_cpu_tables(plan, workers, results)
 
         log("time to first text")
-        for name in TTFC:
-            results.ttfc[name] = []
-        for _round in range(3):
-            for name in TTFC:
-                got = results.ttfc[name]
-                if isinstance(got, str):
-                    continue
-                outcome = workers[name].ttfc("ttfc", plan.ttfc_reads)
-                if isinstance(outcome, str):
-                    results.ttfc[name] = outcome
-                else:
-                    got.extend(outcome)
+        measure_ttfc(plan, {name: workers[name] for name in TTFC}, results)
 
         log(f"flatness: {plan.long_chunks} chunks")
         spent = dict.fromkeys(LONG, 0.0)
@@ -337,8 +386,21 @@ def main(argv: list[str] | None = None) -> int:
         choices=sorted(SCENARIOS),
         help="run only this scenario and write only its section of the page",
     )
+    parser.add_argument(
+        "--only",
+        choices=["ttft"],
+        help="ttft: only the time-to-first-text table, printed (the page is not written)",
+    )
+    parser.add_argument(
+        "--warm-rounds",
+        type=int,
+        default=3,
+        help="with --only ttft: burst reads per client before measuring (default 3)",
+    )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
+    if args.only == "ttft":
+        return run_ttfc_only(plan, args.warm_rounds)
     if args.scenario:
         return run_scenario(plan, SCENARIOS[args.scenario], args.out, _command(args))
     results = Results(plan)
