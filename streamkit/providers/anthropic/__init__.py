@@ -58,7 +58,7 @@ from anthropic.types import RawMessageStreamEvent
 
 from streamkit._finish_reasons import FinishReason
 from streamkit._messages import Message, MessageBuilder
-from streamkit._models import Chunk, ToolCallDelta, Usage, construct_chunk
+from streamkit._models import CHUNK_FIELDS, Chunk, ToolCallDelta, Usage, chunk_builder
 from streamkit.providers._base import (
     Decoder,
     ProviderAdapter,
@@ -164,20 +164,21 @@ class AnthropicDecoder(Decoder):
         elif raw.type == "message_stop":
             self.complete = True
         return [
-            construct_chunk(
-                AnthropicChunk,
-                provider=self.provider,
-                content=content,
-                thinking=thinking,
-                refusal="",
-                finish_reasons=finish_reasons,
-                model=self._model,
-                id=self._id,
-                usage=usage,
-                tool_calls=tool_calls,
-                audio=None,
-                audio_transcript=None,
-                chunk=raw,
+            _build_chunk(
+                {
+                    "provider": self.provider,
+                    "content": content,
+                    "thinking": thinking,
+                    "refusal": "",
+                    "finish_reasons": finish_reasons,
+                    "model": self._model,
+                    "id": self._id,
+                    "usage": usage,
+                    "tool_calls": tool_calls,
+                    "audio": None,
+                    "audio_transcript": None,
+                    "chunk": raw,
+                }
             )
         ]
 
@@ -337,6 +338,10 @@ class AnthropicChunk(Chunk):
     }
     """Anthropic's ``stop_reason`` values mapped to the common finish reasons."""
     message_builder: ClassVar[type[MessageBuilder]] = AnthropicMessageBuilder
+
+
+_build_chunk = chunk_builder(AnthropicChunk, CHUNK_FIELDS)
+"""Builds an :class:`AnthropicChunk` from all its fields (``AnthropicDecoder``)."""
 
 
 class AnthropicAdapter(ProviderAdapter):
