@@ -201,14 +201,15 @@ class SyncPull:
             if self.cancelled:
                 return
             self._raise_if_timed_out(None)
+            decode, record = decoder.decode, recorder.chunk  # looked up once, not per event
             for event in sdk_stream:
                 if self._opening:
                     with self._lock:
                         self._headers_in()
-                for chunk in decoder.decode(event):
+                for chunk in decode(event):
                     if self.cancelled:  # read while a cancel was closing the socket
                         return
-                    recorder.chunk(chunk)
+                    record(chunk)
                     yield chunk
                 if self.cancelled:
                     return
@@ -429,11 +430,12 @@ class AsyncPull:
                 self._headers_in()
             try:
                 decoder.opened(sdk_stream)
+                decode, record = decoder.decode, recorder.chunk  # looked up once
                 async for event in sdk_stream:
                     if self._opening:
                         self._headers_in()
-                    for chunk in decoder.decode(event):
-                        recorder.chunk(chunk)
+                    for chunk in decode(event):
+                        record(chunk)
                         yield chunk
                 decoder.end()
                 if not decoder.complete:
@@ -619,6 +621,7 @@ def sync_source(make_pull: Callable[[], SyncPull]) -> Observable[Chunk]:
 
         def run() -> None:
             chunks = pull.chunks()
+            on_next = observer.on_next
             try:
                 while True:
                     try:
@@ -629,7 +632,7 @@ def sync_source(make_pull: Callable[[], SyncPull]) -> Observable[Chunk]:
                         if not pull.cancelled:
                             observer.on_error(error)
                         return
-                    observer.on_next(chunk)
+                    on_next(chunk)
                     if pull.cancelled:
                         return
             finally:
@@ -677,17 +680,18 @@ def async_source(make_pull: Callable[[], AsyncPull]) -> Observable[Chunk]:
 
         async def run() -> None:
             chunks = pull.chunks()
+            next_chunk, on_next = chunks.__anext__, observer.on_next
             try:
                 while True:
                     try:
-                        chunk = await chunks.__anext__()
+                        chunk = await next_chunk()
                     except StopAsyncIteration:
                         break
                     except Exception as error:
                         if not disposed.is_set():
                             observer.on_error(error)
                         return
-                    observer.on_next(chunk)
+                    on_next(chunk)
                     if disposed.is_set():
                         return
             finally:
