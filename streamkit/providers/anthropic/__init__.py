@@ -116,7 +116,18 @@ class AnthropicDecoder(Decoder):
         finish_reasons: list[str] | None = None
         usage: Usage | None = None
         tool_calls: list[ToolCallDelta] = []
-        if raw.type == "message_start":
+        # The text deltas first: nearly every event of a stream is one.
+        if raw.type == "content_block_delta":
+            delta = raw.delta
+            if delta.type == "text_delta":
+                content = delta.text
+            elif delta.type == "thinking_delta":
+                thinking = delta.thinking
+            elif delta.type == "input_json_delta" and raw.index in self._tools:
+                if delta.partial_json:
+                    self._tools[raw.index] = (self._tools[raw.index][0], True)
+                tool_calls.append(ToolCallDelta(index=raw.index, arguments=delta.partial_json))
+        elif raw.type == "message_start":
             message = raw.message
             self._model, self._id = message.model, message.id
             start = message.usage
@@ -132,16 +143,6 @@ class AnthropicDecoder(Decoder):
             elif block.type == "tool_use":
                 self._tools[raw.index] = (dict(block.input or {}), False)
                 tool_calls.append(ToolCallDelta(index=raw.index, id=block.id, name=block.name))
-        elif raw.type == "content_block_delta":
-            delta = raw.delta
-            if delta.type == "text_delta":
-                content = delta.text
-            elif delta.type == "thinking_delta":
-                thinking = delta.thinking
-            elif delta.type == "input_json_delta" and raw.index in self._tools:
-                if delta.partial_json:
-                    self._tools[raw.index] = (self._tools[raw.index][0], True)
-                tool_calls.append(ToolCallDelta(index=raw.index, arguments=delta.partial_json))
         elif raw.type == "content_block_stop":
             tool = self._tools.pop(raw.index, None)
             if tool is not None:
