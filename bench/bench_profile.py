@@ -144,9 +144,20 @@ def _components(
         for event in events:
             decoder.decode(event)
 
-    def construct() -> None:
-        for kind, values in kinds:
-            construct_chunk(kind, **values)
+    try:  # the decoders' builder since round 2; construct_chunk before it
+        from streamkit._models import CHUNK_FIELDS, chunk_builder
+
+        builders = {kind: chunk_builder(kind, CHUNK_FIELDS) for kind, _values in kinds}
+
+        def construct() -> None:
+            for kind, values in kinds:
+                builders[kind](dict(values))  # a fresh dict, as a decoder's literal
+
+    except ImportError:
+
+        def construct() -> None:
+            for kind, values in kinds:
+                construct_chunk(kind, **values)
 
     def record() -> None:
         recorder = Recorder(provider, model)
@@ -357,7 +368,11 @@ _COMPONENTS = (
         "adapter `decode` (SDK event → `Chunk`), whole",
         "_chat.py `ChatChunkDecoder.decode` / anthropic `AnthropicDecoder.decode`",
     ),
-    ("construct_chunk", "of which `construct_chunk`", "_models.py"),
+    (
+        "construct_chunk",
+        "of which building the chunk",
+        "_models.py `construct_chunk` (before), `chunk_builder` (after)",
+    ),
     ("recorder", "lifecycle `Recorder.chunk`", "_lifecycle.py"),
     (
         "loop",
@@ -429,11 +444,22 @@ def render(
         f"Written by `bench/bench_profile.py` ({rounds} rounds, each one child process per "
         f"side; load average along the run: {', '.join(f'{x:.1f}' for x in load)}). "
         f"**before**: streamkit at {label}; **after**: this checkout. Component and "
-        "streamkit-alone figures are the least of 7 to 11 timed passes over the SDK's own "
-        f"event objects of the {CHUNKS:,}-delta bench stream (µs per SDK event), median "
-        "over rounds; they are streamkit's own work only (see the script's docstring). "
-        "The live rows read the stream from a ReplayServer in another process: process "
-        "CPU per text delta, the ratio taken per read against the raw SDK read next to it.",
+        "streamkit-alone figures are the least thread CPU time of 15 to 21 passes over the "
+        f"SDK's own event objects of the {CHUNKS:,}-delta bench stream ({MU}s per SDK "
+        "event), median over rounds: streamkit's own work only (see the script's "
+        "docstring). The live rows read the stream from a ReplayServer in another "
+        "process: process CPU per text delta, the ratio taken per read against the raw "
+        "SDK read next to it, median over reads.",
+        "",
+        "The 3.9 ms that section 2 of an earlier run showed as added to the time to first "
+        "text by the realistic pipeline was the bench's own tap, not streamkit: it "
+        "watched the subscriber, which sees only the `CallResponse` emitted at the end of "
+        "the 30-delta stream, so it counted the rest of the stream's parsing (fixed in "
+        "`bench/_clients.py` by c4970e1: the tap is now the `do_action` render). What the "
+        "first text waits for in streamkit itself is the source's thread (one per "
+        "request, so that `subscribe` returns at once: thread creation plus, on a busy "
+        "machine, the wait for a core) and ~0.1 ms of per-request set-up (the stream, "
+        "the operators' subscriptions, the lifecycle record).",
         "",
     ]
     for provider in PROVIDERS:
