@@ -294,6 +294,48 @@ def _ttft(provider: str, url: str, reads: int) -> dict[str, list[float]]:
     return seconds
 
 
+def _own_ttft(
+    provider: str, fake: Any, model: str, params: dict[str, Any], reads: int
+) -> dict[str, list[float]]:
+    """Microseconds from the call to the first text over the fake client (no HTTP: what
+    streamkit itself adds before the first text), on the default scheduler (the
+    source's own thread), source and realistic pipeline reads interleaved."""
+    import threading
+
+    import _clients
+
+    import streamkit as sk
+
+    first: list[float] = []
+
+    def tap(item: Any) -> None:
+        if not first and _clients.has_text(item):
+            first.append(time.perf_counter())
+
+    def read(pipeline: bool) -> float:
+        first.clear()
+        done = threading.Event()
+        t0 = time.perf_counter()
+        stream = sk.stream(provider, model, _clients.MESSAGES, client=fake, **params)
+        if pipeline:
+            _clients.realistic(stream, tap).subscribe(
+                lambda _item: None, lambda _error: done.set(), done.set
+            )
+        else:
+            stream.subscribe(tap, lambda _error: done.set(), done.set)
+        done.wait()
+        return (first[0] - t0) * 1e6
+
+    for _ in range(20):
+        read(False)
+        read(True)
+    micros: dict[str, list[float]] = {"source": [], "pipeline": []}
+    for _ in range(reads):
+        micros["source"].append(read(False))
+        micros["pipeline"].append(read(True))
+    return micros
+
+
 def child(urls: dict[str, str], profile: bool, reads: int) -> dict[str, Any]:
     """One side's figures (this process imports whichever streamkit PYTHONPATH names)."""
     import streamkit
@@ -309,6 +351,7 @@ def child(urls: dict[str, str], profile: bool, reads: int) -> dict[str, Any]:
             )
         figures["live"] = _live(provider, urls[f"burst-{provider}"], reads)
         figures["ttft"] = _ttft(provider, urls[f"ttft-{provider}"], 8 * reads)
+        figures["own_ttft"] = _own_ttft(provider, fake, model, params, 100 * reads)
         out[provider] = figures
     return out
 
@@ -427,6 +470,17 @@ def _ttft_medians(results: list[dict[str, Any]], provider: str) -> dict[str, flo
     return {key: _median(values) for key, values in pooled.items()}
 
 
+def _own_ttft_figures(
+    results: list[dict[str, Any]], provider: str
+) -> dict[str, tuple[float, float]]:
+    """(10th percentile, median) of every read of each client over the rounds."""
+    figures = {}
+    for key in ("source", "pipeline"):
+        pooled = sorted(x for r in results for x in r[provider]["own_ttft"][key])
+        figures[key] = (pooled[len(pooled) // 10], _median(pooled))
+    return figures
+
+
 def render(
     before: list[dict[str, Any]],
     after: list[dict[str, Any]],
@@ -505,6 +559,21 @@ def render(
             lines.append(
                 f"| {name} | {before_ms:.2f} | {before_ms - tb['raw']:+.2f} "
                 f"| {after_ms:.2f} | {after_ms - ta['raw']:+.2f} |"
+            )
+        own_b, own_a = _own_ttft_figures(before, provider), _own_ttft_figures(after, provider)
+        lines += [
+            "",
+            "What streamkit itself adds before the first text: from the call to the first "
+            f"text over the fake client (no HTTP), on the source's own thread ({MU}s, the "
+            "10th percentile and the median of every read of the side):",
+            "",
+            "| client | before p10 | before median | after p10 | after median |",
+            "| --- | ---: | ---: | ---: | ---: |",
+        ]
+        for key, name in (("source", "streamkit source alone"), ("pipeline", "realistic pipeline")):
+            lines.append(
+                f"| {name} | {own_b[key][0]:.0f} | {own_b[key][1]:.0f} "
+                f"| {own_a[key][0]:.0f} | {own_a[key][1]:.0f} |"
             )
         lines += [
             "",
