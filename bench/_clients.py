@@ -604,6 +604,8 @@ CLIENTS: dict[str, Callable[..., Run]] = {
     "sk-anthropic-source": _client(make_sk_source, provider="anthropic"),
     "sk-anthropic-pipeline": _client(make_sk_pipeline, provider="anthropic"),
     "anthropic-async": make_anthropic_async,
+    "sk-anthropic-async-source": _client(make_sk_async, provider="anthropic"),
+    "sk-anthropic-async-pipeline": _client(make_sk_async, pipeline=True, provider="anthropic"),
     "anthropic-bytes": make_anthropic_bytes,
     "groq-bytes": make_groq_bytes,
     "groq-sync": make_groq_sync,

@@ -176,6 +176,18 @@ TABLE = (
         kind="raw",
     ),
     Client(
+        "sk-anthropic-async-source",
+        "streamkit source alone, anthropic async client",
+        "anthropic-async",
+        "anthropic",
+    ),
+    Client(
+        "sk-anthropic-async-pipeline",
+        "streamkit realistic pipeline, anthropic async client",
+        "anthropic-async",
+        "anthropic",
+    ),
+    Client(
         "anthropic-bytes",
         "anthropic SDK's request, the response's bytes only (no SSE, no JSON): the floor",
         "anthropic-sync",
@@ -450,6 +462,30 @@ SCENARIOS = {
             "pydantic building a model class (its `utils.unmarshal` calls `create_model` for "
             "every event, cProfile: about 60 % of its time): the fast path skips it unless "
             "`chunk.chunk` is read, which then costs what the SDK pays for that event."
+        ),
+    ),
+    "sdk-path": Scenario(
+        "sdk-path",
+        "The default SDK path against each raw SDK (issue 17: at most 1.05\u00d7)",
+        (
+            "openai-sync-control",
+            "sk-source",
+            "sk-pipeline",
+            "sk-async-source",
+            "sk-async-pipeline",
+            "sk-anthropic-source",
+            "sk-anthropic-pipeline",
+            "sk-anthropic-async-source",
+            "sk-anthropic-async-pipeline",
+        ),
+        modes=("burst", "paced"),
+        intro=(
+            "`sk.stream(...)` without `fast=True`: streamkit iterates the SDK's own stream "
+            "and maps each SDK object to a chunk. The goal (issue 17): the realistic "
+            "pipeline at most 1.05\u00d7 the raw SDK's CPU per chunk, burst and paced, sync "
+            "and async, for OpenAI and Anthropic. The control row is the raw openai loop "
+            "again in another process: the noise floor of this run. Where each "
+            "microsecond goes: the profile-round2 section."
         ),
     ),
 }

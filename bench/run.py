@@ -7,6 +7,8 @@ streamkit with every SDK, orjson, pyinstrument and the peers)::
     .venv-bench/bin/python bench/run.py            # ~12 minutes
     .venv-bench/bin/python bench/run.py --quick    # ~3 minutes, smaller streams
     .venv-bench/bin/python bench/run.py --scenario fast-paths  # one part alone (_plan.SCENARIOS)
+    .venv-bench/bin/python bench/run.py --only ttft  # time to first text alone, printed
+    .venv-bench/bin/python bench/run.py --only ttft --baseline /tmp/base  # before/after
 
 ``--scenario NAME`` runs only that scenario's rows of the CPU table (with the raw SDK
 rows they are set against, in the same rounds) and writes only its own section of the
@@ -148,6 +150,96 @@ def run_cpu_tables(
         log(f"round {round_ + 1}/{plan.rounds} done (load {os.getloadavg()[0]:.1f})")
 
 
+def measure_ttfc(plan: Plan, workers: dict[str, Worker], results: Results, rounds: int = 3) -> None:
+    """Time to first text: ``plan.ttfc_reads`` reads of each client per round, the
+    rounds going through every worker in turn."""
+    for name in workers:
+        results.ttfc[name] = []
+    for _round in range(rounds):
+        for name, worker in workers.items():
+            got = results.ttfc[name]
+            if isinstance(got, str):
+                continue
+            outcome = worker.ttfc("ttfc", plan.ttfc_reads)
+            if isinstance(outcome, str):
+                results.ttfc[name] = outcome
+            else:
+                got.extend(outcome)
+
+
+TTFT_AB = (
+    "openai-sync",
+    "openai-async",
+    "anthropic-sync",
+    "sk-source",
+    "sk-pipeline",
+    "sk-async-source",
+    "sk-async-pipeline",
+    "sk-anthropic-source",
+    "sk-anthropic-pipeline",
+)
+"""``--only ttft --baseline DIR``: the raw SDKs and the default SDK path's rows."""
+
+
+def run_ttfc_only(plan: Plan, warm_rounds: int, rounds: int, baseline: Path | None = None) -> int:
+    """``--only ttft``: the time-to-first-text clients alone, printed (the page is not
+    written). ``warm_rounds`` burst reads per client first, as the full run's CPU
+    tables leave each worker before it measures time to first text.
+
+    With ``baseline`` (a directory holding another streamkit package, such as a
+    ``git archive`` of an earlier commit), each streamkit row runs twice in the same
+    rounds, once on each streamkit: a before/after of one run."""
+    import statistics
+
+    names = TTFT_AB if baseline is not None else TTFC
+    providers = sorted({BY_NAME[name].provider for name in names})
+    configs = [(f"ttfc-{p}", f"{p}:{plan.ttfc_chunks}", 0.0) for p in providers]
+    configs += [(f"burst-{p}", f"{p}:{plan.table_chunks}", 0.0) for p in providers]
+    results = Results(plan)
+    with ServerPool() as pool:
+        urls = pool.start(configs)
+        urls_of = _urls_of(urls, ("ttfc", "burst"))
+        log(f"time to first text alone: {len(names)} clients, {warm_rounds} warm rounds")
+        workers = start_workers(names, urls_of)
+        if baseline is not None:
+            # A spawned worker starts with this process's sys.path: the baseline's
+            # streamkit first, for the workers started now only.
+            sys.path.insert(0, str(baseline))
+            try:
+                for name in names:
+                    if BY_NAME[name].kind != "raw":
+                        workers[f"{name}@baseline"] = Worker(name, urls_of(name))
+            finally:
+                sys.path.remove(str(baseline))
+        try:
+            for worker in workers.values():
+                if worker.error is None:
+                    for _ in range(warm_rounds):
+                        worker.read("burst", 1)
+                    worker.read("ttfc", 1)
+            measure_ttfc(plan, workers, results, rounds)
+        finally:
+            for worker in workers.values():
+                worker.close()
+    medians: dict[str, float] = {}
+    for name, got in results.ttfc.items():
+        if isinstance(got, list) and got:
+            medians[name] = statistics.median(got) * 1e3
+    for name, got in results.ttfc.items():
+        if name not in medians:
+            print(f"{name:34s} {got}")
+            continue
+        client = BY_NAME[name.split("@")[0]]
+        raw = "openai-async" if "async" in name else "openai-sync"
+        raw = "anthropic-sync" if client.provider == "anthropic" else raw
+        added = medians[name] - medians.get(raw, float("nan"))
+        reads = len(got) if isinstance(got, list) else 0
+        print(
+            f"{name:34s} {medians[name]:6.2f} ms  added {added:+6.2f} ms vs {raw} ({reads} reads)"
+        )
+    return 0
+
+
 def run_tables(plan: Plan, urls: dict[str, str], results: Results) -> None:
     """Burst and paced tables, time to first text and the flatness test: every client's
     worker is set up once, then the reads go round the workers."""
@@ -157,18 +249,7 @@ def run_tables(plan: Plan, urls: dict[str, str], results: Results) -> None:
         run_cpu_tables(plan, workers, results)
 
         log("time to first text")
-        for name in TTFC:
-            results.ttfc[name] = []
-        for _round in range(3):
-            for name in TTFC:
-                got = results.ttfc[name]
-                if isinstance(got, str):
-                    continue
-                outcome = workers[name].ttfc("ttfc", plan.ttfc_reads)
-                if isinstance(outcome, str):
-                    results.ttfc[name] = outcome
-                else:
-                    got.extend(outcome)
+        measure_ttfc(plan, {name: workers[name] for name in TTFC}, results)
 
         log(f"flatness: {plan.long_chunks} chunks")
         spent = dict.fromkeys(LONG, 0.0)
@@ -337,8 +418,33 @@ def main(argv: list[str] | None = None) -> int:
         choices=sorted(SCENARIOS),
         help="run only this scenario and write only its section of the page",
     )
+    parser.add_argument(
+        "--only",
+        choices=["ttft"],
+        help="ttft: only the time-to-first-text table, printed (the page is not written)",
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="with --only ttft: a directory holding another streamkit package, measured "
+        "in the same rounds (before/after)",
+    )
+    parser.add_argument(
+        "--ttft-rounds",
+        type=int,
+        default=3,
+        help="with --only ttft: rounds of reads (default 3)",
+    )
+    parser.add_argument(
+        "--warm-rounds",
+        type=int,
+        default=3,
+        help="with --only ttft: burst reads per client before measuring (default 3)",
+    )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
+    if args.only == "ttft":
+        return run_ttfc_only(plan, args.warm_rounds, args.ttft_rounds, args.baseline)
     if args.scenario:
         return run_scenario(plan, SCENARIOS[args.scenario], args.out, _command(args))
     results = Results(plan)

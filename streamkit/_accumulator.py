@@ -185,25 +185,42 @@ class Accumulator:
     # -- folding ---------------------------------------------------------------------
     def add(self, chunk: Chunk) -> list[ToolCall]:
         """Fold one chunk; return the tool calls it completed."""
+        # Once per chunk of every pipeline that folds: each field is read once, and the
+        # pieces' appends (_Pieces.append: only a non-empty piece) and the content's
+        # attribution to its source (one span per run of one provider and model) are
+        # inlined, since most chunks carry only a piece of content.
         self.chunks += 1
         self.version += 1
+        provider = chunk.provider
+        model = chunk.model
         if self.provider is None:
-            self.provider = chunk.provider
+            self.provider = provider
             self._message_builder = type(chunk).message_builder()
-        if chunk.model:
-            self.model = chunk.model
+        if model:
+            self.model = model
         if chunk.id:
             self.id = chunk.id
         source = self._source
-        if source is None or chunk.provider != source[0]:
-            source = self._source = (chunk.provider, chunk.model)
-        elif chunk.model and chunk.model != source[1]:
-            source = self._source = (source[0], chunk.model)
-        if chunk.content:
-            self._attribute(source, len(chunk.content))
-        self._content.append(chunk.content)
-        self._thinking.append(chunk.thinking)
-        self._refusal.append(chunk.refusal)
+        if source is None or provider != source[0]:
+            source = self._source = (provider, model)
+        elif model and model != source[1]:
+            source = self._source = (source[0], model)
+        content = chunk.content
+        if content:
+            length = len(content)
+            spans = self._spans
+            last = spans[-1] if spans else None
+            if last is not None and last[0] == source[0] and last[1] in (None, source[1]):
+                last[1] = source[1]
+                last[3] += length
+            else:
+                spans.append([source[0], source[1], self._length, self._length + length])
+            self._length += length
+            self._content._pieces.append(content)
+        if chunk.thinking:
+            self._thinking._pieces.append(chunk.thinking)
+        if chunk.refusal:
+            self._refusal._pieces.append(chunk.refusal)
         if chunk.audio is not None:
             self._has_audio = True
             self._audio.append(chunk.audio)
@@ -216,28 +233,20 @@ class Accumulator:
             self._message_builder.add(chunk)
 
         completed: list[ToolCall] = []
-        for delta in chunk.tool_calls:
-            self._complete(self._completion.before(delta), completed)
-            builder = self._tools.get(delta.index)
-            if builder is None:
-                builder = self._tools[delta.index] = _ToolCallBuilder(delta.index)
-            builder.add(delta)
-            self._complete(self._completion.after(delta), completed)
+        tool_calls = chunk.tool_calls
+        if tool_calls:
+            for delta in tool_calls:
+                self._complete(self._completion.before(delta), completed)
+                builder = self._tools.get(delta.index)
+                if builder is None:
+                    builder = self._tools[delta.index] = _ToolCallBuilder(delta.index)
+                builder.add(delta)
+                self._complete(self._completion.after(delta), completed)
         if chunk.finish_reasons:
             self.finish_reasons = list(chunk.finish_reasons)
             self._finish_reason_table = type(chunk).finish_reason_table
             self._complete(self._completion.finish(), completed)
         return completed
-
-    def _attribute(self, source: tuple[str, str | None], length: int) -> None:
-        spans = self._spans
-        last = spans[-1] if spans else None
-        if last is not None and last[0] == source[0] and last[1] in (None, source[1]):
-            last[1] = source[1]
-            last[3] += length
-        else:
-            spans.append([source[0], source[1], self._length, self._length + length])
-        self._length += length
 
     def spans(self, upto: int | None = None) -> list[ContentSpan]:
         """Which provider and model produced which part of the content (up to

@@ -502,14 +502,29 @@ class Recorder:
             if start is not None:
                 for observer in self._observers:
                     _report(observer.on_first_chunk, start, chunk, now)
-        for text in (chunk.content, chunk.thinking, chunk.refusal, chunk.audio_transcript):
-            if text:
-                self._text(text)
-        for delta in chunk.tool_calls:
-            if delta.name:
-                self._text(delta.name)
-            if delta.arguments:
-                self._text(delta.arguments)
+        # Field by field, not a loop over a tuple of them: this runs once per chunk of
+        # every stream, and most chunks carry only content.
+        content = chunk.content
+        if content:  # self._text(content), inlined
+            length = len(content)
+            self._out_chars += length
+            self._text_after_usage = True
+            if self._kept_chars < KEPT_TEXT:
+                self._pieces.append(content)
+                self._kept_chars += length
+        if chunk.thinking:
+            self._text(chunk.thinking)
+        if chunk.refusal:
+            self._text(chunk.refusal)
+        if chunk.audio_transcript:
+            self._text(chunk.audio_transcript)
+        tool_calls = chunk.tool_calls
+        if tool_calls:
+            for delta in tool_calls:
+                if delta.name:
+                    self._text(delta.name)
+                if delta.arguments:
+                    self._text(delta.arguments)
         usage = chunk.usage
         if usage is not None:  # after the text: a report covers its own chunk's text
             self.usage = usage

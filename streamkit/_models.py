@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import wave
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
@@ -191,6 +191,10 @@ class Chunk(BaseModel):
 
 ChunkT = TypeVar("ChunkT", bound=Chunk)
 
+CHUNK_FIELDS: tuple[str, ...] = tuple(Chunk.__pydantic_fields__)
+"""Every field of a :class:`Chunk`, in declaration order: the keys a decoder builds
+each chunk from (:func:`chunk_builder`)."""
+
 _object_setattr = object.__setattr__
 
 # How construct_chunk builds an instance for one (class, keys in order):
@@ -262,6 +266,44 @@ def construct_chunk(chunk_type: type[ChunkT], **values: Any) -> ChunkT:
         if plan == _POST_INIT:
             chunk.model_post_init(None)
     return chunk
+
+
+def chunk_builder(
+    chunk_type: type[ChunkT], names: tuple[str, ...]
+) -> Callable[[dict[str, Any]], ChunkT]:
+    """:func:`construct_chunk` for a decoder whose values always have the keys
+    ``names``, in this order: the way to build is looked up once, here, instead of per
+    chunk (the key tuple and its lookup, ~0.3 µs of every chunk).
+
+    The returned function takes the values as a dict, which becomes the chunk's own
+    ``__dict__`` (pass a fresh one, its keys exactly ``names`` in order), and returns
+    the same instance as ``construct_chunk(chunk_type, **values)``.
+    """
+    key = (chunk_type, names)
+    plan = _CONSTRUCT_PLANS.get(key)
+    if plan is None:
+        plan = _CONSTRUCT_PLANS[key] = _construct_plan(chunk_type, names)
+    if plan == _FALLBACK:
+        return lambda values: chunk_type.model_construct(**values)
+    fields_set = frozenset(names)
+    new = chunk_type.__new__
+    empty_private = plan == _EMPTY_PRIVATE
+    post_init = plan == _POST_INIT
+
+    def build(values: dict[str, Any]) -> ChunkT:
+        chunk = new(chunk_type)
+        _object_setattr(chunk, "__dict__", values)
+        _object_setattr(chunk, "__pydantic_fields_set__", set(fields_set))
+        _object_setattr(chunk, "__pydantic_extra__", None)
+        if empty_private:
+            _object_setattr(chunk, "__pydantic_private__", {})
+        else:
+            _object_setattr(chunk, "__pydantic_private__", None)
+            if post_init:
+                chunk.model_post_init(None)
+        return chunk
+
+    return build
 
 
 def construct_chunk_with(

@@ -11,12 +11,12 @@ the reducer too: :data:`~streamkit._finish_reasons.CHAT_FINISH_REASONS` (a plain
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any
 
 from streamkit._messages import MessageBuilder
-from streamkit._models import Chunk, ToolCallDelta, Usage, construct_chunk
+from streamkit._models import CHUNK_FIELDS, Chunk, ToolCallDelta, Usage, chunk_builder
 from streamkit.providers._base import Decoder
 
 __all__ = ["ChatChunkDecoder", "ChatMessageBuilder", "chat_usage"]
@@ -69,6 +69,12 @@ def _thinking_parts(value: Any) -> str:
 
 
 @cache
+def _builder(chunk_type: type[Chunk]) -> Callable[[dict[str, Any]], Chunk]:
+    """How to build a chunk of ``chunk_type`` from all its fields (once per type)."""
+    return chunk_builder(chunk_type, CHUNK_FIELDS)
+
+
+@cache
 def _holds_no_audio(chunk_type: type[Chunk]) -> bool:
     """Whether a chunk type declares ``holds_no_audio`` (cached per type: looking up an
     absent class attribute through pydantic's metaclass costs ~1 µs)."""
@@ -92,6 +98,8 @@ class ChatMessageBuilder(MessageBuilder):
             raw = chunk.chunk
             for choice in getattr(raw, "choices", None) or ():
                 audio = getattr(choice.delta, "audio", None)
+                if audio is None:  # every chunk of a text answer: no id to look for
+                    continue
                 audio_id = getattr(audio, "id", None)
                 if audio_id:
                     self.audio_id = audio_id
@@ -174,17 +182,15 @@ class ChatChunkDecoder(Decoder):
             delta = choice.delta
             if delta is not None and choice.index == 0:
                 raw_content = getattr(delta, "content", None)
-                content = _text(raw_content)
-                thinking = (
-                    _optional_attribute(delta, "reasoning")
-                    or _optional_attribute(delta, "reasoning_content")
-                    or _thinking_parts(raw_content)
-                    or ""
-                )
+                if type(raw_content) is str:  # plain text (almost every chunk): as it is
+                    content, thinking_parts = raw_content, ""
+                else:
+                    content, thinking_parts = _text(raw_content), _thinking_parts(raw_content)
+                thinking = _reasoning(delta) or thinking_parts or ""
                 refusal = getattr(delta, "refusal", None) or ""
-                tool_calls.extend(
-                    self.tool_call_delta(call) for call in getattr(delta, "tool_calls", None) or ()
-                )
+                calls = getattr(delta, "tool_calls", None)
+                if calls:
+                    tool_calls.extend(self.tool_call_delta(call) for call in calls)
                 delta_audio = getattr(delta, "audio", None)
                 if delta_audio is not None:
                     data = _field(delta_audio, "data")
@@ -198,38 +204,47 @@ class ChatChunkDecoder(Decoder):
         usage = self.usage_of(event)
         self.advance(finish_reasons, usage)
         return [
-            construct_chunk(
-                self.chunk_type,
-                provider=self.provider,
-                content=content,
-                thinking=thinking,
-                refusal=refusal,
-                finish_reasons=finish_reasons,
-                model=getattr(event, "model", None),
-                id=getattr(event, "id", None),
-                usage=usage,
-                tool_calls=tool_calls,
-                audio=audio,
-                audio_transcript=transcript,
-                chunk=event,
+            _builder(self.chunk_type)(
+                {
+                    "provider": self.provider,
+                    "content": content,
+                    "thinking": thinking,
+                    "refusal": refusal,
+                    "finish_reasons": finish_reasons,
+                    "model": getattr(event, "model", None),
+                    "id": getattr(event, "id", None),
+                    "usage": usage,
+                    "tool_calls": tool_calls,
+                    "audio": audio,
+                    "audio_transcript": transcript,
+                    "chunk": event,
+                }
             )
         ]
 
 
-def _optional_attribute(obj: Any, name: str) -> Any:
-    """``getattr(obj, name, None)`` for an attribute most events lack (``reasoning``).
+def _reasoning(delta: Any) -> Any:
+    """The delta's ``reasoning``, else its ``reasoning_content`` (``None`` if neither):
+    two attributes that nearly every delta lacks, read for each chunk.
 
     A pydantic model keeps its fields in ``__dict__`` and unknown keys in
-    ``__pydantic_extra__``; looking there spares the AttributeError pydantic raises for
-    an absent name (~2 µs a chunk each, a large share of streamkit's own cost).
+    ``__pydantic_extra__``; looking there (once for both names) spares the
+    AttributeError pydantic raises for an absent name (~2 µs a chunk each); other
+    objects are read with ``getattr``.
     """
-    values = getattr(obj, "__dict__", None)
-    if values is not None and name in values:
-        return values[name]
-    extra = getattr(obj, "__pydantic_extra__", None)
-    if extra is not None:
-        return extra.get(name)
-    return getattr(obj, name, None)
+    values = getattr(delta, "__dict__", None)
+    extra = getattr(delta, "__pydantic_extra__", None)
+    found = None
+    for name in ("reasoning", "reasoning_content"):
+        if values is not None and name in values:
+            found = values[name]
+        elif extra is not None:
+            found = extra.get(name)
+        else:
+            found = getattr(delta, name, None)
+        if found:
+            return found
+    return found
 
 
 def _field(obj: Any, name: str) -> Any:

@@ -58,7 +58,7 @@ from anthropic.types import RawMessageStreamEvent
 
 from streamkit._finish_reasons import FinishReason
 from streamkit._messages import Message, MessageBuilder
-from streamkit._models import Chunk, ToolCallDelta, Usage, construct_chunk
+from streamkit._models import CHUNK_FIELDS, Chunk, ToolCallDelta, Usage, chunk_builder
 from streamkit.providers._base import (
     Decoder,
     ProviderAdapter,
@@ -116,7 +116,18 @@ class AnthropicDecoder(Decoder):
         finish_reasons: list[str] | None = None
         usage: Usage | None = None
         tool_calls: list[ToolCallDelta] = []
-        if raw.type == "message_start":
+        # The text deltas first: nearly every event of a stream is one.
+        if raw.type == "content_block_delta":
+            delta = raw.delta
+            if delta.type == "text_delta":
+                content = delta.text
+            elif delta.type == "thinking_delta":
+                thinking = delta.thinking
+            elif delta.type == "input_json_delta" and raw.index in self._tools:
+                if delta.partial_json:
+                    self._tools[raw.index] = (self._tools[raw.index][0], True)
+                tool_calls.append(ToolCallDelta(index=raw.index, arguments=delta.partial_json))
+        elif raw.type == "message_start":
             message = raw.message
             self._model, self._id = message.model, message.id
             start = message.usage
@@ -132,16 +143,6 @@ class AnthropicDecoder(Decoder):
             elif block.type == "tool_use":
                 self._tools[raw.index] = (dict(block.input or {}), False)
                 tool_calls.append(ToolCallDelta(index=raw.index, id=block.id, name=block.name))
-        elif raw.type == "content_block_delta":
-            delta = raw.delta
-            if delta.type == "text_delta":
-                content = delta.text
-            elif delta.type == "thinking_delta":
-                thinking = delta.thinking
-            elif delta.type == "input_json_delta" and raw.index in self._tools:
-                if delta.partial_json:
-                    self._tools[raw.index] = (self._tools[raw.index][0], True)
-                tool_calls.append(ToolCallDelta(index=raw.index, arguments=delta.partial_json))
         elif raw.type == "content_block_stop":
             tool = self._tools.pop(raw.index, None)
             if tool is not None:
@@ -164,20 +165,21 @@ class AnthropicDecoder(Decoder):
         elif raw.type == "message_stop":
             self.complete = True
         return [
-            construct_chunk(
-                AnthropicChunk,
-                provider=self.provider,
-                content=content,
-                thinking=thinking,
-                refusal="",
-                finish_reasons=finish_reasons,
-                model=self._model,
-                id=self._id,
-                usage=usage,
-                tool_calls=tool_calls,
-                audio=None,
-                audio_transcript=None,
-                chunk=raw,
+            _build_chunk(
+                {
+                    "provider": self.provider,
+                    "content": content,
+                    "thinking": thinking,
+                    "refusal": "",
+                    "finish_reasons": finish_reasons,
+                    "model": self._model,
+                    "id": self._id,
+                    "usage": usage,
+                    "tool_calls": tool_calls,
+                    "audio": None,
+                    "audio_transcript": None,
+                    "chunk": raw,
+                }
             )
         ]
 
@@ -337,6 +339,10 @@ class AnthropicChunk(Chunk):
     }
     """Anthropic's ``stop_reason`` values mapped to the common finish reasons."""
     message_builder: ClassVar[type[MessageBuilder]] = AnthropicMessageBuilder
+
+
+_build_chunk = chunk_builder(AnthropicChunk, CHUNK_FIELDS)
+"""Builds an :class:`AnthropicChunk` from all its fields (``AnthropicDecoder``)."""
 
 
 class AnthropicAdapter(ProviderAdapter):
