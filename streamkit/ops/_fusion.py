@@ -1,0 +1,205 @@
+"""Operator fusion: consecutive streamkit operators subscribe upstream as one observer.
+
+Written out, a reactivex operator is ``Observable(subscribe)`` whose ``subscribe``
+calls ``source.subscribe(on_next, on_error, on_completed)``, and every such call wraps
+the callbacks in an ``AutoDetachObserver``: a chain of N operators is N observers, and
+every item pays N extra ``on_next`` calls (one per observer) on its way through.
+
+A fusable operator is written as a *stage* instead: ``stage(observer,
+subscribe_upstream)`` is the body of that ``subscribe``, with ``source.subscribe(...)``
+replaced by ``subscribe_upstream(on_next, on_error, on_completed)``. :func:`fusable`
+turns a stage into a normal ``Observable -> Observable`` operator; applied to an
+observable another fusable operator made, it appends its stage to that observable's
+run instead of nesting, so ``stream.pipe(ops.take_until_match(p), ops.accumulate(),
+ops.to_call_response())`` subscribes to the stream once, and a chunk goes through the
+three stages as three plain calls (RxJava and Reactor call this macro-fusion).
+
+Any other operator (reactivex's ``map``, ``do_action``, ``share_replay``...) gets a
+normal observable to subscribe to and ends the run; the operator after it starts a new
+one.
+
+Behaviour is the unfused one, notification for notification. Where two stages meet, a
+:class:`_Seam` does what the ``AutoDetachObserver`` there did, except on the per-item
+path: it drops an ``on_error`` or ``on_completed`` arriving after the seam stopped (a
+terminal passed, or the subscription was disposed), disposes upstream after passing a
+terminal on, and turns an exception raised while subscribing upstream into
+``on_error``. Its ``on_next`` is the next stage's own function. No fusable stage
+emits after its own terminal, and every stage passes a terminal on (or had already
+emitted one), so within a run an item can only follow a terminal on the call stack
+when that terminal was dropped at a seam, and a stage's ``on_next`` is never called
+where the ``AutoDetachObserver`` would have dropped the item. The first stage
+subscribes to the source with ``source.subscribe`` and whoever subscribes to the run
+does so with ``Observable.subscribe``: their two ``AutoDetachObserver`` s are kept.
+
+:data:`ENABLED` (``False``: every fusable operator builds its own ``Observable`` as
+before) is for the benchmark (``bench/bench_fusion.py``) and for the tests comparing
+fused with unfused pipelines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Generic, Protocol, TypeAlias, TypeVar
+
+from reactivex import Observable, abc
+from reactivex.disposable import SingleAssignmentDisposable
+
+__all__ = ["ENABLED", "FusedObservable", "Sink", "Stage", "SubscribeUpstream", "fusable"]
+
+ENABLED = True
+"""Whether fusable operators fuse (read when an operator is applied to an observable)."""
+
+InT = TypeVar("InT")
+OutT = TypeVar("OutT")
+T_contra = TypeVar("T_contra", contravariant=True)
+InT_contra = TypeVar("InT_contra", contravariant=True)
+OutT_co = TypeVar("OutT_co", covariant=True)
+
+
+class Sink(Protocol[T_contra]):
+    """Where a stage sends its notifications: the next stage (through a seam) or the
+    observer subscribed to the run."""
+
+    def on_next(self, value: T_contra, /) -> None: ...
+
+    def on_error(self, error: Exception, /) -> None: ...
+
+    def on_completed(self) -> None: ...
+
+
+SubscribeUpstream: TypeAlias = Callable[
+    [Callable[[InT], None], Callable[[Exception], None], Callable[[], None]],
+    abc.DisposableBase,
+]
+"""``subscribe_upstream(on_next, on_error, on_completed)``: subscribe the stage's
+callbacks to what is upstream of it; the disposable disposes that."""
+
+
+class Stage(Protocol[InT_contra, OutT_co]):
+    """One subscription of an operator: given where to send its notifications and how to
+    subscribe upstream, set up its state, subscribe, and return the subscription."""
+
+    def __call__(
+        self, observer: Sink[OutT_co], subscribe_upstream: SubscribeUpstream[InT_contra], /
+    ) -> abc.DisposableBase: ...
+
+
+def fusable(stage: Stage[InT, OutT]) -> Callable[[Observable[InT]], Observable[OutT]]:
+    """The ``Observable -> Observable`` operator running ``stage``, fused with the
+    fusable operators applied before it."""
+
+    def operator(source: Observable[InT]) -> Observable[OutT]:
+        if not ENABLED:
+            return _unfused(source, stage)
+        if isinstance(source, FusedObservable):
+            return FusedObservable(source.source, (*source.stages, stage))
+        return FusedObservable(source, (stage,))
+
+    return operator
+
+
+def _unfused(source: Observable[InT], stage: Stage[InT, OutT]) -> Observable[OutT]:
+    """``stage`` as an operator of its own (what every operator was before fusion)."""
+
+    def subscribe(
+        observer: abc.ObserverBase[OutT], scheduler: abc.SchedulerBase | None = None
+    ) -> abc.DisposableBase:
+        def subscribe_upstream(
+            on_next: Callable[[InT], None],
+            on_error: Callable[[Exception], None],
+            on_completed: Callable[[], None],
+        ) -> abc.DisposableBase:
+            return source.subscribe(on_next, on_error, on_completed, scheduler=scheduler)
+
+        return stage(observer, subscribe_upstream)
+
+    return Observable(subscribe)
+
+
+class FusedObservable(Observable[OutT]):
+    """``source`` seen through a run of fused ``stages`` (the first one is applied
+    first); subscribing subscribes to ``source`` once, with the stages' composed
+    callbacks. Immutable: applying another fusable operator makes a new one."""
+
+    def __init__(self, source: Observable[Any], stages: tuple[Stage[Any, Any], ...]) -> None:
+        super().__init__()
+        self.source = source
+        self.stages = stages
+
+    def _subscribe_core(
+        self, observer: abc.ObserverBase[OutT], scheduler: abc.SchedulerBase | None = None
+    ) -> abc.DisposableBase:
+        source, stages = self.source, self.stages
+
+        def upstream_of(index: int) -> SubscribeUpstream[Any]:
+            """How stage ``index`` subscribes to what is before it."""
+
+            def subscribe_upstream(
+                on_next: Callable[[Any], None],
+                on_error: Callable[[Exception], None],
+                on_completed: Callable[[], None],
+            ) -> abc.DisposableBase:
+                if index == 0:
+                    return source.subscribe(on_next, on_error, on_completed, scheduler=scheduler)
+                seam = _Seam(on_next, on_error, on_completed)
+                try:
+                    subscription = stages[index - 1](seam, upstream_of(index - 1))
+                except Exception as error:
+                    if not seam.fail(error):
+                        raise
+                else:
+                    seam.upstream.disposable = subscription
+                return seam
+
+            return subscribe_upstream
+
+        last = len(stages) - 1
+        return stages[last](observer, upstream_of(last))
+
+
+class _Seam(abc.DisposableBase, Generic[InT]):
+    """Where two fused stages meet: reactivex's ``AutoDetachObserver`` without its
+    ``on_next`` hop (see the module's docstring). Disposing it disposes upstream."""
+
+    def __init__(
+        self,
+        on_next: Callable[[InT], None],
+        on_error: Callable[[Exception], None],
+        on_completed: Callable[[], None],
+    ) -> None:
+        self.on_next = on_next  # the next stage's own function: no call in between
+        self._on_error = on_error
+        self._on_completed = on_completed
+        self.is_stopped = False
+        self.upstream = SingleAssignmentDisposable()
+
+    def on_error(self, error: Exception) -> None:
+        if self.is_stopped:
+            return
+        self.is_stopped = True
+        try:
+            self._on_error(error)
+        finally:
+            self.dispose()
+
+    def on_completed(self) -> None:
+        if self.is_stopped:
+            return
+        self.is_stopped = True
+        try:
+            self._on_completed()
+        finally:
+            self.dispose()
+
+    def fail(self, error: Exception) -> bool:
+        """An exception raised while subscribing upstream: ``on_error`` (without
+        disposing, as reactivex does), unless stopped already."""
+        if self.is_stopped:
+            return False
+        self.is_stopped = True
+        self._on_error(error)
+        return True
+
+    def dispose(self) -> None:
+        self.is_stopped = True
+        self.upstream.dispose()
