@@ -13,6 +13,7 @@ dispose reason, on what the user's callbacks saw (a ``take_until_match`` predica
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,7 @@ import pytest
 import reactivex
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import BaseModel
 from reactivex import Observable, abc
 from reactivex import operators as rx_ops
 from reactivex.disposable import Disposable
@@ -274,13 +276,21 @@ def test_a_stage_failing_to_subscribe_is_an_error_for_the_stage_after_it(
 
 
 # -- the property: fused == unfused --------------------------------------------------------
-CHUNK, TEXT, SNAPSHOT, RESPONSE = "chunk", "str", "snapshot", "response"
+CHUNK, TEXT, SNAPSHOT, RESPONSE, OBJECT = "chunk", "str", "snapshot", "response", "object"
 """The kinds of item a pipeline carries between two steps."""
 
 
 def text_of(item: Any) -> str:
     """The text an item carries, whatever its kind."""
-    return item if isinstance(item, str) else str(item.content)
+    if isinstance(item, str):
+        return item
+    return str(getattr(item, "content", item))
+
+
+class Answer(BaseModel):
+    """What ``partial_object`` parses the JSON sources into."""
+
+    a: str
 
 
 @dataclass(frozen=True)
@@ -299,6 +309,10 @@ class Step:
             return ops.accumulate()
         if name == "to_call_response":
             return ops.to_call_response()
+        if name == "on_usage":
+            return ops.on_usage(lambda report: log.calls.append(("usage", report.outcome)))
+        if name == "partial_object":
+            return ops.partial_object(Answer)
         if name == "take_until_match":
             pattern, inclusive, literal = argument
             return ops.take_until_match(pattern, inclusive=inclusive, literal=literal)
@@ -357,10 +371,12 @@ STEPS: dict[str, list[tuple[st.SearchStrategy[Step], str | None]]] = {
         (st.just(Step("text")), TEXT),
         (st.just(Step("accumulate")), SNAPSHOT),
         (st.just(Step("to_call_response")), RESPONSE),
+        (st.just(Step("partial_object")), OBJECT),
     ],
     TEXT: [],
     SNAPSHOT: [(st.just(Step("to_call_response")), RESPONSE)],
     RESPONSE: [],
+    OBJECT: [],
 }
 for _kind in (CHUNK, TEXT, SNAPSHOT):
     STEPS[_kind] += [
@@ -369,6 +385,7 @@ for _kind in (CHUNK, TEXT, SNAPSHOT):
     ]
 for _kind in STEPS:
     STEPS[_kind] += [
+        (st.just(Step("on_usage")), None),
         (st.just(Step("map")), None),
         (st.sampled_from(["a", "b", ""]).map(lambda text: Step("filter", text)), None),
         (st.integers(0, 4).map(lambda count: Step("take", count)), None),
@@ -391,9 +408,13 @@ def pipelines(draw: st.DrawFn) -> list[Step]:
 
 @st.composite
 def sources(draw: st.DrawFn) -> tuple[list[sk.Chunk], Exception | None]:
-    """Text chunks of a small alphabet (so that patterns match), maybe followed by a
-    whole stream's tool-call and finish chunks; it completes or fails."""
-    _text, pieces = draw(sks.text_splits(st.text(alphabet="ab!", max_size=10)))
+    """Text chunks of a small alphabet (so that patterns match; sometimes as a JSON
+    object), maybe followed by a whole stream's tool-call and finish chunks; it
+    completes or fails."""
+    texts = st.text(alphabet="ab!", max_size=10)
+    if draw(st.booleans()):  # a JSON object, for partial_object
+        texts = texts.map(lambda text: json.dumps({"a": text}))
+    _text, pieces = draw(sks.text_splits(texts))
     chunks = chunks_of(pieces)
     if draw(st.booleans()):
         stream = draw(sks.chunk_streams())
@@ -483,7 +504,15 @@ def run(
     return log
 
 
-FUSABLE = {"text", "accumulate", "to_call_response", "take_until_match", "take_until_predicate"}
+FUSABLE = {
+    "text",
+    "accumulate",
+    "to_call_response",
+    "take_until_match",
+    "take_until_predicate",
+    "on_usage",
+    "partial_object",
+}
 
 
 @settings(max_examples=300)
@@ -517,3 +546,17 @@ def test_an_operator_of_reactivex_applied_to_a_fused_run_sees_a_normal_observabl
     xs = cold_items(scheduler, chunks_of(["a", "b"]))
     pipeline = reactivex.concat(xs.pipe(ops.text()), xs.pipe(ops.text()))
     assert values(scheduler.start(lambda: pipeline).messages) == ["a", "b", "a", "b"]
+
+
+def test_piping_a_pipeline_again_extends_its_run() -> None:
+    scheduler = TestScheduler()
+    xs = cold_items(scheduler, chunks_of(["Hel", "lo"]))
+    pipeline = sk.Pipeline(xs, is_async=False).pipe(ops.take_until_match("never"))
+    longer = pipeline.pipe(ops.text())
+    assert isinstance(longer, sk.Pipeline)
+    run = longer._observable
+    assert isinstance(run, FusedObservable)
+    assert run.source is xs
+    assert len(run.stages) == 2
+    assert values(scheduler.start(lambda: longer).messages) == ["Hel", "lo"]
+    assert xs.subscriptions == [subscribe(200, 230)]
