@@ -233,7 +233,7 @@ def section(run: dict[str, Any], command: str) -> str:
         "",
         "Consecutive streamkit operators subscribe upstream once, as one observer: a chunk "
         "goes through them as plain function calls, not through one reactivex observer "
-        "per operator (see [operators](concepts/operators.md#fusion)). The goal (issue 17): "
+        "per operator (see [operators](operators/index.md#fusion)). The goal (issue 17): "
         f"each extra fused operator costs {LE} 1% of the raw openai SDK's CPU per chunk. "
         "**Unfused** is the same code with `streamkit.ops._fusion.ENABLED = False`: every "
         "operator builds its own observable, as before fusion.",
@@ -255,7 +255,7 @@ def section(run: dict[str, Any], command: str) -> str:
     for count in COUNTS:
         for kind in KINDS:
             name = f"sk-stages-{count}-{kind}"
-            label = f"source + {count} × `take_until_match`, {kind}"
+            label = f"source + {count} {X} `take_until_match`, {kind}"
             lines.append(f"| {label} | {us(name):.1f} | {ratio_cell(name)} |")
     for kind in KINDS:
         name = f"sk-pipeline-{kind}"

@@ -1,39 +1,47 @@
 """Operator fusion: consecutive streamkit operators subscribe upstream as one observer.
 
 Written out, a reactivex operator is ``Observable(subscribe)`` whose ``subscribe``
-calls ``source.subscribe(on_next, on_error, on_completed)``, and every such call wraps
+calls ``source.subscribe(on_next, on_error, on_completed)``, and each such call wraps
 the callbacks in an ``AutoDetachObserver``: a chain of N operators is N observers, and
-every item pays N extra ``on_next`` calls (one per observer) on its way through.
+every item pays one more ``on_next`` call per operator on its way through.
 
 A fusable operator is written as a *stage* instead: ``stage(observer,
 subscribe_upstream)`` is the body of that ``subscribe``, with ``source.subscribe(...)``
 replaced by ``subscribe_upstream(on_next, on_error, on_completed)``. :func:`fusable`
-turns a stage into a normal ``Observable -> Observable`` operator; applied to an
-observable another fusable operator made, it appends its stage to that observable's
-run instead of nesting, so ``stream.pipe(ops.take_until_match(p), ops.accumulate(),
-ops.to_call_response())`` subscribes to the stream once, and a chunk goes through the
-three stages as three plain calls (RxJava and Reactor call this macro-fusion).
+turns a stage into an ordinary ``Observable -> Observable`` operator. Applied to an
+observable another fusable operator made (a :class:`FusedObservable`), it appends its
+stage to that observable's run instead of nesting: ``stream.pipe(ops.take_until_match(p),
+ops.accumulate(), ops.to_call_response())`` subscribes to the stream once, and a chunk
+goes through the three stages as three plain calls (RxJava and Reactor call this
+macro-fusion). Any other operator (reactivex's ``map`` or ``do_action``, a timeout,
+``share_replay``) gets an ordinary observable to subscribe to and ends the run; the
+next fusable operator starts a new one.
 
-Any other operator (reactivex's ``map``, ``do_action``, ``share_replay``...) gets a
-normal observable to subscribe to and ends the run; the operator after it starts a new
-one.
+Behaviour is the unfused one, notification for notification. The observer subscribed
+to the run and the one the first stage subscribes to the source are the same
+``AutoDetachObserver`` s as before; between two stages a :class:`_Seam` does what the
+``AutoDetachObserver`` there did, except on the per-item path: it drops an
+``on_error`` or ``on_completed`` arriving after it stopped (a terminal passed, or it was
+disposed), disposes upstream after passing a terminal on, and turns an exception
+raised while subscribing upstream into ``on_error``. Its ``on_next`` is the next
+stage's own function. That is safe for stages that keep the rule below: a seam stops
+only by being disposed or by passing a terminal, and either way it disposes everything
+upstream of it (a stage's subscription disposes its upstream), so after it stopped
+nothing more arrives from upstream but what a stage was emitting at that moment: a
+terminal behind its item, which the seam drops. No stage sees an item or a terminal
+the unfused pipeline would have dropped (the property test in
+``tests/ops/test_fusion.py`` compares the two on random pipelines).
 
-Behaviour is the unfused one, notification for notification. Where two stages meet, a
-:class:`_Seam` does what the ``AutoDetachObserver`` there did, except on the per-item
-path: it drops an ``on_error`` or ``on_completed`` arriving after the seam stopped (a
-terminal passed, or the subscription was disposed), disposes upstream after passing a
-terminal on, and turns an exception raised while subscribing upstream into
-``on_error``. Its ``on_next`` is the next stage's own function. No fusable stage
-emits after its own terminal, and every stage passes a terminal on (or had already
-emitted one), so within a run an item can only follow a terminal on the call stack
-when that terminal was dropped at a seam, and a stage's ``on_next`` is never called
-where the ``AutoDetachObserver`` would have dropped the item. The first stage
-subscribes to the source with ``source.subscribe`` and whoever subscribes to the run
-does so with ``Observable.subscribe``: their two ``AutoDetachObserver`` s are kept.
+The rule for a fusable stage: it emits only from inside its own callbacks or its
+subscription (never from a timer or another thread), at most one item per call,
+followed by at most one terminal; it passes a terminal on (or has already emitted
+one); and disposing its subscription disposes upstream. (``partial_tool_args``, which
+can emit several items for one chunk, and the operators that subscribe on timers or
+several times, are not fusable.)
 
-:data:`ENABLED` (``False``: every fusable operator builds its own ``Observable`` as
-before) is for the benchmark (``bench/bench_fusion.py``) and for the tests comparing
-fused with unfused pipelines.
+:data:`ENABLED` (``False``: every fusable operator builds its own ``Observable``, as
+before fusion) is for the benchmark (``bench/bench_fusion.py``) and for the tests that
+compare fused with unfused pipelines.
 """
 
 from __future__ import annotations
