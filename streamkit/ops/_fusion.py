@@ -137,32 +137,42 @@ class FusedObservable(Observable[OutT]):
     def _subscribe_core(
         self, observer: abc.ObserverBase[OutT], scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
-        source, stages = self.source, self.stages
+        last = len(self.stages) - 1
+        return self.stages[last](observer, _Upstream(self, last, scheduler))
 
-        def upstream_of(index: int) -> SubscribeUpstream[Any]:
-            """How stage ``index`` subscribes to what is before it."""
 
-            def subscribe_upstream(
-                on_next: Callable[[Any], None],
-                on_error: Callable[[Exception], None],
-                on_completed: Callable[[], None],
-            ) -> abc.DisposableBase:
-                if index == 0:
-                    return source.subscribe(on_next, on_error, on_completed, scheduler=scheduler)
-                seam = _Seam(on_next, on_error, on_completed)
-                try:
-                    subscription = stages[index - 1](seam, upstream_of(index - 1))
-                except Exception as error:
-                    if not seam.fail(error):
-                        raise
-                else:
-                    seam.upstream.disposable = subscription
-                return seam
+class _Upstream:
+    """How stage ``index`` of ``run`` subscribes to what is before it: the source, or
+    the stage before it through a seam. (An object rather than a closure calling
+    itself, which would make each subscription a reference cycle.)"""
 
-            return subscribe_upstream
+    __slots__ = ("_index", "_run", "_scheduler")
 
-        last = len(stages) - 1
-        return stages[last](observer, upstream_of(last))
+    def __init__(
+        self, run: FusedObservable[Any], index: int, scheduler: abc.SchedulerBase | None
+    ) -> None:
+        self._run = run
+        self._index = index
+        self._scheduler = scheduler
+
+    def __call__(
+        self,
+        on_next: Callable[[Any], None],
+        on_error: Callable[[Exception], None],
+        on_completed: Callable[[], None],
+    ) -> abc.DisposableBase:
+        run, index = self._run, self._index
+        if index == 0:
+            return run.source.subscribe(on_next, on_error, on_completed, scheduler=self._scheduler)
+        seam = _Seam(on_next, on_error, on_completed)
+        try:
+            subscription = run.stages[index - 1](seam, _Upstream(run, index - 1, self._scheduler))
+        except Exception as error:
+            if not seam.fail(error):
+                raise
+        else:
+            seam.upstream.disposable = subscription
+        return seam
 
 
 class _Seam(abc.DisposableBase, Generic[InT]):

@@ -13,6 +13,7 @@ dispose reason, on what the user's callbacks saw (a ``take_until_match`` predica
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -560,3 +561,31 @@ def test_piping_a_pipeline_again_extends_its_run() -> None:
     assert len(run.stages) == 2
     assert values(scheduler.start(lambda: longer).messages) == ["Hel", "lo"]
     assert xs.subscriptions == [subscribe(200, 230)]
+
+
+@pytest.mark.parametrize("enabled", [True, False], ids=["fused", "unfused"])
+def test_an_ended_subscription_leaves_no_reference_cycle(enabled: bool) -> None:
+    # Its state (an accumulator holds the whole text) is freed as soon as nothing
+    # refers to it, not at the collector's next pass.
+    def source_subscribe(
+        observer: abc.ObserverBase[sk.Chunk], scheduler: abc.SchedulerBase | None = None
+    ) -> abc.DisposableBase:
+        observer.on_next(sk.Chunk(provider="openai", content="Hello"))
+        observer.on_completed()
+        return Disposable()
+
+    source: Observable[sk.Chunk] = Observable(source_subscribe)
+    with fusion(enabled):
+        pipeline = source.pipe(
+            ops.take_until_match("never"), ops.accumulate(), ops.to_call_response()
+        )
+    responses: list[sk.CallResponse] = []
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(10):
+            pipeline.subscribe(responses.append)
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+    assert [response.content for response in responses] == ["Hello"] * 10
