@@ -647,7 +647,6 @@ CLIENTS: dict[str, Callable[..., Run]] = {
     "sk-fast-anthropic-source": _client(make_sk_source, provider="anthropic", fast=True),
     "sk-fast-anthropic-pipeline": _client(make_sk_pipeline, provider="anthropic", fast=True),
     "sk-fast-anthropic-async-source": _client(make_sk_async, provider="anthropic", fast=True),
-    "sk-anthropic-async-pipeline": _client(make_sk_async, pipeline=True, provider="anthropic"),
     "sk-fast-anthropic-async-pipeline": _client(
         make_sk_async, pipeline=True, provider="anthropic", fast=True
     ),
