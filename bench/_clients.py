@@ -403,6 +403,39 @@ def make_sk_pipeline(url: str, *, tap: Tap = None, **params: Any) -> Run:
     return lambda: _subscribe_and_wait(realistic(new_stream(), tap))
 
 
+def _set_fusion(fused: bool | None) -> None:
+    """Fuse streamkit's operators (the default) or not, in this process (for
+    ``bench/bench_fusion.py``); ``None`` leaves the default."""
+    if fused is None:
+        return
+    from streamkit.ops import _fusion
+
+    _fusion.ENABLED = fused
+
+
+def make_sk_stages(
+    url: str, *, stages: int, fused: bool | None = None, tap: Tap = None, **params: Any
+) -> Run:
+    """The source and ``stages`` operators after it, each a ``take_until_match`` that
+    never matches (a stage that passes every chunk on after reading its text)."""
+    from streamkit import ops
+
+    _set_fusion(fused)
+    new_stream = _sk_factory(url, **params)
+
+    def run() -> int:
+        operators = [ops.take_until_match(NEVER) for _ in range(stages)]
+        return _subscribe_and_wait(new_stream().pipe(*operators), tap)
+
+    return run
+
+
+def make_sk_pipeline_fusion(url: str, *, fused: bool, tap: Tap = None, **params: Any) -> Run:
+    """The realistic pipeline with fusion on or off."""
+    _set_fusion(fused)
+    return make_sk_pipeline(url, tap=tap, **params)
+
+
 def make_sk_share(url: str, subscribers: int, *, tap: Tap = None, **params: Any) -> Run:
     from streamkit import ops
 
@@ -614,7 +647,6 @@ CLIENTS: dict[str, Callable[..., Run]] = {
     "sk-fast-anthropic-source": _client(make_sk_source, provider="anthropic", fast=True),
     "sk-fast-anthropic-pipeline": _client(make_sk_pipeline, provider="anthropic", fast=True),
     "sk-fast-anthropic-async-source": _client(make_sk_async, provider="anthropic", fast=True),
-    "sk-anthropic-async-pipeline": _client(make_sk_async, pipeline=True, provider="anthropic"),
     "sk-fast-anthropic-async-pipeline": _client(
         make_sk_async, pipeline=True, provider="anthropic", fast=True
     ),
@@ -635,6 +667,14 @@ CLIENTS: dict[str, Callable[..., Run]] = {
     "sk-fast-share-1": _client(make_sk_share, subscribers=1, fast=True),  # bench_fanout.py
     "sk-fast-share-100": _client(make_sk_share, subscribers=100, fast=True),
     "sk-fast-share-1000": _client(make_sk_share, subscribers=1000, fast=True),
+    # bench_fusion.py: fused and unfused streamkit operators
+    "sk-pipeline-fused": _client(make_sk_pipeline_fusion, fused=True),
+    "sk-pipeline-unfused": _client(make_sk_pipeline_fusion, fused=False),
+    **{
+        f"sk-stages-{count}-{kind}": _client(make_sk_stages, stages=count, fused=kind == "fused")
+        for count in (1, 2, 4, 8, 16)
+        for kind in ("fused", "unfused")
+    },
     "litellm": make_litellm,
     "langchain": make_langchain,
     "mirascope": make_mirascope,

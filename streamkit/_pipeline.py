@@ -232,8 +232,12 @@ class Pipeline(Observable[T]):
 
         Anything else is returned as it is: reactivex's own ``await observable`` pipes
         into ``to_future()``, whose result is an ``asyncio.Future``.
+
+        The operators are applied to the observable this pipeline wraps (which this
+        pipeline subscribes to as it is), so streamkit operators here fuse with those
+        it ends with: ``stream.pipe(a).pipe(b)`` is one run, as ``stream.pipe(a, b)``.
         """
-        result: Any = Observable.pipe(self, *operators)
+        result: Any = Observable.pipe(self._observable, *operators)
         if isinstance(result, Observable):
             return Pipeline(result, is_async=self.is_async)
         return result

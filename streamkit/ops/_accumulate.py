@@ -8,6 +8,7 @@ from reactivex import Observable, abc
 
 from streamkit._accumulator import Accumulator, ResponseSnapshot
 from streamkit._models import Chunk
+from streamkit.ops._fusion import Sink, SubscribeUpstream, fusable
 
 __all__ = ["accumulate"]
 
@@ -41,28 +42,24 @@ def accumulate() -> Callable[[Observable[Chunk]], Observable[ResponseSnapshot]]:
         ```
     """
 
-    def accumulate_(source: Observable[Chunk]) -> Observable[ResponseSnapshot]:
-        def subscribe(
-            observer: abc.ObserverBase[ResponseSnapshot],
-            scheduler: abc.SchedulerBase | None = None,
-        ) -> abc.DisposableBase:
-            accumulator = Accumulator()
+    def stage(
+        observer: Sink[ResponseSnapshot], subscribe_upstream: SubscribeUpstream[Chunk]
+    ) -> abc.DisposableBase:
+        accumulator = Accumulator()
 
-            def on_next(chunk: Chunk) -> None:
-                try:
-                    accumulator.add(chunk)
-                except Exception as error:
-                    observer.on_error(error)
-                    return
+        def on_next(chunk: Chunk) -> None:
+            try:
+                accumulator.add(chunk)
+            except Exception as error:
+                observer.on_error(error)
+                return
+            observer.on_next(accumulator.snapshot())
+
+        def on_completed() -> None:
+            if accumulator.finish():
                 observer.on_next(accumulator.snapshot())
+            observer.on_completed()
 
-            def on_completed() -> None:
-                if accumulator.finish():
-                    observer.on_next(accumulator.snapshot())
-                observer.on_completed()
+        return subscribe_upstream(on_next, observer.on_error, on_completed)
 
-            return source.subscribe(on_next, observer.on_error, on_completed, scheduler=scheduler)
-
-        return Observable(subscribe)
-
-    return accumulate_
+    return fusable(stage)

@@ -21,6 +21,7 @@ from streamkit._lifecycle import (
 )
 from streamkit._models import Chunk, Usage
 from streamkit._tokens import approximate_tokens, count_input
+from streamkit.ops._fusion import Sink, SubscribeUpstream, fusable
 from streamkit.prices import Cost, cost_of
 
 __all__ = ["budget"]
@@ -70,69 +71,64 @@ def budget(
     if ledger is not None and not isinstance(ledger, Ledger):
         raise TypeError(f"ledger must be an sk.Ledger, not {type(ledger).__name__}")
 
-    def budget_(source: Observable[Chunk]) -> Observable[Chunk]:
-        def subscribe(
-            observer: abc.ObserverBase[Chunk], scheduler: abc.SchedulerBase | None = None
-        ) -> abc.DisposableBase:
-            meter = _Meter(cost_limit, token_limit, ledger)
-            spent = meter.over()
-            if spent is not None:  # the ledger is spent already: no request
-                observer.on_error(spent)
-                return Disposable()
-            upstream = SingleAssignmentDisposable()
-            lock = threading.Lock()
-            stopped = False
+    def stage(
+        observer: Sink[Chunk], subscribe_upstream: SubscribeUpstream[Chunk]
+    ) -> abc.DisposableBase:
+        meter = _Meter(cost_limit, token_limit, ledger)
+        spent = meter.over()
+        if spent is not None:  # the ledger is spent already: no request
+            observer.on_error(spent)
+            return Disposable()
+        upstream = SingleAssignmentDisposable()
+        lock = threading.Lock()
+        stopped = False
 
-            def stop() -> bool:
-                nonlocal stopped
-                with lock:
-                    if stopped:
-                        return False
-                    stopped = True
-                meter.release()
-                return True
-
-            def on_next(chunk: Chunk) -> None:
+        def stop() -> bool:
+            nonlocal stopped
+            with lock:
                 if stopped:
-                    return
-                try:
-                    over = meter.add(chunk)
-                except BudgetError as error:
-                    if stop():
-                        with disposing("budget"):
-                            upstream.dispose()
-                        observer.on_error(error)
-                    return
-                observer.on_next(chunk)
-                if over and stop():
+                    return False
+                stopped = True
+            meter.release()
+            return True
+
+        def on_next(chunk: Chunk) -> None:
+            if stopped:
+                return
+            try:
+                over = meter.add(chunk)
+            except BudgetError as error:
+                if stop():
                     with disposing("budget"):
                         upstream.dispose()
-                    observer.on_completed()
-
-            def on_error(error: Exception) -> None:
-                if stop():
                     observer.on_error(error)
+                return
+            observer.on_next(chunk)
+            if over and stop():
+                with disposing("budget"):
+                    upstream.dispose()
+                observer.on_completed()
 
-            def on_completed() -> None:
-                if stop():
-                    observer.on_completed()
+        def on_error(error: Exception) -> None:
+            if stop():
+                observer.on_error(error)
 
-            def dispose() -> None:
-                upstream.dispose()
-                stop()
+        def on_completed() -> None:
+            if stop():
+                observer.on_completed()
 
-            observers: list[LifecycleObserver] = [meter]
-            if ledger is not None:
-                observers.append(ledger)
-            with observing(*observers):
-                upstream.disposable = source.subscribe(
-                    on_next, on_error, on_completed, scheduler=scheduler
-                )
-            return Disposable(dispose)
+        def dispose() -> None:
+            upstream.dispose()
+            stop()
 
-        return Observable(subscribe)
+        observers: list[LifecycleObserver] = [meter]
+        if ledger is not None:
+            observers.append(ledger)
+        with observing(*observers):
+            upstream.disposable = subscribe_upstream(on_next, on_error, on_completed)
+        return Disposable(dispose)
 
-    return budget_
+    return fusable(stage)
 
 
 def _checked_cost(value: float | Decimal | None) -> Decimal | None:

@@ -11,6 +11,7 @@ from reactivex.disposable import Disposable, SingleAssignmentDisposable
 
 from streamkit._ledger import EndCollector, UsageReport
 from streamkit._lifecycle import _unraisable, observing
+from streamkit.ops._fusion import Sink, SubscribeUpstream, fusable
 
 __all__ = ["on_usage"]
 
@@ -42,57 +43,50 @@ def on_usage(fn: Callable[[UsageReport], object]) -> Callable[[Observable[T]], O
     if not callable(fn):
         raise TypeError(f"fn must be callable, not {type(fn).__name__}")
 
-    def on_usage_(source: Observable[T]) -> Observable[T]:
-        def subscribe(
-            observer: abc.ObserverBase[T], scheduler: abc.SchedulerBase | None = None
-        ) -> abc.DisposableBase:
-            collector = EndCollector()
-            upstream = SingleAssignmentDisposable()
-            lock = threading.Lock()
-            reported = False
+    def stage(observer: Sink[T], subscribe_upstream: SubscribeUpstream[T]) -> abc.DisposableBase:
+        collector = EndCollector()
+        upstream = SingleAssignmentDisposable()
+        lock = threading.Lock()
+        reported = False
 
-            def report(
-                outcome: Literal["completed", "error", "disposed"], error: Exception | None
-            ) -> None:
-                nonlocal reported
-                with lock:
-                    if reported:
-                        return
-                    reported = True
-                # A downstream take(n) completes before it disposes: end the requests
-                # first, so they are in the report (a no-op for an ended one).
-                upstream.dispose()
-                fn(UsageReport.of(outcome, error, collector.ends))
-
-            def on_error(error: Exception) -> None:
-                try:
-                    report("error", error)
-                except Exception as failure:
-                    observer.on_error(failure)
+        def report(
+            outcome: Literal["completed", "error", "disposed"], error: Exception | None
+        ) -> None:
+            nonlocal reported
+            with lock:
+                if reported:
                     return
-                observer.on_error(error)
+                reported = True
+            # A downstream take(n) completes before it disposes: end the requests
+            # first, so they are in the report (a no-op for an ended one).
+            upstream.dispose()
+            fn(UsageReport.of(outcome, error, collector.ends))
 
-            def on_completed() -> None:
-                try:
-                    report("completed", None)
-                except Exception as failure:
-                    observer.on_error(failure)
-                    return
-                observer.on_completed()
+        def on_error(error: Exception) -> None:
+            try:
+                report("error", error)
+            except Exception as failure:
+                observer.on_error(failure)
+                return
+            observer.on_error(error)
 
-            def dispose() -> None:
-                upstream.dispose()
-                try:
-                    report("disposed", None)
-                except Exception as failure:
-                    _unraisable(failure, "Exception ignored in ops.on_usage's fn on dispose")
+        def on_completed() -> None:
+            try:
+                report("completed", None)
+            except Exception as failure:
+                observer.on_error(failure)
+                return
+            observer.on_completed()
 
-            with observing(collector):
-                upstream.disposable = source.subscribe(
-                    observer.on_next, on_error, on_completed, scheduler=scheduler
-                )
-            return Disposable(dispose)
+        def dispose() -> None:
+            upstream.dispose()
+            try:
+                report("disposed", None)
+            except Exception as failure:
+                _unraisable(failure, "Exception ignored in ops.on_usage's fn on dispose")
 
-        return Observable(subscribe)
+        with observing(collector):
+            upstream.disposable = subscribe_upstream(observer.on_next, on_error, on_completed)
+        return Disposable(dispose)
 
-    return on_usage_
+    return fusable(stage)

@@ -10,6 +10,7 @@ from reactivex.disposable import SingleAssignmentDisposable
 
 from streamkit._models import Chunk
 from streamkit._partial_json import ModelT, PartialModelParser
+from streamkit.ops._fusion import Sink, SubscribeUpstream, fusable
 
 __all__ = ["partial_object"]
 
@@ -52,59 +53,53 @@ def partial_object(model: type[ModelT]) -> Callable[[Observable[Chunk]], Observa
     if not (isinstance(model, type) and issubclass(model, BaseModel)):
         raise TypeError(f"partial_object needs a pydantic model class, got {model!r}")
 
-    def partial_object_(source: Observable[Chunk]) -> Observable[ModelT]:
-        def subscribe(
-            observer: abc.ObserverBase[ModelT],
-            scheduler: abc.SchedulerBase | None = None,
-        ) -> abc.DisposableBase:
-            parser = PartialModelParser(model)
-            upstream = SingleAssignmentDisposable()
-            refusal: list[str] = []
-            stopped = False
+    def stage(
+        observer: Sink[ModelT], subscribe_upstream: SubscribeUpstream[Chunk]
+    ) -> abc.DisposableBase:
+        parser = PartialModelParser(model)
+        upstream = SingleAssignmentDisposable()
+        refusal: list[str] = []
+        stopped = False
 
-            def fail(error: Exception) -> None:
-                nonlocal stopped
-                stopped = True
-                upstream.dispose()
+        def fail(error: Exception) -> None:
+            nonlocal stopped
+            stopped = True
+            upstream.dispose()
+            observer.on_error(error)
+
+        def on_next(chunk: Chunk) -> None:
+            if chunk.refusal:
+                refusal.append(chunk.refusal)
+            if stopped or not chunk.content:
+                return
+            try:
+                update = parser.feed(chunk.content)
+            except Exception as error:
+                fail(error)
+                return
+            if update is not None:
+                observer.on_next(update)
+
+        def on_error(error: Exception) -> None:
+            if not stopped:
                 observer.on_error(error)
 
-            def on_next(chunk: Chunk) -> None:
-                if chunk.refusal:
-                    refusal.append(chunk.refusal)
-                if stopped or not chunk.content:
-                    return
-                try:
-                    update = parser.feed(chunk.content)
-                except Exception as error:
-                    fail(error)
-                    return
-                if update is not None:
-                    observer.on_next(update)
+        def on_completed() -> None:
+            if stopped:
+                return
+            if refusal and parser.final is None:
+                observer.on_error(ValueError(f"the model refused: {''.join(refusal)!r}"))
+                return
+            try:
+                # The object was emitted at its closing brace; this checks that it
+                # closed, and that nothing followed it.
+                parser.finish()
+            except Exception as error:
+                observer.on_error(error)
+                return
+            observer.on_completed()
 
-            def on_error(error: Exception) -> None:
-                if not stopped:
-                    observer.on_error(error)
+        upstream.disposable = subscribe_upstream(on_next, on_error, on_completed)
+        return upstream
 
-            def on_completed() -> None:
-                if stopped:
-                    return
-                if refusal and parser.final is None:
-                    observer.on_error(ValueError(f"the model refused: {''.join(refusal)!r}"))
-                    return
-                try:
-                    # The object was emitted at its closing brace; this checks that it
-                    # closed, and that nothing followed it.
-                    parser.finish()
-                except Exception as error:
-                    observer.on_error(error)
-                    return
-                observer.on_completed()
-
-            upstream.disposable = source.subscribe(
-                on_next, on_error, on_completed, scheduler=scheduler
-            )
-            return upstream
-
-        return Observable(subscribe)
-
-    return partial_object_
+    return fusable(stage)

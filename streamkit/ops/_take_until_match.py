@@ -12,6 +12,7 @@ from reactivex.disposable import SingleAssignmentDisposable
 from streamkit._accumulator import ResponseSnapshot
 from streamkit._lifecycle import disposing
 from streamkit._models import Chunk
+from streamkit.ops._fusion import Sink, SubscribeUpstream, fusable
 
 __all__ = ["TextPattern", "take_until_match"]
 
@@ -94,63 +95,57 @@ def take_until_match(
         pattern = re.escape(pattern)
     new_matcher = _matcher_factory(pattern, max_match_length)
 
-    def take_until_match_(source: Observable[ItemT]) -> Observable[ItemT]:
-        def subscribe(
-            observer: abc.ObserverBase[ItemT],
-            scheduler: abc.SchedulerBase | None = None,
-        ) -> abc.DisposableBase:
-            matcher = new_matcher()
-            delta = _DeltaReader()
-            upstream = SingleAssignmentDisposable()
-            tested = False
-            stopped = False
+    def stage(
+        observer: Sink[ItemT], subscribe_upstream: SubscribeUpstream[ItemT]
+    ) -> abc.DisposableBase:
+        matcher = new_matcher()
+        delta = _DeltaReader()
+        upstream = SingleAssignmentDisposable()
+        tested = False
+        stopped = False
 
-            def stop() -> None:
-                nonlocal stopped
-                stopped = True
-                # Dispose before telling downstream: the HTTP response closes now, not
-                # after whatever downstream does with the last chunk.
-                with disposing("take_until_match"):
-                    upstream.dispose()
+        def stop() -> None:
+            nonlocal stopped
+            stopped = True
+            # Dispose before telling downstream: the HTTP response closes now, not
+            # after whatever downstream does with the last chunk.
+            with disposing("take_until_match"):
+                upstream.dispose()
 
-            def on_next(item: ItemT) -> None:
-                nonlocal tested
-                if stopped:
-                    return
-                try:
-                    piece = delta.read(item)
-                    matched = False
-                    if piece or not tested:
-                        tested = True
-                        matched = matcher.feed(piece)
-                except Exception as error:
-                    stop()
-                    observer.on_error(error)
-                    return
-                if not matched:
-                    observer.on_next(item)
-                    return
+        def on_next(item: ItemT) -> None:
+            nonlocal tested
+            if stopped:
+                return
+            try:
+                piece = delta.read(item)
+                matched = False
+                if piece or not tested:
+                    tested = True
+                    matched = matcher.feed(piece)
+            except Exception as error:
                 stop()
-                if inclusive:
-                    observer.on_next(item)
+                observer.on_error(error)
+                return
+            if not matched:
+                observer.on_next(item)
+                return
+            stop()
+            if inclusive:
+                observer.on_next(item)
+            observer.on_completed()
+
+        def on_error(error: Exception) -> None:
+            if not stopped:
+                observer.on_error(error)
+
+        def on_completed() -> None:
+            if not stopped:
                 observer.on_completed()
 
-            def on_error(error: Exception) -> None:
-                if not stopped:
-                    observer.on_error(error)
+        upstream.disposable = subscribe_upstream(on_next, on_error, on_completed)
+        return upstream
 
-            def on_completed() -> None:
-                if not stopped:
-                    observer.on_completed()
-
-            upstream.disposable = source.subscribe(
-                on_next, on_error, on_completed, scheduler=scheduler
-            )
-            return upstream
-
-        return Observable(subscribe)
-
-    return take_until_match_
+    return fusable(stage)
 
 
 class _DeltaReader:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from reactivex import Observable, abc
 
 from streamkit._models import Chunk
+from streamkit.ops._fusion import Sink, SubscribeUpstream, fusable
 
 __all__ = ["text"]
 
@@ -25,19 +26,13 @@ def text() -> Callable[[Observable[Chunk]], Observable[str]]:
         ```
     """
 
-    def text_(source: Observable[Chunk]) -> Observable[str]:
-        def subscribe(
-            observer: abc.ObserverBase[str],
-            scheduler: abc.SchedulerBase | None = None,
-        ) -> abc.DisposableBase:
-            def on_next(chunk: Chunk) -> None:
-                if chunk.content:
-                    observer.on_next(chunk.content)
+    def stage(
+        observer: Sink[str], subscribe_upstream: SubscribeUpstream[Chunk]
+    ) -> abc.DisposableBase:
+        def on_next(chunk: Chunk) -> None:
+            if chunk.content:
+                observer.on_next(chunk.content)
 
-            return source.subscribe(
-                on_next, observer.on_error, observer.on_completed, scheduler=scheduler
-            )
+        return subscribe_upstream(on_next, observer.on_error, observer.on_completed)
 
-        return Observable(subscribe)
-
-    return text_
+    return fusable(stage)

@@ -10,6 +10,7 @@ from streamkit._accumulator import Accumulator, ResponseSnapshot
 from streamkit._ledger import EndCollector, requests_of, total_usage
 from streamkit._lifecycle import observing
 from streamkit._models import CallResponse, Chunk
+from streamkit.ops._fusion import Sink, SubscribeUpstream, fusable
 
 __all__ = ["to_call_response"]
 
@@ -41,44 +42,37 @@ def to_call_response() -> Callable[
         ```
     """
 
-    def to_call_response_(
-        source: Observable[Chunk | ResponseSnapshot],
-    ) -> Observable[CallResponse]:
-        def subscribe(
-            observer: abc.ObserverBase[CallResponse],
-            scheduler: abc.SchedulerBase | None = None,
-        ) -> abc.DisposableBase:
-            accumulator = Accumulator()
-            last_snapshot: list[ResponseSnapshot] = []
-            requests = EndCollector()
+    def stage(
+        observer: Sink[CallResponse],
+        subscribe_upstream: SubscribeUpstream[Chunk | ResponseSnapshot],
+    ) -> abc.DisposableBase:
+        accumulator = Accumulator()
+        last_snapshot: list[ResponseSnapshot] = []
+        requests = EndCollector()
 
-            def on_next(item: Chunk | ResponseSnapshot) -> None:
-                if isinstance(item, ResponseSnapshot):
-                    last_snapshot[:] = [item]
+        def on_next(item: Chunk | ResponseSnapshot) -> None:
+            if isinstance(item, ResponseSnapshot):
+                last_snapshot[:] = [item]
+            else:
+                accumulator.add(item)
+
+        def on_completed() -> None:
+            try:
+                if last_snapshot:
+                    response = last_snapshot[0].ended_response()
                 else:
-                    accumulator.add(item)
+                    accumulator.finish()
+                    response = accumulator.response()
+            except Exception as error:
+                observer.on_error(error)
+                return
+            observer.on_next(_billed(response, requests))
+            observer.on_completed()
 
-            def on_completed() -> None:
-                try:
-                    if last_snapshot:
-                        response = last_snapshot[0].ended_response()
-                    else:
-                        accumulator.finish()
-                        response = accumulator.response()
-                except Exception as error:
-                    observer.on_error(error)
-                    return
-                observer.on_next(_billed(response, requests))
-                observer.on_completed()
+        with observing(requests):
+            return subscribe_upstream(on_next, observer.on_error, on_completed)
 
-            with observing(requests):
-                return source.subscribe(
-                    on_next, observer.on_error, on_completed, scheduler=scheduler
-                )
-
-        return Observable(subscribe)
-
-    return to_call_response_
+    return fusable(stage)
 
 
 def _billed(response: CallResponse, requests: EndCollector) -> CallResponse:
