@@ -185,10 +185,8 @@ class Accumulator:
     # -- folding ---------------------------------------------------------------------
     def add(self, chunk: Chunk) -> list[ToolCall]:
         """Fold one chunk; return the tool calls it completed."""
-        # Once per chunk of every pipeline that folds: each field is read once, and the
-        # pieces' appends (_Pieces.append: only a non-empty piece) and the content's
-        # attribution to its source (one span per run of one provider and model) are
-        # inlined, since most chunks carry only a piece of content.
+        # Once per chunk of every pipeline that folds: each field is read once, and what
+        # most chunks lack (tool calls) is skipped without a loop.
         self.chunks += 1
         self.version += 1
         provider = chunk.provider
@@ -207,20 +205,10 @@ class Accumulator:
             source = self._source = (source[0], model)
         content = chunk.content
         if content:
-            length = len(content)
-            spans = self._spans
-            last = spans[-1] if spans else None
-            if last is not None and last[0] == source[0] and last[1] in (None, source[1]):
-                last[1] = source[1]
-                last[3] += length
-            else:
-                spans.append([source[0], source[1], self._length, self._length + length])
-            self._length += length
-            self._content._pieces.append(content)
-        if chunk.thinking:
-            self._thinking._pieces.append(chunk.thinking)
-        if chunk.refusal:
-            self._refusal._pieces.append(chunk.refusal)
+            self._attribute(source, len(content))
+        self._content.append(content)
+        self._thinking.append(chunk.thinking)
+        self._refusal.append(chunk.refusal)
         if chunk.audio is not None:
             self._has_audio = True
             self._audio.append(chunk.audio)
@@ -247,6 +235,18 @@ class Accumulator:
             self._finish_reason_table = type(chunk).finish_reason_table
             self._complete(self._completion.finish(), completed)
         return completed
+
+    def _attribute(self, source: tuple[str, str | None], length: int) -> None:
+        """Count ``length`` characters of content to ``source`` (one span per run of one
+        provider and model)."""
+        spans = self._spans
+        last = spans[-1] if spans else None
+        if last is not None and last[0] == source[0] and last[1] in (None, source[1]):
+            last[1] = source[1]
+            last[3] += length
+        else:
+            spans.append([source[0], source[1], self._length, self._length + length])
+        self._length += length
 
     def spans(self, upto: int | None = None) -> list[ContentSpan]:
         """Which provider and model produced which part of the content (up to

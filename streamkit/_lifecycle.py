@@ -504,14 +504,8 @@ class Recorder:
                     _report(observer.on_first_chunk, start, chunk, now)
         # Field by field, not a loop over a tuple of them: this runs once per chunk of
         # every stream, and most chunks carry only content.
-        content = chunk.content
-        if content:  # self._text(content), inlined
-            length = len(content)
-            self._out_chars += length
-            self._text_after_usage = True
-            if self._kept_chars < KEPT_TEXT:
-                self._pieces.append(content)
-                self._kept_chars += length
+        if chunk.content:
+            self._text(chunk.content)
         if chunk.thinking:
             self._text(chunk.thinking)
         if chunk.refusal:

@@ -250,22 +250,15 @@ def construct_chunk(chunk_type: type[ChunkT], **values: Any) -> ChunkT:
     state as ``model_construct`` gives. Any other call is passed to ``model_construct``.
     """
     key = (chunk_type, tuple(values))
-    plan = _CONSTRUCT_PLANS.get(key)
-    if plan is None:
-        plan = _CONSTRUCT_PLANS[key] = _construct_plan(chunk_type, key[1])
-    if plan == _FALLBACK:
-        return chunk_type.model_construct(**values)
-    chunk = chunk_type.__new__(chunk_type)
-    _object_setattr(chunk, "__dict__", values)  # a fresh dict: the call's own kwargs
-    _object_setattr(chunk, "__pydantic_fields_set__", set(values))
-    _object_setattr(chunk, "__pydantic_extra__", None)
-    if plan == _EMPTY_PRIVATE:
-        _object_setattr(chunk, "__pydantic_private__", {})
-    else:
-        _object_setattr(chunk, "__pydantic_private__", None)
-        if plan == _POST_INIT:
-            chunk.model_post_init(None)
+    build = _BUILDERS.get(key)
+    if build is None:
+        build = _BUILDERS[key] = chunk_builder(chunk_type, key[1])
+    chunk: ChunkT = build(values)  # values: a fresh dict, the call's own kwargs
     return chunk
+
+
+_BUILDERS: dict[tuple[type[Chunk], tuple[str, ...]], Callable[[dict[str, Any]], Any]] = {}
+"""construct_chunk's builder for each (class, keys in order)."""
 
 
 def chunk_builder(
