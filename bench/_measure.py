@@ -15,9 +15,12 @@ its share of the collector's ordinary work.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import statistics
+import sys
 import time
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
@@ -169,3 +172,33 @@ def in_child(function: Any, *args: Any, timeout: float = 900.0) -> Any:
 
     with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:
         return pool.submit(function, *args).result(timeout=timeout)
+
+
+def burst_rounds(
+    clients: Sequence[str], url: str, chunks: int, rounds: int, load: list[float]
+) -> dict[str, list[float]]:
+    """CPU seconds per chunk of each client reading the burst stream of ``chunks`` text
+    deltas at ``url`` (key ``"burst"``), each client in a worker process of its own: one
+    warm read, then one read per round, the clients in an order rotated each round so
+    load drifting along the run falls on all of them. The 1-minute load average is
+    appended to ``load`` after each round."""
+    cpu: dict[str, list[float]] = {name: [] for name in clients}
+    workers = {name: Worker(name, {"burst": url}) for name in clients}
+    try:
+        for name, worker in workers.items():
+            if worker.error:
+                raise RuntimeError(f"{name}: {worker.error}")
+            worker.read("burst", 1)  # warm
+        for number in range(rounds):
+            shift = number % len(clients)
+            for name in [*clients[shift:], *clients[:shift]]:
+                outcome = workers[name].read("burst", 1)
+                if isinstance(outcome, str):
+                    raise RuntimeError(f"{name}: {outcome}")
+                cpu[name].append(outcome[1][0] / chunks)
+            load.append(os.getloadavg()[0])
+            print(f"round {number + 1}/{rounds}", file=sys.stderr)
+    finally:
+        for worker in workers.values():
+            worker.close()
+    return cpu

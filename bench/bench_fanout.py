@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _measure import Worker
+from _measure import burst_rounds
 from _server import ServerPool
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,27 +49,10 @@ DASH = "\u2013"  # the en dash of ranges
 
 def measure(chunks: int, rounds: int) -> tuple[dict[str, list[float]], list[float]]:
     """CPU seconds per chunk of each client, one read per round; the load averages."""
-    cpu: dict[str, list[float]] = {name: [] for name in CLIENTS}
     load = [os.getloadavg()[0]]
     with ServerPool() as pool:
         url = pool.start([("burst", f"openai:{chunks}", 0.0)])["burst"]
-        workers = {name: Worker(name, {"burst": url}) for name in CLIENTS}
-        try:
-            for name, worker in workers.items():
-                if worker.error:
-                    raise RuntimeError(f"{name}: {worker.error}")
-                worker.read("burst", 1)  # warm
-            for round_ in range(rounds):
-                order = CLIENTS[round_ % len(CLIENTS) :] + CLIENTS[: round_ % len(CLIENTS)]
-                for name in order:
-                    outcome = workers[name].read("burst", 1)
-                    if isinstance(outcome, str):
-                        raise RuntimeError(f"{name}: {outcome}")
-                    cpu[name].append(outcome[1][0] / chunks)
-                load.append(os.getloadavg()[0])
-        finally:
-            for worker in workers.values():
-                worker.close()
+        cpu = burst_rounds(CLIENTS, url, chunks, rounds, load)
     return cpu, load
 
 

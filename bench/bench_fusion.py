@@ -45,7 +45,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _measure import Worker, in_child
+from _measure import burst_rounds, in_child
 from _server import ServerPool
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,29 +79,11 @@ def slope(points: Sequence[tuple[float, float]]) -> float:
 # -- end to end ----------------------------------------------------------------------------
 def end_to_end(chunks: int, rounds: int) -> dict[str, Any]:
     """CPU seconds per chunk of each client, one read per round; the load averages."""
-    cpu: dict[str, list[float]] = {name: [] for name in CLIENTS}
     load = [os.getloadavg()[0]]
     with ServerPool() as pool:
         url = pool.start([("burst", f"openai:{chunks}", 0.0)])["burst"]
-        workers = {name: Worker(name, {"burst": url}) for name in CLIENTS}
-        try:
-            for name, worker in workers.items():
-                if worker.error:
-                    raise RuntimeError(f"{name}: {worker.error}")
-                worker.read("burst", 1)  # warm
-            for number in range(rounds):
-                order = CLIENTS[number % len(CLIENTS) :] + CLIENTS[: number % len(CLIENTS)]
-                for name in order:
-                    outcome = workers[name].read("burst", 1)
-                    if isinstance(outcome, str):
-                        raise RuntimeError(f"{name}: {outcome}")
-                    cpu[name].append(outcome[1][0] / chunks)
-                load.append(os.getloadavg()[0])
-                print(f"round {number + 1}/{rounds}", file=sys.stderr)
-            replay = in_child(in_memory, url, chunks, 5 if rounds < 5 else 15)
-        finally:
-            for worker in workers.values():
-                worker.close()
+        cpu = burst_rounds(CLIENTS, url, chunks, rounds, load)
+        replay = in_child(in_memory, url, chunks, 5 if rounds < 5 else 15)
     return {"cpu": cpu, "load": load, "memory": replay, "chunks": chunks, "rounds": rounds}
 
 
