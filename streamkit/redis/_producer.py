@@ -1,10 +1,11 @@
 """The producer: runs a stream detached from any one client and appends it to the log.
 
 One producer per key, through a ``SET NX PX`` lease renewed every third of its length.
-Each chunk is one ``XADD`` with its own id (``<base>-<seq>``, so a retry after a lost
-reply cannot duplicate it; chunks that queued up meanwhile share one pipelined round
-trip) and ``MAXLEN ~``, sent on a connection the producer keeps from the client's pool
-for its whole run; the terminal entry says complete / error / cancelled with the
+Each chunk is one ``XADD`` with its own id (``<base>-<seq>``, so sending it again after
+a lost connection cannot duplicate it; chunks that queued up meanwhile go in one write)
+and ``MAXLEN ~``, sent with replies off on a connection the producer keeps from the
+client's pool for its whole run and confirmed in batches (``_appender.py``); once Redis
+holds every chunk entry, the terminal entry says complete / error / cancelled with the
 usage and cost so far (streamkit's, as ``ops.on_usage`` reports them: estimated where the
 provider had not reported yet, as on a stop); then the stream gets its TTL and the lease is
 released. A follower never slows the producer: it only appends. An explicit stop
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
 import time
 import uuid
 from typing import Any
@@ -24,7 +24,6 @@ from typing import Any
 import redis.asyncio as aioredis
 from reactivex import Observable
 from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from streamkit._errors import StreamError
 from streamkit._ledger import EndCollector, total_cost, total_usage
@@ -32,9 +31,9 @@ from streamkit._lifecycle import disposing, observing
 from streamkit._models import Chunk, Usage
 from streamkit._timers import on_loop_thread as _on_loop_thread
 from streamkit.prices import Cost, cost_of
+from streamkit.redis._appender import ChunkAppender
 from streamkit.redis._codec import Terminal, encode_chunk, encode_terminal
 from streamkit.redis._log import (
-    CHUNK_FIELD,
     END_FIELD,
     LOST,
     TRANSIENT,
@@ -138,12 +137,14 @@ async def produce(
     ``ttl``: seconds the finished stream is kept; ``maxlen``: entries kept (``MAXLEN ~``);
     ``lease``: seconds without renewal after which followers consider the producer dead;
     ``retry_for``: seconds to keep retrying Redis when it is unreachable. ``token`` is a
-    lease already taken with :func:`acquire`. Chunks that arrived while an ``XADD``
-    was in flight go in the next round trip together (at most ``batch_max``): a burst
-    costs few round trips, a paced stream one per chunk, and no chunk waits for another.
+    lease already taken with :func:`acquire`. Each chunk is written as soon as the
+    producer is free, with Redis's replies off; chunks that queued up meanwhile go in
+    one write (at most ``batch_max``), and no chunk waits for another. Every few hundred
+    entries, and before the terminal entry, one round trip checks that Redis holds them
+    all, sending again (with replies on) what it does not; what it refuses is raised.
     ``linger`` (seconds, off by default) trades latency for CPU on a paced stream: a
-    chunk that finds the producer idle waits that long for others to share its round
-    trip, as Kafka's ``linger.ms`` does.
+    chunk that finds the producer idle waits that long for others to share its write,
+    as Kafka's ``linger.ms`` does.
     """
     if maxlen < 1 or ttl <= 0 or lease <= 0 or batch_max < 1 or linger < 0:
         raise ValueError("maxlen, ttl, lease and batch_max must be positive, linger not negative")
@@ -197,72 +198,27 @@ async def produce(
 
     tasks = [loop.create_task(watch_stop()), loop.create_task(renew())]
     base = int(time.time() * 1000)
-    seq = 0
     accumulator = _LastReported()
 
-    # The producer's own connection for its XADDs, taken from the client's pool once:
-    # redis-py's per-command path (pool checkout and release, observability hooks, the
-    # retry wrapper) cost more CPU than the round trip itself, once per chunk when chunks
-    # arrive one at a time. While the producer holds it, one timer bounds each whole
-    # round trip by the client's socket_timeout, instead of redis-py's wait_for, which
-    # runs every send in a task of its own (~50 us a chunk on a paced stream).
-    pool: Any = redis.connection_pool  # redis-py's pool is untyped
-    connection: Any = None
-    io_timeout: float | None = None
-
-    async def append(batch: list[bytes]) -> None:
-        """``XADD`` the encoded chunks of ``batch`` in one round trip, each with its own id."""
-        nonlocal seq
-        first = seq + 1
-        seq += len(batch)
-
-        async def xadd() -> None:
-            nonlocal connection, io_timeout
-            if connection is None:
-                connection = await pool.get_connection()
-                io_timeout, connection.socket_timeout = connection.socket_timeout, None
-            commands = [
-                ("XADD", key, "MAXLEN", "~", maxlen, f"{base}-{first + offset}", CHUNK_FIELD, data)
-                for offset, data in enumerate(batch)
-            ]
-
-            async def round_trip() -> None:
-                await connection.send_packed_command(
-                    connection.pack_commands(commands), check_health=False
-                )
-                for _ in commands:
-                    try:
-                        await connection.read_response()
-                    except ResponseError as error:
-                        # "equal or smaller": a retry of an XADD whose reply was lost,
-                        # already there.
-                        if "equal or smaller" not in str(error):
-                            raise
-
-            try:
-                if sys.version_info >= (3, 11):
-                    async with asyncio.timeout(io_timeout):
-                        await round_trip()
-                else:
-                    await asyncio.wait_for(round_trip(), io_timeout)
-            except BaseException as error:
-                # replies left unread would answer the next command: start afresh
-                await connection.disconnect(nowait=True)
-                if isinstance(error, asyncio.TimeoutError):
-                    raise RedisTimeoutError("XADD round trip timed out") from error
-                raise
-
-        await retrying(key, xadd, retry_for)
+    # The producer's own connection for its XADDs, replies off, confirmed in batches
+    # (_appender.py): redis-py's per-command path cost more CPU than the write itself.
+    appender = ChunkAppender(
+        redis.connection_pool,
+        key,
+        maxlen,
+        base,
+        lambda action: retrying(key, action, retry_for),
+    )
 
     async def append_terminal(terminal: Terminal) -> None:
-        """``XADD`` the terminal entry and set the stream's ``ttl`` in one transaction.
+        """``XADD`` the terminal entry and set the stream's ``ttl`` in one transaction,
+        once Redis holds every chunk entry.
 
         A follower that reads the terminal entry may look at the key's TTL at once: it
         must already be set (it used to be set a round trip later).
         """
-        nonlocal seq
-        seq += 1
-        entry_id = f"{base}-{seq}"
+        await appender.confirm()
+        entry_id = f"{base}-{appender.seq + 1}"
 
         async def xadd_and_expire() -> None:
             pipe = redis.pipeline(transaction=True)
@@ -297,7 +253,7 @@ async def produce(
                     break
                 kind, value = queue.get_nowait()
             if batch:
-                await append(batch)
+                await appender.add(batch)
             if not kind:
                 continue
             subscription.dispose()  # ended or disposed already: its requests have ended
@@ -319,9 +275,7 @@ async def produce(
         for task in tasks:
             task.cancel()
         await asyncio.wait(tasks, timeout=2)
-        if connection is not None:
-            connection.socket_timeout = io_timeout  # as the pool lent it
-            await pool.release(connection)
+        await appender.close()
 
     async def finish() -> None:
         # the TTL was set with the terminal entry (append_terminal), in its transaction

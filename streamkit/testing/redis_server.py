@@ -18,6 +18,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -55,11 +56,19 @@ class RedisServer:
     """One server process on 127.0.0.1. ``start()``/``stop()`` may be called again to
     restart it on the same port: the data is lost, unless ``persistent`` (an append-only
     file written before each reply, so what a client was told is written survives a
-    ``SIGKILL``)."""
+    ``SIGKILL``). ``server_args`` are more options for the server's command line (as
+    ``["--rename-command", "CLIENT", ""]``, a server without that command)."""
 
-    def __init__(self, port: int | None = None, *, persistent: bool = False) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        persistent: bool = False,
+        server_args: Sequence[str] = (),
+    ) -> None:
         self.binary = find_server_binary()
         self.persistent = persistent
+        self.server_args = tuple(server_args)  # more options, e.g. a renamed command
         self.port = port if port is not None else _free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self._dir = tempfile.mkdtemp(prefix="streamkit-redis-")
@@ -82,6 +91,7 @@ class RedisServer:
             args += ["--appendonly", "yes", "--appendfsync", "always"]
         else:
             args += ["--appendonly", "no"]
+        args += self.server_args
         self.process = subprocess.Popen(
             args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self._dir
         )

@@ -132,13 +132,14 @@ async def test_redis_restarted_with_its_data_lost_is_a_typed_error() -> None:
 async def test_redis_not_answering_times_out_and_the_retry_duplicates_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # The producer bounds each XADD round trip by the client's socket_timeout itself
-    # (on the connection it holds): a server that stops answering (SIGSTOP) is a
-    # timeout, the connection is dropped, and the retry re-sends the same ids.
+    # The producer writes chunk entries with replies off and confirms them in a round
+    # trip it bounds by the client's socket_timeout itself (on the connection it holds):
+    # a server that stops answering (SIGSTOP) makes that confirmation a timeout, the
+    # connection is dropped, and the retry re-sends the unconfirmed ids with replies on.
     from reactivex.subject import Subject
     from redis.exceptions import TimeoutError as RedisTimeoutError
 
-    from streamkit.redis import _producer
+    from streamkit.redis import _appender
 
     timeouts: list[str] = []
 
@@ -147,7 +148,7 @@ async def test_redis_not_answering_times_out_and_the_retry_duplicates_nothing(
             timeouts.append(message)
             super().__init__(message)
 
-    monkeypatch.setattr(_producer, "RedisTimeoutError", Counted)
+    monkeypatch.setattr(_appender, "RedisTimeoutError", Counted)
 
     with RedisServer() as own:
         redis = aioredis.Redis.from_url(own.url, socket_timeout=0.3)
@@ -163,6 +164,8 @@ async def test_redis_not_answering_times_out_and_the_retry_duplicates_nothing(
         try:
             for i in range(5, 10):
                 subject.on_next(sk.Chunk(provider="openai", content=f"{i},"))
+                # past the confirmation interval: the next write checks what Redis holds
+                await asyncio.sleep(_appender.CONFIRM_AFTER / 2)
             await asyncio.sleep(1.0)  # a few round trips time out meanwhile
         finally:
             os.kill(own.pid, signal.SIGCONT)

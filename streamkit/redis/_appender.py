@@ -1,0 +1,323 @@
+"""The producer's writes of chunk entries: ``XADD`` without waiting for each reply.
+
+Each chunk entry is one ``XADD key MAXLEN ~ n <base>-<seq> c <data>``, encoded here
+(redis-py's general ``pack_command`` costs ~10 us a command; the producer's commands all
+share one shape). The producer holds one connection from the client's pool for its whole
+run and turns its replies off (``CLIENT REPLY OFF``): a paced stream then costs one
+``send`` per chunk, not a round trip whose reply wakes the process once more per chunk.
+Nothing is taken on trust: every :data:`CONFIRM_EVERY` entries, after
+:data:`CONFIRM_AFTER` seconds, and always before the terminal entry, one round trip
+(``CLIENT REPLY ON`` + ``XINFO STREAM``) checks that the stream counts every entry sent
+(``entries-added``, Redis 7 and later). Entries not yet confirmed are kept: after a lost
+connection, or when the count falls short, they are sent again with replies on; their ids
+make that idempotent (Redis refuses an id "equal or smaller" than the last one), and any
+other error reply is raised. A server without ``CLIENT REPLY`` or ``entries-added`` (older
+Redis, some proxies) gets one round trip per write, chunks that queued up meanwhile
+pipelined together, as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from streamkit.redis._errors import RedisStreamError
+from streamkit.redis._log import CHUNK_FIELD
+
+__all__ = ["CONFIRM_AFTER", "CONFIRM_EVERY", "ChunkAppender", "encode_xadd", "xadd_prefix"]
+
+CONFIRM_EVERY = 256
+"""Unconfirmed entries after which the producer checks that Redis holds them."""
+CONFIRM_AFTER = 0.5
+"""Seconds after which an unconfirmed entry is checked at the next write."""
+
+_REPLY_OFF = b"*3\r\n$6\r\nCLIENT\r\n$5\r\nREPLY\r\n$3\r\nOFF\r\n"
+_REPLY_ON = b"*3\r\n$6\r\nCLIENT\r\n$5\r\nREPLY\r\n$2\r\nON\r\n"
+
+
+def _bulk(value: bytes) -> bytes:
+    return b"$%d\r\n%s\r\n" % (len(value), value)
+
+
+def xadd_prefix(key: bytes, maxlen: int) -> bytes:
+    """The RESP encoding of ``XADD key MAXLEN ~ maxlen`` (the start every entry shares)."""
+    return (
+        b"*8\r\n"
+        + _bulk(b"XADD")
+        + _bulk(key)
+        + _bulk(b"MAXLEN")
+        + _bulk(b"~")
+        + _bulk(str(maxlen).encode())
+    )
+
+
+def encode_xadd(prefix: bytes, entry_id: bytes, data: bytes) -> bytes:
+    """The RESP encoding of one chunk entry's ``XADD`` (``prefix`` from :func:`xadd_prefix`)."""
+    return b"%s$%d\r\n%s\r\n$1\r\n%s\r\n$%d\r\n%s\r\n" % (
+        prefix,
+        len(entry_id),
+        entry_id,
+        CHUNK_FIELD,
+        len(data),
+        data,
+    )
+
+
+def _is_duplicate(error: ResponseError) -> bool:
+    # A resent XADD whose first sending reached Redis: "The ID specified in XADD is
+    # equal or smaller than the target stream top item".
+    return "equal or smaller" in str(error)
+
+
+def _entries_added(info: Any) -> int | None:
+    """``entries-added`` of an ``XINFO STREAM`` reply (RESP2 list or RESP3 map, bytes or
+    str keys), or ``None`` when the server does not report it (before Redis 7)."""
+    if isinstance(info, list):
+        info = dict(zip(info[::2], info[1::2], strict=False))
+    if not isinstance(info, dict):
+        return None
+    for name in (b"entries-added", "entries-added"):
+        if name in info:
+            return int(info[name])
+    return None
+
+
+class ChunkAppender:
+    """Appends a producer's chunk entries to ``key`` over one connection it holds.
+
+    ``pool`` is the client's (redis-py's) connection pool; ``base`` the entry ids' first
+    part. :meth:`add` sends, :meth:`confirm` makes sure Redis holds everything sent,
+    :meth:`close` gives the connection back. ``retrying`` runs an action, retrying it
+    while Redis is unreachable (the producer's policy).
+    """
+
+    def __init__(
+        self,
+        pool: Any,
+        key: str,
+        maxlen: int,
+        base: int,
+        retrying: Callable[[Callable[[], Awaitable[None]]], Awaitable[None]],
+    ) -> None:
+        self._pool = pool  # redis-py's pool is untyped
+        self._key = key
+        self._maxlen = maxlen
+        self._base = b"%d-" % base
+        self._retrying = retrying
+        self._prefix: bytes | None = None
+        self._key_bytes = b""
+        self._connection: Any = None
+        self._io_timeout: float | None = None
+        self._replies_off = False  # the held connection's replies are off now
+        # None: not known yet; False: the server lacks CLIENT REPLY or entries-added
+        self._unacknowledged: bool | None = None
+        self._seq = 0  # entries handed to add()
+        self._pending: list[bytes] = []  # encoded, not sent yet
+        self._unconfirmed: list[bytes] = []  # sent with replies off, not confirmed yet
+        self._unconfirmed_since = 0.0
+
+    @property
+    def seq(self) -> int:
+        """The number of chunk entries appended so far (the last one's ``seq``)."""
+        return self._seq
+
+    async def add(self, batch: list[bytes]) -> None:
+        """Append the encoded chunks of ``batch``, each an entry with the next id."""
+        if self._prefix is None:
+            await self._retrying(self._connect)
+        assert self._prefix is not None
+        prefix = self._prefix
+        base = self._base
+        first = self._seq + 1
+        self._seq += len(batch)
+        self._pending.extend(
+            encode_xadd(prefix, base + b"%d" % (first + offset), data)
+            for offset, data in enumerate(batch)
+        )
+        await self._retrying(self._deliver)
+        unconfirmed = self._unconfirmed
+        if unconfirmed and (
+            len(unconfirmed) >= CONFIRM_EVERY
+            or time.monotonic() - self._unconfirmed_since >= CONFIRM_AFTER
+        ):
+            await self.confirm()
+
+    async def confirm(self) -> None:
+        """Return once Redis holds every entry sent; raise what it refused."""
+        if self._pending or self._unconfirmed:
+            await self._retrying(self._settle)
+
+    async def close(self) -> None:
+        """Give the held connection back to the pool, its replies on (or disconnected
+        when that is not sure: the pool then reconnects it afresh)."""
+        connection = self._connection
+        if connection is None:
+            return
+        self._connection = None
+        connection.socket_timeout = self._io_timeout  # as the pool lent it
+        if self._replies_off or self._unconfirmed or self._pending:
+            await connection.disconnect(nowait=True)
+        await self._pool.release(connection)
+
+    # -- the actions retried while Redis is unreachable --------------------------------
+    async def _connect(self) -> None:
+        """Take a connection (afresh after a failure); learn whether it takes writes
+        without replies; send again, with replies, what may not have reached Redis."""
+        if self._connection is None:
+            connection = await self._pool.get_connection()
+            self._io_timeout, connection.socket_timeout = connection.socket_timeout, None
+            self._connection = connection
+            self._replies_off = False
+        connection = self._connection
+        if self._prefix is None:
+            self._key_bytes = connection.encoder.encode(self._key)
+            self._prefix = xadd_prefix(self._key_bytes, self._maxlen)
+        if not connection.is_connected:
+            self._replies_off = False
+        if self._unacknowledged is None:
+            # OFF then ON: a server that knows CLIENT REPLY answers only the ON; one that
+            # does not answers both with an error. Should the probe itself fail, this
+            # producer keeps replies on (slower, never wrong).
+            self._unacknowledged = False
+            replies = await self._round_trip([_REPLY_OFF, _REPLY_ON], expect=1)
+            if isinstance(replies[0], ResponseError):
+                await self._read_more(1)
+            else:
+                self._unacknowledged = True
+        if self._unconfirmed:
+            await self._resend_unconfirmed()
+
+    async def _deliver(self) -> None:
+        """Send the pending entries: with replies off, or in one round trip."""
+        try:
+            if self._connection is None or not self._connection.is_connected:
+                await self._connect()
+            pending = self._pending
+            if not pending:
+                return
+            if self._unacknowledged:
+                if self._replies_off:
+                    await self._send(pending)
+                else:
+                    self._replies_off = True
+                    await self._send([_REPLY_OFF, *pending])
+                if not self._unconfirmed:
+                    self._unconfirmed_since = time.monotonic()
+                self._unconfirmed.extend(pending)
+            else:
+                await self._write_acknowledged(pending)
+            pending.clear()
+        except BaseException:
+            await self._drop_connection()
+            raise
+
+    async def _settle(self) -> None:
+        """Confirm the unconfirmed entries; send again what Redis does not hold."""
+        try:
+            await self._deliver()
+            if not self._unconfirmed:
+                return
+            added = await self._entries_added()
+            if added is None:  # no entries-added on this server: replies from now on
+                self._unacknowledged = False
+            elif added >= self._seq:
+                self._unconfirmed.clear()
+                return
+            await self._resend_unconfirmed()
+            added = await self._entries_added()
+            if added is not None and added < self._seq:
+                raise RedisStreamError(
+                    self._key,
+                    f"redis holds {added} of the {self._seq} chunk entries written to "
+                    f"{self._key!r}: an entry it refused is followed by one it took",
+                )
+        except BaseException:
+            await self._drop_connection()
+            raise
+
+    # -- the wire ------------------------------------------------------------------------
+    async def _resend_unconfirmed(self) -> None:
+        """Send the unconfirmed entries again, in one round trip with replies on."""
+        await self._write_acknowledged(self._unconfirmed)
+        self._unconfirmed.clear()
+
+    async def _write_acknowledged(self, commands: list[bytes]) -> None:
+        """Send ``commands`` (chunk entries) with replies on and read every reply; an
+        entry already there is no error, any other refusal is raised."""
+        if self._replies_off:
+            commands = [_REPLY_ON, *commands]
+            self._replies_off = False
+        await self._round_trip(commands, expect=len(commands), check=True)
+
+    async def _entries_added(self) -> int | None:
+        """Turn replies on (they stay on) and read the stream's ``entries-added``."""
+        xinfo = b"*3\r\n" + _bulk(b"XINFO") + _bulk(b"STREAM") + _bulk(self._key_bytes)
+        commands = [_REPLY_ON, xinfo] if self._replies_off else [xinfo]
+        self._replies_off = False
+        reply = (await self._round_trip(commands, expect=len(commands)))[-1]
+        if isinstance(reply, ResponseError):
+            if "no such key" in str(reply).lower():
+                return 0
+            raise reply
+        return _entries_added(reply)
+
+    async def _send(self, commands: list[bytes]) -> None:
+        await self._with_timeout(self._connection.send_packed_command(commands, check_health=False))
+
+    async def _round_trip(
+        self, commands: list[bytes], *, expect: int, check: bool = False
+    ) -> list[Any]:
+        """Send ``commands``, read ``expect`` replies (error replies returned, not raised;
+        with ``check``, a refusal other than a duplicate id is raised once all are read)."""
+        connection = self._connection
+
+        async def exchange() -> list[Any]:
+            await connection.send_packed_command(commands, check_health=False)
+            replies: list[Any] = []
+            for _ in range(expect):
+                try:
+                    replies.append(await connection.read_response())
+                except ResponseError as error:
+                    replies.append(error)
+            return replies
+
+        replies: list[Any] = await self._with_timeout(exchange())
+        if check:
+            for reply in replies:
+                if isinstance(reply, ResponseError) and not _is_duplicate(reply):
+                    raise reply
+        return replies
+
+    async def _read_more(self, count: int) -> None:
+        connection = self._connection
+        for _ in range(count):
+            with contextlib.suppress(ResponseError):
+                await self._with_timeout(connection.read_response())
+
+    async def _with_timeout(self, awaitable: Awaitable[Any]) -> Any:
+        """``awaitable`` bounded by the client's socket timeout (one timer, not redis-py's
+        ``wait_for``, which runs each send in a task of its own)."""
+        timeout = self._io_timeout
+        if timeout is None:
+            return await awaitable
+        try:
+            if sys.version_info >= (3, 11):
+                async with asyncio.timeout(timeout):
+                    return await awaitable
+            return await asyncio.wait_for(awaitable, timeout)
+        except asyncio.TimeoutError as error:
+            raise RedisTimeoutError("redis did not answer the producer in time") from error
+
+    async def _drop_connection(self) -> None:
+        """After a failure: replies left unread (or off) would confuse the next command."""
+        connection = self._connection
+        if connection is not None:
+            await connection.disconnect(nowait=True)
+        self._replies_off = False

@@ -1,0 +1,190 @@
+"""The producer's chunk writes (``_appender.py``): ``XADD`` with replies off, confirmed in
+batches, sent again with replies on when Redis does not hold them; a server without
+``CLIENT REPLY`` gets a round trip per write. Each against a real server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from reactivex.subject import Subject
+from redis.connection import Connection
+from redis.exceptions import ResponseError
+
+import streamkit as sk
+import streamkit.redis as skr
+from streamkit.redis._appender import CONFIRM_EVERY, encode_xadd, xadd_prefix
+from streamkit.testing.redis_server import RedisServer
+from tests.redis_streams.helpers import producers_done
+
+
+@pytest.mark.parametrize(
+    ("key", "maxlen", "entry_id", "data"),
+    [
+        ("chat:1", 10_000, "1733000000000-1", b'{"p":"openai","c":"hi"}'),
+        ("ch\u00e4t:\u4e16\u754c", 1, "1-123456", b"\r\n$3\r\n*1\r\n\x00\xff"),
+        ("k", 99, "0-0", b""),
+    ],
+)
+def test_an_entry_is_encoded_as_redis_py_encodes_it(
+    key: str, maxlen: int, entry_id: str, data: bytes
+) -> None:
+    packed = Connection().pack_command("XADD", key, "MAXLEN", "~", maxlen, entry_id, b"c", data)
+    ours = encode_xadd(xadd_prefix(key.encode(), maxlen), entry_id.encode(), data)
+    assert ours == b"".join(packed)
+
+
+@pytest.fixture
+async def own_redis() -> AsyncIterator[tuple[RedisServer, aioredis.Redis]]:
+    """A server of the test's own (its statistics count this test's commands only)."""
+    with RedisServer() as server:
+        client = aioredis.Redis.from_url(server.url)
+        yield server, client
+        await producers_done()
+        await client.aclose()
+
+
+async def _stats(redis: aioredis.Redis) -> tuple[dict[str, int], int]:
+    commands = await redis.info("commandstats")
+    calls = {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in commands.items()}
+    return calls, int((await redis.info("stats"))["total_net_output_bytes"])
+
+
+async def _contents(redis: aioredis.Redis, key: str) -> tuple[list[str | None], Any]:
+    items = [item async for _, item in skr.entries(redis, key)]
+    return [c.content for c in items[:-1] if isinstance(c, sk.Chunk)], items[-1]
+
+
+async def _producing(redis: aioredis.Redis, key: str) -> tuple[Subject[sk.Chunk], Any]:
+    subject: Subject[sk.Chunk] = Subject()
+    producer = asyncio.ensure_future(skr.produce(redis, key, subject, lease=30))
+    while not subject.observers:
+        await asyncio.sleep(0.001)
+    return subject, producer
+
+
+async def _until(predicate: Any, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await predicate():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.005)
+
+
+async def _refused(redis: aioredis.Redis, at_least: int) -> bool:
+    errors = await redis.info("errorstats")
+    return int(errors.get("errorstat_OOM", {}).get("count", 0)) >= at_least
+
+
+async def test_chunk_entries_go_without_replies_and_are_confirmed(
+    own_redis: tuple[RedisServer, aioredis.Redis],
+) -> None:
+    _, redis = own_redis
+    count = 3 * CONFIRM_EVERY
+    before, sent_before = await _stats(redis)
+    subject, producer = await _producing(redis, "s")
+    for i in range(count):
+        subject.on_next(sk.Chunk(provider="openai", content=f"{i},"))
+        if i % 50 == 0:
+            await asyncio.sleep(0)  # let the producer write as it goes
+    subject.on_completed()
+    assert await producer == skr.Terminal("complete", None)
+    after, sent_after = await _stats(redis)
+    assert await _contents(redis, "s") == ([f"{i}," for i in range(count)], after_terminal())
+    assert after["xadd"] - before.get("xadd", 0) >= count + 1
+    # confirmed in batches: at least one check per CONFIRM_EVERY entries, not one a chunk
+    checks = after.get("xinfo|stream", 0) - before.get("xinfo|stream", 0)
+    assert 1 <= checks <= count // 16
+    # replies off: an XADD's reply (its id, ~24 bytes) was not sent for each chunk
+    assert (sent_after - sent_before) < 8 * count
+
+
+def after_terminal() -> skr.Terminal:
+    return skr.Terminal("complete", None)
+
+
+async def test_entries_redis_refused_at_the_end_are_sent_again(
+    own_redis: tuple[RedisServer, aioredis.Redis],
+) -> None:
+    # Redis out of memory refuses the last XADDs (their error replies are off); the
+    # confirmation before the terminal entry finds them missing and sends them again.
+    _, redis = own_redis
+    subject, producer = await _producing(redis, "m")
+    for i in range(3):
+        subject.on_next(sk.Chunk(provider="openai", content=f"{i},"))
+    await _until(lambda: _xlen_at_least(redis, "m", 3))
+    await redis.config_set("maxmemory-policy", "noeviction")
+    await redis.config_set("maxmemory", 1)
+    try:
+        for i in range(3, 6):
+            subject.on_next(sk.Chunk(provider="openai", content=f"{i},"))
+        await _until(lambda: _refused(redis, 3))
+    finally:
+        await redis.config_set("maxmemory", 0)
+    subject.on_completed()
+    assert await producer == skr.Terminal("complete", None)
+    assert await _contents(redis, "m") == ([f"{i}," for i in range(6)], after_terminal())
+
+
+async def test_a_refused_entry_followed_by_a_taken_one_is_an_error(
+    own_redis: tuple[RedisServer, aioredis.Redis],
+) -> None:
+    # Entry 2 refused, entry 3 taken: 2 cannot be added behind 3 (ids only grow), so the
+    # producer says so instead of leaving a silent gap.
+    _, redis = own_redis
+    subject, producer = await _producing(redis, "g")
+    subject.on_next(sk.Chunk(provider="openai", content="0,"))
+    await _until(lambda: _xlen_at_least(redis, "g", 1))
+    await redis.config_set("maxmemory-policy", "noeviction")
+    await redis.config_set("maxmemory", 1)
+    try:
+        subject.on_next(sk.Chunk(provider="openai", content="1,"))
+        await _until(lambda: _refused(redis, 1))
+    finally:
+        await redis.config_set("maxmemory", 0)
+    subject.on_next(sk.Chunk(provider="openai", content="2,"))
+    subject.on_completed()
+    with pytest.raises(skr.RedisStreamError, match="holds 2 of the 3 chunk entries"):
+        await producer
+    with pytest.raises(skr.StreamGapError):  # and a follower is told, not left a gap
+        await _contents(redis, "g")
+
+
+async def test_an_entry_on_a_key_that_is_no_longer_a_stream_raises_redis_error(
+    own_redis: tuple[RedisServer, aioredis.Redis],
+) -> None:
+    _, redis = own_redis
+    subject, producer = await _producing(redis, "w")
+    subject.on_next(sk.Chunk(provider="openai", content="0,"))
+    await _until(lambda: _xlen_at_least(redis, "w", 1))
+    await redis.delete("w")
+    await redis.set("w", "not a stream")
+    subject.on_next(sk.Chunk(provider="openai", content="1,"))
+    subject.on_completed()
+    with pytest.raises(ResponseError, match="WRONGTYPE"):
+        await producer
+
+
+async def test_a_server_without_client_reply_gets_a_round_trip_per_write() -> None:
+    with RedisServer(server_args=["--rename-command", "CLIENT", ""]) as server:
+        redis = aioredis.Redis.from_url(server.url)
+        subject, producer = await _producing(redis, "o")
+        for i in range(40):
+            subject.on_next(sk.Chunk(provider="openai", content=f"{i},"))
+            await asyncio.sleep(0)
+        subject.on_completed()
+        assert await producer == skr.Terminal("complete", None)
+        assert await _contents(redis, "o") == ([f"{i}," for i in range(40)], after_terminal())
+        calls, _ = await _stats(redis)
+        assert "xinfo|stream" not in calls  # every XADD's reply was read instead
+        await producers_done()
+        await redis.aclose()
+
+
+async def _xlen_at_least(redis: aioredis.Redis, key: str, n: int) -> bool:
+    try:
+        return int(await redis.xlen(key)) >= n
+    except ResponseError:
+        return False
