@@ -56,8 +56,8 @@ SECTION = "redis"  # its section of docs/performance.md (bench/_sections.py)
 LINGER = 0.005  # the opt-in linger measured beside the default (no chunk waits)
 # The page's figures before the producer's own connection, hiredis and the resume's
 # direct first read (run of 2026-12-06 21:44 UTC, commit 2739969), kept in the text.
-BEFORE_PUBLISH = "1.22\u00d7 burst and 1.28\u00d7 paced in the run of 2026-12-06 21:44 UTC"
-BEFORE_RESUME = "p50 1.89 ms, p99 15.50 ms in the run of 2026-12-06 21:44 UTC"
+BEFORE_PUBLISH = "1.24\u00d7 burst and 1.41\u00d7 paced in the run of 2026-12-06 23:31 UTC"
+BEFORE_RESUME = "p50 0.56 ms, p99 1.56 ms in the run of 2026-12-06 23:31 UTC"
 
 
 def export_before(ref: str, into: Path) -> str:
@@ -200,9 +200,10 @@ class _RawReply(asyncio.Protocol):
 
 
 async def round_trips(redis_url: str, port: int, count: int, rounds: int) -> dict[str, float]:
-    """CPU per ``XADD`` round trip, one a millisecond, over the same loop sending nothing:
-    through a bare asyncio protocol, and through redis-py's connection as the producer
-    drives it (held, its socket timeout replaced by one timer per round trip)."""
+    """CPU per ``XADD``, one a millisecond, over the same loop sending nothing: a round
+    trip through a bare asyncio protocol; a round trip through redis-py's connection as
+    the producer of the baseline drove it (held, its socket timeout replaced by one timer
+    per round trip); and as the producer sends now (replies off, its own encoding)."""
     import orjson
     import redis.asyncio as aioredis
 
@@ -213,6 +214,12 @@ async def round_trips(redis_url: str, port: int, count: int, rounds: int) -> dic
     _, raw = await loop.create_connection(_RawReply, "127.0.0.1", port)
     assert raw.transport is not None
     payload = orjson.dumps({"p": "openai", "c": "hello"})
+    from streamkit.redis._appender import encode_xadd, xadd_prefix
+
+    quiet = await redis.connection_pool.get_connection()
+    quiet.socket_timeout = None
+    await quiet.send_packed_command([b"CLIENT REPLY OFF\r\n"], check_health=False)
+    prefix = xadd_prefix(b"rt:off", 10_000)
 
     def command(key: str, i: int) -> tuple[Any, ...]:
         return ("XADD", key, "MAXLEN", "~", 10_000, f"1-{i + 1}", b"c", payload)
@@ -238,11 +245,21 @@ async def round_trips(redis_url: str, port: int, count: int, rounds: int) -> dic
         else:
             await asyncio.wait_for(round_trip(i), 5.0)
 
-    ways = {"nothing": nothing, "bare protocol": bare_protocol, "redis-py": redis_py}
+    async def replies_off(i: int) -> None:
+        await quiet.send_packed_command(
+            [encode_xadd(prefix, b"1-%d" % (i + 1), payload)], check_health=False
+        )
+
+    ways = {
+        "nothing": nothing,
+        "bare protocol": bare_protocol,
+        "redis-py": redis_py,
+        "replies off": replies_off,
+    }
     cpu: dict[str, list[float]] = {name: [] for name in ways}
     rng = random.Random(13)
     for _ in range(rounds):
-        await redis.delete("rt:raw", "rt:redis-py")
+        await redis.delete("rt:raw", "rt:redis-py", "rt:off")
         order = list(ways.items())
         rng.shuffle(order)
         for name, way in order:
@@ -253,6 +270,8 @@ async def round_trips(redis_url: str, port: int, count: int, rounds: int) -> dic
             cpu[name].append((time.process_time() - started) / count)
     raw.transport.close()
     await redis.connection_pool.release(connection)
+    await quiet.disconnect()
+    await redis.connection_pool.release(quiet)
     await redis.aclose()
     return {
         name: statistics.median(a - b for a, b in zip(values, cpu["nothing"], strict=True))
@@ -472,6 +491,7 @@ def render(results: dict[str, Any], plan: dict[str, Any]) -> str:
     linger_ratio = median_ratio(results["cpu"]["paced"]["linger"], results["cpu"]["paced"]["bare"])
     bare_trip = results["round_trip"]["bare protocol"]
     redis_trip = results["round_trip"]["redis-py"]
+    off_trip = results["round_trip"]["replies off"]
     before_ratio = {
         mode: median_ratio(results["cpu"][mode]["before"], results["cpu"][mode]["bare"])[0]
         for mode in ("burst", "paced")
@@ -484,22 +504,21 @@ def render(results: dict[str, Any], plan: dict[str, Any]) -> str:
         f"{results['baseline']} costs {before_ratio['burst']:.2f}{x} and "
         f"{before_ratio['paced']:.2f}{x} (this page's previous figures: {BEFORE_PUBLISH}). The "
         "producer notes each chunk's reported usage (no fold of the stream), encodes it "
-        "with orjson and sends one `XADD` on a connection it holds for its whole run: not "
-        "through `Redis.execute_command`, whose pool checkout and release, observability "
-        "hooks and retry wrapper cost ~25 \u00b5s a command, and with one timer bounding "
-        "each round trip instead of redis-py's `wait_for`, which runs every send in a "
-        "task of its own. In burst the chunks that arrive while one `XADD` is in flight "
-        "share the next round trip. Where the rest goes, paced: each chunk is its own "
-        "round trip, and its reply wakes the process once more per chunk (the bare "
-        "pipeline wakes once per event). In this run, a loop sending one `XADD` a "
-        "millisecond costs, over the same loop sending nothing, "
-        f"{bare_trip * 1e6:.0f} \u00b5s of CPU per round trip with a bare asyncio protocol "
-        f"and {redis_trip * 1e6:.0f} \u00b5s through redis-py's connection as the producer "
-        f"drives it: {bare_trip * 1e6:.0f} \u00b5s is the round trip itself (a send, a "
-        "wake-up of the process, a receive), which no client avoids, and "
-        f"{(redis_trip - bare_trip) * 1e6:.0f} \u00b5s redis-py's own work; the producer's "
-        "queue hop, encoding and timer come on top. Only fewer round "
-        "trips take the first away. The opt-in `linger` lets a chunk wait for "
+        "with orjson and writes one `XADD` (its own RESP encoding: redis-py's general "
+        "`pack_command` costs ~10 \u00b5s a command) on a connection it holds for its "
+        "whole run, with Redis's replies off (`CLIENT REPLY OFF`), and checks in one round "
+        "trip every 256 entries, after 0.5 s and before the terminal entry that Redis "
+        "holds them all (`XINFO STREAM`'s `entries-added`). In burst the chunks that "
+        "queued up while the producer was busy share one write. What a paced chunk costs "
+        "in this run, a loop sending one `XADD` a millisecond over the same loop sending "
+        "nothing: "
+        f"{bare_trip * 1e6:.0f} \u00b5s of CPU for a round trip with a bare asyncio "
+        f"protocol, {redis_trip * 1e6:.0f} \u00b5s through redis-py's connection as the "
+        f"producer of {results['baseline']} drove it (a send, a wake-up of the process "
+        "for the reply, a receive, redis-py's encoding and parsing), "
+        f"{off_trip * 1e6:.0f} \u00b5s as the producer writes now (a send): the reply's "
+        "wake-up was most of the cost, and no longer happens. The opt-in `linger` lets a "
+        "chunk wait for "
         f"the ones behind it: {linger_ratio[0]:.2f}{x} paced with linger="
         f"{LINGER * 1000:g} ms, for the latency shown under batching below. The publish "
         "row adds reading the stream back, which a worker serving the chat pays anyway (it "
@@ -539,9 +558,9 @@ def render(results: dict[str, Any], plan: dict[str, Any]) -> str:
         "### Batching `XADD` under load",
         "",
         f"A burst of {plan['batch_chunks']:,} chunks handed to the producer at once, one "
-        "follower in another process. Without batching each chunk is its own round trip; "
-        "with it (the default) the chunks that queued up while an `XADD` was in flight go "
-        "in one pipelined round trip (at most 64). By default a paced stream is unaffected: "
+        "follower in another process. Without batching each chunk is its own write; "
+        "with it (the default) the chunks that queued up while the producer was busy go "
+        "in one write (at most 64). By default a paced stream is unaffected: "
         "no chunk waits for another.",
         "",
         "| `batch_max` | p50 ms | p99 ms | Redis commands / chunk |",
