@@ -5,6 +5,9 @@ batches, sent again with replies on when Redis does not hold them; a server with
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -188,3 +191,52 @@ async def _xlen_at_least(redis: aioredis.Redis, key: str, n: int) -> bool:
         return int(await redis.xlen(key)) >= n
     except ResponseError:
         return False
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="3.10 bounds each write by wait_for")
+async def test_a_write_redis_does_not_take_times_out_and_is_sent_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Redis stopped (SIGSTOP) while megabytes of entries go out: the buffers fill, the
+    # write blocks; the producer's one write timer cancels it after the client's
+    # socket_timeout, and the retry sends the unconfirmed entries again once Redis is
+    # back. Nothing lost, nothing twice.
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    from streamkit.redis import _appender
+
+    timeouts: list[str] = []
+
+    class Counted(RedisTimeoutError):
+        def __init__(self, message: str) -> None:
+            timeouts.append(message)
+            super().__init__(message)
+
+    monkeypatch.setattr(_appender, "RedisTimeoutError", Counted)
+    big = "x" * 200_000
+    with RedisServer() as own:
+        redis = aioredis.Redis.from_url(own.url, socket_timeout=0.3)
+        subject, producer = await _producing(redis, "t")
+        subject.on_next(sk.Chunk(provider="openai", content="start"))
+        await _until(lambda: _xlen_at_least(redis, "t", 1))
+        assert own.pid is not None
+        os.kill(own.pid, signal.SIGSTOP)
+        try:
+            for i in range(40):
+                subject.on_next(sk.Chunk(provider="openai", content=f"{i}:{big}"))
+                await asyncio.sleep(0)
+
+            async def write_timed_out() -> bool:
+                return any("writes" in message for message in timeouts)
+
+            await _until(write_timed_out)
+        finally:
+            os.kill(own.pid, signal.SIGCONT)
+        subject.on_completed()
+        assert await producer == skr.Terminal("complete", None)
+        assert await _contents(redis, "t") == (
+            ["start"] + [f"{i}:{big}" for i in range(40)],
+            after_terminal(),
+        )
+        await producers_done()
+        await redis.aclose()
