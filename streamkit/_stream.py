@@ -79,8 +79,10 @@ class Stream(Observable[Chunk]):
         if isinstance(client, type):
             name = f"{client.__module__}.{client.__qualname__}"
             raise TypeError(f"client= got the class {name}, not a client: call it, client={name}()")
-        if "fast" in params and params["fast"] is None and "fast" not in adapter.own_params:
-            # fast=None (auto) on a provider with no fast path: its SDK path, as without it
+        fast = params.get("fast", 0)
+        if (fast is None or fast is False) and "fast" not in adapter.own_params:
+            # fast=None (auto) or False on a provider with no fast path: its SDK path, its
+            # only one, as without fast= (code passing fast= on for any provider works)
             del params["fast"]
         adapter = adapter.adapter_for(params, client)
         adapter.check_params(params)
