@@ -70,7 +70,7 @@ from streamkit.providers._base import (
     assistant_prefill,
     describe_client,
 )
-from streamkit.providers._stainless import LazyChunk, choose_fast
+from streamkit.providers._stainless import LazyChunk, check_fast, choose_fast
 
 if TYPE_CHECKING:
     from streamkit.providers.anthropic.fast import AnthropicFastAdapter
@@ -383,12 +383,13 @@ class AnthropicAdapter(ProviderAdapter):
         A client whose stream is not server-sent events (``AnthropicBedrock``) is read
         by the SDK whatever ``fast`` says (``fast=True`` still checks that the fast path
         could run, as it always has)."""
-        from streamkit.providers.anthropic._sdk import reads_sse
-
+        fast = check_fast(params.get("fast"))
+        if fast is False:
+            return self
         unreadable = None
-        if client is not None and not reads_sse(client):
+        if client is not None and not _reads_sse(client):
             unreadable = f"a {type(client).__name__} client's stream is not server-sent events"
-        if not choose_fast(params.get("fast"), _fast_adapter, _log, unreadable=unreadable):
+        if not choose_fast(fast, _fast_adapter, _log, unreadable=unreadable):
             return self
         if unreadable is not None:  # fast=True: raises where it cannot run, as ever
             _fast_adapter().require_runnable()
@@ -517,6 +518,16 @@ def _max_tokens(request: Mapping[str, Any]) -> int:
     if value <= 0:
         raise ValueError(f"max_tokens must be positive, got {value}")
     return value
+
+
+def _reads_sse(client: Any) -> bool:
+    """Whether the fast path reads ``client``'s stream; ``True`` when the SDK internals
+    that tell are missing (the fast path cannot run then anyway: choose_fast says so)."""
+    try:
+        from streamkit.providers.anthropic._sdk import reads_sse
+    except ImportError:
+        return True
+    return reads_sse(client)
 
 
 @cache

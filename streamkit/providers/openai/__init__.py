@@ -59,7 +59,8 @@ def select_adapter(params: Mapping[str, Any], client: Any = None) -> ProviderAda
     """The adapter for a stream with keyword arguments ``params``: ``api="chat"`` (the
     default) or ``"responses"``; ``fast=None`` (the default: the fast path for chat
     completions where it can run, see :func:`~streamkit.providers._stainless.choose_fast`),
-    ``True`` (the fast path, chat only) or ``False`` (the SDK path).
+    ``True`` (the fast path, chat only) or ``False`` (the SDK path). ``client`` is not
+    read: the fast path reads the response of every openai client (Azure's included).
 
     Raises ``TypeError`` / ``ValueError`` for other values, and ``ImportError`` for
     ``fast=True`` where the fast path cannot run, all before any request.
