@@ -366,10 +366,20 @@ def flat(stream: Any) -> Any:
 
 
 def _sk_factory(
-    url: str, provider: str = "openai", async_: bool = False, **params: Any
+    url: str,
+    provider: str = "openai",
+    async_: bool = False,
+    as_default: bool = False,
+    **params: Any,
 ) -> Callable[[], Any]:
+    """A new stream per call. ``as_default``: ``sk.stream`` as a user calls it, with no
+    ``fast=`` (the fast path where it can run, since it became the default); else
+    ``fast=False`` unless ``params`` say otherwise: the rows named without ``fast`` have
+    always measured the SDK path, and still do."""
     import streamkit as sk
 
+    if not as_default:
+        params.setdefault("fast", False)
     clients = {"openai": _openai, "anthropic": _anthropic, "groq": _groq, "mistral": _mistral}
     client = clients[provider](url, async_)
     if provider == "anthropic":
@@ -634,6 +644,15 @@ CLIENTS: dict[str, Callable[..., Run]] = {
     "sk-fast-pipeline": _client(make_sk_pipeline, fast=True),
     "sk-fast-async-source": _client(make_sk_async, fast=True),
     "sk-fast-async-pipeline": _client(make_sk_async, pipeline=True, fast=True),
+    # sk.stream's default (no fast=): the fast path since it became the default
+    "sk-default-pipeline": _client(make_sk_pipeline, as_default=True),
+    "sk-default-async-pipeline": _client(make_sk_async, pipeline=True, as_default=True),
+    "sk-default-anthropic-pipeline": _client(
+        make_sk_pipeline, provider="anthropic", as_default=True
+    ),
+    "sk-default-anthropic-async-pipeline": _client(
+        make_sk_async, pipeline=True, provider="anthropic", as_default=True
+    ),
     "sk-anthropic-source": _client(make_sk_source, provider="anthropic"),
     "sk-anthropic-pipeline": _client(make_sk_pipeline, provider="anthropic"),
     "anthropic-async": make_anthropic_async,

@@ -96,7 +96,7 @@ class Client:
     label: str
     baseline: str | None  # the raw SDK row it is a ratio to (None: it is one)
     provider: str = "openai"
-    kind: str = "streamkit"  # "raw", "streamkit", "fast", "share", "peer"
+    kind: str = "streamkit"  # "raw", "streamkit", "fast", "default", "share", "peer"
     # a peer's short name and the streamkit rows it is set against: the realistic
     # pipeline and the fast path's (same provider, sync or async as the peer)
     short: str = ""
@@ -129,28 +129,67 @@ TABLE = (
         "anthropic",
         kind="raw",
     ),
-    Client("sk-source", "streamkit source alone: `sk.stream(...).subscribe(...)`", "openai-sync"),
+    Client(
+        "sk-source",
+        "streamkit `fast=False` source alone: `sk.stream(...).subscribe(...)`",
+        "openai-sync",
+    ),
     Client(
         "sk-iter",
-        "streamkit iteration: `for chunk, tool in sk.stream(...)` (folds the totals)",
+        "streamkit `fast=False` iteration: `for chunk, tool in sk.stream(...)` (folds the totals)",
         "openai-sync",
     ),
     Client(
         "sk-pipeline",
-        "streamkit realistic pipeline: `take_until_match` (never matching) + `accumulate` "
-        "+ `do_action(render)` + `to_call_response`",
+        "streamkit `fast=False` realistic pipeline: `take_until_match` (never matching) + "
+        "`accumulate` + `do_action(render)` + `to_call_response`",
         "openai-sync",
     ),
-    Client("sk-async-source", "streamkit source alone, async client", "openai-async"),
-    Client("sk-async-pipeline", "streamkit realistic pipeline, async client", "openai-async"),
+    Client("sk-async-source", "streamkit `fast=False` source alone, async client", "openai-async"),
     Client(
-        "sk-anthropic-source", "streamkit source alone, anthropic", "anthropic-sync", "anthropic"
+        "sk-async-pipeline",
+        "streamkit `fast=False` realistic pipeline, async client",
+        "openai-async",
+    ),
+    Client(
+        "sk-anthropic-source",
+        "streamkit `fast=False` source alone, anthropic",
+        "anthropic-sync",
+        "anthropic",
     ),
     Client(
         "sk-anthropic-pipeline",
-        "streamkit realistic pipeline, anthropic",
+        "streamkit `fast=False` realistic pipeline, anthropic",
         "anthropic-sync",
         "anthropic",
+    ),
+    # sk.stream(...) as a user calls it, no fast=: the fast path since it became the
+    # default (the rows above say fast=False: the SDK path they have always measured)
+    Client(
+        "sk-default-pipeline",
+        "streamkit default realistic pipeline (no `fast=`: the fast path)",
+        "openai-sync",
+        kind="default",
+    ),
+    Client(
+        "sk-default-async-pipeline",
+        "streamkit default realistic pipeline (no `fast=`: the fast path), async client",
+        "openai-async",
+        kind="default",
+    ),
+    Client(
+        "sk-default-anthropic-pipeline",
+        "streamkit default realistic pipeline (no `fast=`: the fast path), anthropic",
+        "anthropic-sync",
+        "anthropic",
+        kind="default",
+    ),
+    Client(
+        "sk-default-anthropic-async-pipeline",
+        "streamkit default realistic pipeline (no `fast=`: the fast path), anthropic async client",
+        "anthropic-async",
+        "anthropic",
+        kind="default",
     ),
     Client("sk-fast-source", "streamkit `fast=True` source alone", "openai-sync", kind="fast"),
     Client(
@@ -177,13 +216,13 @@ TABLE = (
     ),
     Client(
         "sk-anthropic-async-source",
-        "streamkit source alone, anthropic async client",
+        "streamkit `fast=False` source alone, anthropic async client",
         "anthropic-async",
         "anthropic",
     ),
     Client(
         "sk-anthropic-async-pipeline",
-        "streamkit realistic pipeline, anthropic async client",
+        "streamkit `fast=False` realistic pipeline, anthropic async client",
         "anthropic-async",
         "anthropic",
     ),
@@ -217,7 +256,7 @@ TABLE = (
     ),
     Client(
         "sk-anthropic-async-pipeline",
-        "streamkit realistic pipeline, anthropic async client",
+        "streamkit `fast=False` realistic pipeline, anthropic async client",
         "anthropic-async",
         "anthropic",
     ),
@@ -249,7 +288,7 @@ TABLE = (
         "groq",
         kind="raw",
     ),
-    Client("sk-groq-source", "streamkit source alone, groq", "groq-sync", "groq"),
+    Client("sk-groq-source", "streamkit `fast=False` source alone, groq", "groq-sync", "groq"),
     Client(
         "sk-fast-groq-source",
         "streamkit `fast=True` source alone, groq",
@@ -292,7 +331,12 @@ TABLE = (
         "mistral",
         kind="raw",
     ),
-    Client("sk-mistral-source", "streamkit source alone, mistral", "mistral-sync", "mistral"),
+    Client(
+        "sk-mistral-source",
+        "streamkit `fast=False` source alone, mistral",
+        "mistral-sync",
+        "mistral",
+    ),
     Client(
         "sk-fast-mistral-source",
         "streamkit `fast=True` source alone, mistral",
@@ -400,6 +444,9 @@ TTFC = (
     "sk-async-pipeline",
     "sk-anthropic-pipeline",
     "sk-anthropic-async-pipeline",
+    "sk-default-pipeline",
+    "sk-default-async-pipeline",
+    "sk-default-anthropic-pipeline",
     "sk-fast-source",
     "sk-fast-pipeline",
     "sk-share-10",
@@ -466,7 +513,8 @@ SCENARIOS = {
     ),
     "sdk-path": Scenario(
         "sdk-path",
-        "The default SDK path against each raw SDK (issue 17: at most 1.05\u00d7)",
+        "The SDK path (`fast=False`) and the default against each raw SDK (issue 17: at "
+        "most 1.05\u00d7)",
         (
             "openai-sync-control",
             "sk-source",
@@ -477,14 +525,19 @@ SCENARIOS = {
             "sk-anthropic-pipeline",
             "sk-anthropic-async-source",
             "sk-anthropic-async-pipeline",
+            "sk-default-pipeline",
+            "sk-default-async-pipeline",
+            "sk-default-anthropic-pipeline",
+            "sk-default-anthropic-async-pipeline",
         ),
         modes=("burst", "paced"),
         intro=(
-            "`sk.stream(...)` without `fast=True`: streamkit iterates the SDK's own stream "
-            "and maps each SDK object to a chunk. The goal (issue 17): the realistic "
-            "pipeline at most 1.05\u00d7 the raw SDK's CPU per chunk, burst and paced, sync "
-            "and async, for OpenAI and Anthropic. The control row is the raw openai loop "
-            "again in another process: the noise floor of this run. Where each "
+            "`sk.stream(..., fast=False)`: streamkit iterates the SDK's own stream and maps "
+            "each SDK object to a chunk. `sk.stream(...)` with no `fast=` (the default rows) "
+            "takes the fast path wherever it can run, as here. The goal (issue 17): the "
+            "realistic pipeline at most 1.05\u00d7 the raw SDK's CPU per chunk, burst and "
+            "paced, sync and async, for OpenAI and Anthropic. The control row is the raw "
+            "openai loop again in another process: the noise floor of this run. Where each "
             "microsecond goes: the profile-round2 section."
         ),
     ),

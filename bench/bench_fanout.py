@@ -32,11 +32,13 @@ PAGE = ROOT / "docs" / "performance.md"
 SECTION = "fanout"  # its section of docs/performance.md (bench/_sections.py)
 CLIENTS = (
     "openai-sync",
+    # on the SDK path (fast=False, as these rows have always been measured)
     "sk-share-1",
     "sk-share-10",
     "sk-share-100",
     "sk-share-1000",
-    # the same over the opt-in fast source (``fast=True``): the fan-out on a cheaper source
+    # the same over the fast source (``fast=True``, the default where it runs): the
+    # fan-out on a cheaper source
     "sk-fast-share-1",
     "sk-fast-share-100",
     "sk-fast-share-1000",

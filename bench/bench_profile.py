@@ -1,5 +1,5 @@
 """Where each microsecond of streamkit's per-chunk cost goes, and its time to first text,
-before and after a change (issue 17, performance round 2), on the default SDK path.
+before and after a change (issue 17, performance round 2), on the SDK path (``fast=False``).
 
 Run by hand from the repository root, with a copy of the baseline's ``streamkit/``
 package (``git archive``: no worktree needed)::
@@ -92,7 +92,8 @@ def _events_and_fake(provider: str, url: str) -> tuple[list[Any], Any, str, dict
         )
         fake = _clients._openai("http://127.0.0.1:9")
         fake.chat.completions.create = lambda **_: _FakeStream(events)
-        return events, fake, _clients.MODEL, {}
+        # fast=False: the fake replaces the SDK's own stream, which the fast path skips
+        return events, fake, _clients.MODEL, {"fast": False}
     client = _clients._anthropic(url)
     events = list(
         client.messages.create(
@@ -101,7 +102,7 @@ def _events_and_fake(provider: str, url: str) -> tuple[list[Any], Any, str, dict
     )
     fake = _clients._anthropic("http://127.0.0.1:9")
     fake.messages.create = lambda **_: _FakeStream(events)
-    return events, fake, _clients.ANTHROPIC_MODEL, {"max_tokens": 1024}
+    return events, fake, _clients.ANTHROPIC_MODEL, {"max_tokens": 1024, "fast": False}
 
 
 def _best(function: Callable[[], Any], repeat: int = 15) -> float:

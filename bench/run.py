@@ -177,8 +177,11 @@ TTFT_AB = (
     "sk-async-pipeline",
     "sk-anthropic-source",
     "sk-anthropic-pipeline",
+    "sk-default-pipeline",
+    "sk-default-anthropic-pipeline",
 )
-"""``--only ttft --baseline DIR``: the raw SDKs and the default SDK path's rows."""
+"""``--only ttft --baseline DIR``: the raw SDKs, the SDK path's rows (``fast=False``) and
+the default's (no ``fast=``: the SDK path before the fast path became the default)."""
 
 
 def run_ttfc_only(plan: Plan, warm_rounds: int, rounds: int, baseline: Path | None = None) -> int:

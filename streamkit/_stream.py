@@ -79,7 +79,12 @@ class Stream(Observable[Chunk]):
         if isinstance(client, type):
             name = f"{client.__module__}.{client.__qualname__}"
             raise TypeError(f"client= got the class {name}, not a client: call it, client={name}()")
-        adapter = adapter.adapter_for(params)
+        fast = params.get("fast", 0)
+        if (fast is None or fast is False) and "fast" not in adapter.own_params:
+            # fast=None (auto) or False on a provider with no fast path: its SDK path, its
+            # only one, as without fast= (code passing fast= on for any provider works)
+            del params["fast"]
+        adapter = adapter.adapter_for(params, client)
         adapter.check_params(params)
         if client is None:
             adapter.check_default_credentials()
@@ -94,6 +99,11 @@ class Stream(Observable[Chunk]):
             async_ = client_is_async
         self.is_async: bool = bool(async_)
         self.provider = adapter.name
+        self.path: Literal["sdk", "fast"] = adapter.path
+        """What reads this stream's responses, chosen when it was built: ``"fast"``,
+        streamkit's fast path (the default where the provider has one and it can run,
+        or ``fast=True``), or ``"sdk"``, the SDK's own stream (``fast=False``, or where
+        the fast path cannot run: see the providers docs)."""
         self.model_name = model
         self._params = dict(params)
         self._request = adapter.build_request(model, self._messages, dict(params))
@@ -530,6 +540,10 @@ def stream(
     sync client from its environment variables, built at the first request). Other
     keyword arguments pass through to the provider's call. Nothing is sent until the
     stream is subscribed or iterated; each subscription is one request.
+    ``fast=`` (OpenAI chat completions, Anthropic, Groq, Mistral) chooses what reads the
+    responses: ``None`` (the default) streamkit's fast path where it can run, else the
+    SDK; ``True`` the fast path (raising before any request where it cannot run);
+    ``False`` the SDK. :attr:`Stream.path` tells which (see the providers docs).
     ``deadlines`` (a :class:`~streamkit.Deadlines`) bounds every subscription: the
     response headers (closing the request when they are late, sync and async; the
     SDK's own retries are then off, one request per attempt), the first chunk, the gaps

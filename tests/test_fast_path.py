@@ -1,4 +1,4 @@
-"""The opt-in fast path (``fast=True``) against the SDK path: a differential test.
+"""The fast path (``fast=True``) against the SDK path (``fast=False``): a differential test.
 
 On every chat-completions transcript (recorded and synthetic, every provider whose wire
 format the openai SDK reads), with cut and reset connections and with in-memory streams
@@ -365,7 +365,7 @@ def test_a_lazy_chunk_copies_pickles_and_dumps_as_an_sdk_path_chunk() -> None:
         server.push("openai/chat-text-usage", "openai/chat-text-usage")
         client = server.client("openai")
         [*fast] = run_sync(sk.stream("openai", "gpt-4o", "hi", client=client, fast=True))
-        [*sdk] = run_sync(sk.stream("openai", "gpt-4o", "hi", client=client))
+        [*sdk] = run_sync(sk.stream("openai", "gpt-4o", "hi", client=client, fast=False))
     lazy, eager = fast[2], sdk[2]
     assert isinstance(lazy, LazyOpenAIChunk)
     copied = copy.deepcopy(lazy)  # shares the builder (a client holds locks)
@@ -425,9 +425,10 @@ def events_of(transcript: str) -> Iterator[str]:
     yield from load_transcript(transcript).events
 
 
-def test_the_sdk_path_is_unchanged_without_fast() -> None:
+def test_the_sdk_path_is_unchanged_with_fast_false() -> None:
     with ReplayServer("openai/chat-text-usage") as server:
-        chunks = run_sync(sk.stream("openai", "gpt-4o", "hi", client=server.client("openai")))
+        client = server.client("openai")
+        chunks = run_sync(sk.stream("openai", "gpt-4o", "hi", client=client, fast=False))
     assert chunks and not any(isinstance(c, LazyOpenAIChunk) for c in chunks)
     assert [c.content for c in chunks if c.content] == [
         json.loads(e.removeprefix("data: "))["choices"][0]["delta"]["content"]

@@ -507,7 +507,7 @@ def test_changed_sdk_internals_fail_before_any_request_naming_the_version(
         assert server.requests == []
 
 
-def test_the_sdk_path_is_unchanged_without_fast() -> None:
+def test_the_sdk_path_is_unchanged_with_fast_false() -> None:
     with ReplayServer(TEXT) as server:
         chunks = run_sync(new_stream(server.client("mistral"), False))
     assert chunks and all(type(chunk) is MistralChunk for chunk in chunks)

@@ -21,7 +21,7 @@ import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping
 from functools import cache
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from streamkit._errors import IncompleteStreamError, MissingAPIKeyError
 from streamkit._messages import Message
@@ -325,11 +325,17 @@ class ProviderAdapter(ABC):
     once :meth:`http_response` (or an HTTP response on the reading thread) is found,
     at the latest with the first event, not when :meth:`open` returns."""
 
-    def adapter_for(self, params: Mapping[str, Any]) -> ProviderAdapter:
-        """The adapter that serves a stream with keyword arguments ``params``, chosen
-        once when the stream is built (default: this one). A provider with several APIs
-        picks among its adapters here by its :attr:`own_params` (OpenAI: ``api=``,
-        ``fast=``), raising for a bad value before any request."""
+    path: ClassVar[Literal["sdk", "fast"]] = "sdk"
+    """What reads this adapter's streams: the SDK's own stream (``"sdk"``) or
+    streamkit's fast path (``"fast"``); a stream tells it as
+    :attr:`streamkit.Stream.path`."""
+
+    def adapter_for(self, params: Mapping[str, Any], client: Any = None) -> ProviderAdapter:
+        """The adapter that serves a stream with keyword arguments ``params`` and
+        ``client`` (``None``: the default client), chosen once when the stream is built
+        (default: this one). A provider with several APIs or a fast path picks among its
+        adapters here by its :attr:`own_params` (OpenAI: ``api=``, ``fast=``), raising for
+        a bad value before any request."""
         return self
 
     def check_params(self, params: Mapping[str, Any]) -> None:

@@ -1,5 +1,5 @@
-"""The core of the fast paths (``fast=True``) of the SDKs Stainless generates: openai,
-anthropic and groq.
+"""The core of the fast paths of the SDKs Stainless generates: openai, anthropic and groq
+(taken by default where they can run, :func:`choose_fast`; ``fast=True`` asks for one).
 
 Those SDKs share one design: a resource's ``with_streaming_response`` makes the request
 (authentication, ``base_url``, retries, status errors) and hands back the HTTP response
@@ -30,16 +30,18 @@ the SDK version when one is missing) and ``fast`` (the reader, decoder and adapt
 
 The pieces that assume nothing of a Stainless SDK (:class:`LazyChunk`,
 :class:`SDKObjectBuilder`, :class:`Built`, :func:`construct_lazy`, :func:`check_fast`,
-:func:`require_orjson`) also serve the fast path of mistralai, a Speakeasy-generated SDK
-with its own streaming (:mod:`streamkit.providers.mistral.fast`).
+:func:`choose_fast`, :func:`require_orjson`) also serve the fast path of mistralai, a
+Speakeasy-generated SDK with its own streaming (:mod:`streamkit.providers.mistral.fast`).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from functools import cache
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from pydantic import PrivateAttr, SerializationInfo, SerializerFunctionWrapHandler, model_serializer
 
@@ -48,17 +50,19 @@ from streamkit.providers._sse import SSESplitter
 
 try:
     import orjson
-except ImportError:  # the ``fast`` extra is not installed: fast=True explains that
+except ImportError:  # fast=True explains that; fast=None (auto) reads with the SDK
     orjson = None  # type: ignore[assignment]
 
 __all__ = [
     "AsyncFastStream",
     "EventReader",
+    "FastAdapter",
     "FastStream",
     "LazyChunk",
     "RawEvent",
     "SDKObjectBuilder",
     "check_fast",
+    "choose_fast",
     "construct_lazy",
     "loads",
     "missing_internals",
@@ -70,29 +74,75 @@ def require_orjson() -> None:
     """Raise ``ImportError`` (before any request) when orjson is not installed."""
     if orjson is None:
         raise ImportError(
-            "fast=True decodes with orjson, which is not installed: "
-            "pip install 'streamkit[fast]' (or pip install orjson)"
+            "fast=True decodes with orjson, which is not installed: pip install orjson"
         )
 
 
-def check_fast(value: object) -> bool:
-    """``fast=`` as given to ``sk.stream``: a bool, else ``TypeError``."""
-    if not isinstance(value, bool):
-        raise TypeError(f"fast must be a bool, not {value!r}")
+def check_fast(value: object) -> bool | None:
+    """``fast=`` as given to ``sk.stream``: ``True``, ``False`` or ``None`` (auto), else
+    ``TypeError``."""
+    if value is not None and not isinstance(value, bool):
+        raise TypeError(f"fast must be a bool or None, not {value!r}")
     return value
+
+
+class FastAdapter(Protocol):
+    """What :func:`choose_fast` asks of a fast adapter."""
+
+    def require_runnable(self) -> None:
+        """Raise ``ImportError`` when the fast path cannot run here."""
+
+
+def choose_fast(
+    value: object,
+    fast_adapter: Callable[[], FastAdapter],
+    logger: logging.Logger,
+    *,
+    unreadable: str | None = None,
+) -> bool:
+    """Whether a stream with ``fast=value`` is read by the fast path, decided once when
+    the stream is built (``TypeError`` for a value that is not a bool or ``None``).
+
+    ``True`` and ``False`` are obeyed (``True`` raises later, before any request, where
+    the fast path cannot run). ``None`` (auto, the default) takes the fast path unless
+    ``fast_adapter()`` cannot be imported or its :meth:`FastAdapter.require_runnable`
+    raises (orjson missing, an SDK whose internals are not the ones the fast path was
+    written for), or ``unreadable`` names why the stream's client is one the fast path
+    does not read: then the SDK path, with a DEBUG line on ``logger`` saying why.
+    """
+    fast = check_fast(value)
+    if fast is not None:
+        return fast
+    reason = unreadable
+    if reason is None:
+        try:
+            fast_adapter().require_runnable()
+        except ImportError as error:
+            reason = str(error)
+    if reason is None:
+        return True
+    logger.debug("fast=None (auto) takes the SDK path: %s", reason)
+    return False
 
 
 def missing_internals(classes: Iterable[type], names: Iterable[str]) -> list[str]:
     """The ``names`` some of the SDK client ``classes`` lack: neither an attribute of
     the class nor an instance attribute one of its bases annotates (``__init__`` sets
     those)."""
+    return list(_missing_internals(tuple(classes), tuple(names)))
+
+
+# Cached: every stream checks (fast=None decides by it), and the installed SDK's classes
+# do not change under a process.
+@cache
+def _missing_internals(classes: tuple[type, ...], names: tuple[str, ...]) -> tuple[str, ...]:
     missing: list[str] = []
     for name in names:
         for cls in classes:
             annotated = any(name in vars(base).get("__annotations__", {}) for base in cls.__mro__)
             if not (hasattr(cls, name) or annotated):
                 missing.append(f"{cls.__qualname__}.{name}")
-    return missing
+    return tuple(missing)
 
 
 def loads(raw: bytes) -> Any:

@@ -56,9 +56,12 @@ async def test_a_followed_stream_reduces_to_the_producers_answer(
         live = await collect(stream.pipe(ops.publish(redis, "p", poll=0.2), ops.to_call_response()))
         assert server.wait_for_request_end().completed
     await producers_done()
-    # The producer's answer: the same stream, reduced in its own process.
+    # The producer's answer: the same stream, reduced in its own process. Read on the SDK
+    # path: its chunk types are the ones the log restores (a fast-path chunk, which the
+    # producer above published, travels as its provider's class: redis/_codec.py).
     with ReplayServer(transcript) as server:
-        direct = sk.stream(provider, model, "hi", client=server.client(provider), **api)
+        client = server.client(provider)
+        direct = sk.stream(provider, model, "hi", client=client, fast=False, **api)
         produced: list[sk.Chunk] = direct.pipe(rx_ops.to_list()).run()
     expected: sk.CallResponse = reactivex.from_iterable(produced).pipe(ops.to_call_response()).run()
     assert expected.finish_reason == finish_reason  # the transcript's, normalized

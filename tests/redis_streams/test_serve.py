@@ -299,7 +299,9 @@ def test_openai_sdk_reads_v1_chat_completions_of_serve_redis(
             sync.close()
             stopped = httpx.post(f"{url}/api/chat/{completion_id}/stop").json()
             assert stopped == {"stopped": False}
-        assert len(server.replay.requests) == 1 and server.replay.requests[0].completed
+        # waited for: the replay server records the end after its last write
+        assert server.replay.wait_for_request_end(0).completed
+        assert len(server.replay.requests) == 1
     finally:
         server.close()
     assert {chunk.id for chunk in chunks} == {completion_id}

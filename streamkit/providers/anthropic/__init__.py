@@ -33,11 +33,15 @@ dropped inside the body after some events surfaces from the SDK as httpx's
 ``RemoteProtocolError``; it is reported as :class:`~streamkit._errors.IncompleteStreamError`
 (with the transport error as its cause), as is a body that ends without ``message_stop``.
 
-``fast=True`` streams the same events through the fast path
-(:mod:`streamkit.providers.anthropic.fast`, imported only then; needs orjson, the
-``fast`` extra): the same chunks for several times less CPU per chunk. The modules: this
-one (the adapter, chunk type, decoder and message builder), ``fast`` and ``_sdk`` (the
-SDK internals the fast path relies on).
+By default (``fast=None``) the fast path (:mod:`streamkit.providers.anthropic.fast`;
+needs orjson) reads the stream where it can run: the same chunks for several times less
+CPU per chunk. Where it cannot (orjson missing, an SDK whose internals ``_sdk`` does not
+recognize, a client whose stream is not server-sent events such as ``AnthropicBedrock``)
+the SDK reads it, and a DEBUG line on this module's logger says why; ``fast=True``
+insists on the fast path (``ImportError`` before any request where it cannot run),
+``fast=False`` asks for the SDK path. The modules: this one (the adapter, chunk type,
+decoder and message builder), ``fast`` and ``_sdk`` (the SDK internals the fast path
+relies on).
 
 Usage: ``input_tokens`` is Anthropic's ``input_tokens``, which does not include cache
 reads and writes (Anthropic counts those apart); ``cached_tokens`` is
@@ -49,9 +53,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 from collections.abc import Mapping
 from functools import cache
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import anthropic
 from anthropic.types import RawMessageStreamEvent
@@ -65,7 +70,10 @@ from streamkit.providers._base import (
     assistant_prefill,
     describe_client,
 )
-from streamkit.providers._stainless import LazyChunk, check_fast
+from streamkit.providers._stainless import LazyChunk, check_fast, choose_fast
+
+if TYPE_CHECKING:
+    from streamkit.providers.anthropic.fast import AnthropicFastAdapter
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",
@@ -74,6 +82,9 @@ __all__ = [
     "AnthropicDecoder",
     "AnthropicMessageBuilder",
 ]
+
+_log = logging.getLogger(__name__)
+"""Where ``fast=None`` says why a stream takes the SDK path (DEBUG)."""
 
 DEFAULT_MAX_TOKENS = 1024
 """``max_tokens`` sent when the caller gives none (Anthropic requires it).
@@ -362,11 +373,28 @@ class AnthropicAdapter(ProviderAdapter):
     terminal_event = "message_stop"
     own_params = frozenset({"fast"})
 
-    def adapter_for(self, params: Mapping[str, Any]) -> ProviderAdapter:
-        """This adapter, or for ``fast=True`` the fast one
-        (:class:`~streamkit.providers.anthropic.fast.AnthropicFastAdapter`); ``TypeError``
-        for a ``fast`` that is not a bool, before any request."""
-        return _fast_adapter() if check_fast(params.get("fast", False)) else self
+    def adapter_for(self, params: Mapping[str, Any], client: Any = None) -> ProviderAdapter:
+        """The fast adapter
+        (:class:`~streamkit.providers.anthropic.fast.AnthropicFastAdapter`) for
+        ``fast=None`` (the default) where it can run and for ``fast=True``, else this one
+        (:func:`~streamkit.providers._stainless.choose_fast`); ``TypeError`` for a
+        ``fast`` that is not a bool or ``None``, before any request.
+
+        A client whose stream is not server-sent events (``AnthropicBedrock``) is read
+        by the SDK whatever ``fast`` says (``fast=True`` still checks that the fast path
+        could run, as it always has)."""
+        fast = check_fast(params.get("fast"))
+        if fast is False:
+            return self
+        unreadable = None
+        if client is not None and not _reads_sse(client):
+            unreadable = f"a {type(client).__name__} client's stream is not server-sent events"
+        if not choose_fast(fast, _fast_adapter, _log, unreadable=unreadable):
+            return self
+        if unreadable is not None:  # fast=True: raises where it cannot run, as ever
+            _fast_adapter().require_runnable()
+            return self
+        return _fast_adapter()
 
     def is_async_client(self, client: Any) -> bool:
         """``AsyncAnthropic`` (and its Bedrock and Vertex forms) are async."""
@@ -492,8 +520,18 @@ def _max_tokens(request: Mapping[str, Any]) -> int:
     return value
 
 
+def _reads_sse(client: Any) -> bool:
+    """Whether the fast path reads ``client``'s stream; ``True`` when the SDK internals
+    that tell are missing (the fast path cannot run then anyway: choose_fast says so)."""
+    try:
+        from streamkit.providers.anthropic._sdk import reads_sse
+    except ImportError:
+        return True
+    return reads_sse(client)
+
+
 @cache
-def _fast_adapter() -> ProviderAdapter:
-    from streamkit.providers.anthropic.fast import AnthropicFastAdapter  # needs orjson
+def _fast_adapter() -> AnthropicFastAdapter:
+    from streamkit.providers.anthropic.fast import AnthropicFastAdapter
 
     return AnthropicFastAdapter()

@@ -1,4 +1,5 @@
-"""The opt-in fast path for Anthropic Messages: ``sk.stream("anthropic", ..., fast=True)``.
+"""The fast path for Anthropic Messages, the default where it can run (``fast=None``;
+``fast=True`` asks for it, ``fast=False`` for the SDK path).
 
 As the OpenAI one (:mod:`streamkit.providers.openai.fast`), on the shared core of the
 Stainless SDKs (:mod:`streamkit.providers._stainless`):
@@ -246,19 +247,25 @@ async def open_stream_async(client: Any, request: dict[str, Any]) -> Any:
 
 
 class AnthropicFastAdapter(AnthropicAdapter):
-    """Streams Anthropic Messages for ``fast=True``: the Anthropic adapter's request,
-    read through :func:`open_stream` and decoded by :class:`FastAnthropicDecoder` (see
-    the module docs); needs orjson (the ``fast`` extra)."""
+    """Streams Anthropic Messages on the fast path (the default where it can run, or
+    ``fast=True``): the Anthropic adapter's request, read through :func:`open_stream` and
+    decoded by :class:`FastAnthropicDecoder` (see the module docs); needs orjson."""
+
+    path = "fast"
+
+    def require_runnable(self) -> None:
+        """Raise ``ImportError`` when the fast path cannot run here: orjson missing, or an
+        anthropic SDK without the internals it uses."""
+        require_orjson()
+        require_sdk_internals()
 
     def build_request(
         self, model: str, messages: list[Message], params: dict[str, Any]
     ) -> dict[str, Any]:
         """The Anthropic adapter's request; raises ``ImportError`` first when the fast
-        path cannot run here (orjson missing, or an anthropic SDK without the internals
-        it uses)."""
+        path cannot run here (:meth:`require_runnable`)."""
         request = super().build_request(model, messages, params)
-        require_orjson()
-        require_sdk_internals()
+        self.require_runnable()
         return request
 
     def open(self, client: Any, request: dict[str, Any]) -> Any:

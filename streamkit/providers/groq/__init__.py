@@ -8,18 +8,22 @@ chunk: it is read once, never added). A mid-stream ``event: error`` makes the gr
 (1.7) raise its own ``groq.APIError`` whose ``body`` is the error object
 (``{"message", "type", "code", ...}``); streamkit lets it through unchanged.
 
-``fast=True`` streams the same chat completions through the fast path
-(:mod:`streamkit.providers.groq.fast`, imported only then; needs orjson, the ``fast``
-extra): the same chunks for several times less CPU per chunk. The modules: this one (the
-adapter, chunk type and decoder), ``fast`` and ``_sdk`` (the SDK internals the fast path
-relies on).
+By default (``fast=None``) the fast path (:mod:`streamkit.providers.groq.fast`; needs
+orjson) reads the stream where it can run: the same chunks for several times less CPU
+per chunk. Where it cannot (orjson missing, an SDK whose internals ``_sdk`` does not
+recognize) the SDK reads it, and a DEBUG line on this module's logger says why;
+``fast=True`` insists on the fast path (``ImportError`` before any request where it
+cannot run), ``fast=False`` asks for the SDK path. The modules: this one (the adapter,
+chunk type and decoder), ``fast`` and ``_sdk`` (the SDK internals the fast path relies
+on).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from functools import cache
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import groq
 from groq.types.chat import ChatCompletionChunk
@@ -29,9 +33,15 @@ from streamkit._messages import Message, MessageBuilder
 from streamkit._models import Chunk, Usage
 from streamkit.providers._base import ProviderAdapter, describe_client
 from streamkit.providers._chat import ChatChunkDecoder, ChatMessageBuilder, chat_usage
-from streamkit.providers._stainless import check_fast
+from streamkit.providers._stainless import choose_fast
+
+if TYPE_CHECKING:
+    from streamkit.providers.groq.fast import GroqFastAdapter
 
 __all__ = ["GroqAdapter", "GroqChunk", "GroqChunkDecoder"]
+
+_log = logging.getLogger(__name__)
+"""Where ``fast=None`` says why a stream takes the SDK path (DEBUG)."""
 
 
 class GroqChunk(Chunk):
@@ -69,11 +79,15 @@ class GroqAdapter(ProviderAdapter):
     terminal_event = "a chunk with a finish_reason (and x_groq.usage) before data: [DONE]"
     own_params = frozenset({"fast"})
 
-    def adapter_for(self, params: Mapping[str, Any]) -> ProviderAdapter:
-        """This adapter, or for ``fast=True`` the fast one
-        (:class:`~streamkit.providers.groq.fast.GroqFastAdapter`); ``TypeError`` for a
-        ``fast`` that is not a bool, before any request."""
-        return _fast_adapter() if check_fast(params.get("fast", False)) else self
+    def adapter_for(self, params: Mapping[str, Any], client: Any = None) -> ProviderAdapter:
+        """The fast adapter
+        (:class:`~streamkit.providers.groq.fast.GroqFastAdapter`) for ``fast=None`` (the
+        default) where it can run and for ``fast=True``, else this one
+        (:func:`~streamkit.providers._stainless.choose_fast`); ``TypeError`` for a
+        ``fast`` that is not a bool or ``None``, before any request."""
+        if choose_fast(params.get("fast"), _fast_adapter, _log):
+            return _fast_adapter()
+        return self
 
     def is_async_client(self, client: Any) -> bool:
         """``groq.AsyncGroq`` is async, ``groq.Groq`` is sync."""
@@ -114,7 +128,7 @@ class GroqAdapter(ProviderAdapter):
 
 
 @cache
-def _fast_adapter() -> ProviderAdapter:
-    from streamkit.providers.groq.fast import GroqFastAdapter  # needs orjson
+def _fast_adapter() -> GroqFastAdapter:
+    from streamkit.providers.groq.fast import GroqFastAdapter
 
     return GroqFastAdapter()

@@ -1,4 +1,5 @@
-"""The opt-in fast path for Groq chat completions: ``sk.stream("groq", ..., fast=True)``.
+"""The fast path for Groq chat completions, the default where it can run (``fast=None``;
+``fast=True`` asks for it, ``fast=False`` for the SDK path).
 
 As the OpenAI one (:mod:`streamkit.providers.openai.fast`), on the shared core of the
 Stainless SDKs (:mod:`streamkit.providers._stainless`):
@@ -145,18 +146,25 @@ async def open_stream_async(client: Any, request: dict[str, Any]) -> AsyncFastSt
 
 
 class GroqFastAdapter(GroqAdapter):
-    """Streams Groq chat completions for ``fast=True``: the Groq adapter's request, read
-    through :func:`open_stream` and decoded by :class:`FastGroqDecoder` (see the module
-    docs); needs orjson (the ``fast`` extra)."""
+    """Streams Groq chat completions on the fast path (the default where it can run, or
+    ``fast=True``): the Groq adapter's request, read through :func:`open_stream` and
+    decoded by :class:`FastGroqDecoder` (see the module docs); needs orjson."""
+
+    path = "fast"
+
+    def require_runnable(self) -> None:
+        """Raise ``ImportError`` when the fast path cannot run here: orjson missing, or a
+        groq SDK without the internals it uses."""
+        require_orjson()
+        require_sdk_internals()
 
     def build_request(
         self, model: str, messages: list[Message], params: dict[str, Any]
     ) -> dict[str, Any]:
         """The Groq adapter's request; raises ``ImportError`` first when the fast path
-        cannot run here (orjson missing, or a groq SDK without the internals it uses)."""
+        cannot run here (:meth:`require_runnable`)."""
         request = super().build_request(model, messages, params)
-        require_orjson()
-        require_sdk_internals()
+        self.require_runnable()
         return request
 
     def open(self, client: Any, request: dict[str, Any]) -> FastStream:

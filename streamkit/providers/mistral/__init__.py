@@ -15,19 +15,23 @@ mistralai SDK the decoder handles:
 - usage arrives in the chunk with the finish reason; unknown usage fields
   (``prompt_tokens_details``) stay plain dicts.
 
-``fast=True`` streams the same chat completions through the fast path
-(:mod:`streamkit.providers.mistral.fast`, imported only then; needs orjson, the ``fast``
-extra): the same chunks for several times less CPU per chunk. The modules: this one (the
-adapter, chunk type and decoder), ``fast`` and ``_sdk`` (the SDK internals the fast path
-relies on).
+By default (``fast=None``) the fast path (:mod:`streamkit.providers.mistral.fast`; needs
+orjson) reads the stream where it can run: the same chunks for several times less CPU
+per chunk. Where it cannot (orjson missing, an SDK whose internals ``_sdk`` does not
+recognize) the SDK reads it, and a DEBUG line on this module's logger says why;
+``fast=True`` insists on the fast path (``ImportError`` before any request where it
+cannot run), ``fast=False`` asks for the SDK path. The modules: this one (the adapter,
+chunk type and decoder), ``fast`` and ``_sdk`` (the SDK internals the fast path relies
+on).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from functools import cache
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from mistralai.client import Mistral
 from mistralai.client.models import CompletionChunk
@@ -38,9 +42,15 @@ from streamkit._messages import Message, MessageBuilder
 from streamkit._models import Chunk, ToolCallDelta
 from streamkit.providers._base import ProviderAdapter, describe_client, is_transient_error
 from streamkit.providers._chat import ChatChunkDecoder, ChatMessageBuilder
-from streamkit.providers._stainless import check_fast
+from streamkit.providers._stainless import choose_fast
+
+if TYPE_CHECKING:
+    from streamkit.providers.mistral.fast import MistralFastAdapter
 
 __all__ = ["MistralAdapter", "MistralChunk", "MistralChunkDecoder"]
+
+_log = logging.getLogger(__name__)
+"""Where ``fast=None`` says why a stream takes the SDK path (DEBUG)."""
 
 _ABSENT_ID = "null"  # what mistralai's ToolCall.id defaults to when the API sent none
 
@@ -111,11 +121,15 @@ class MistralAdapter(ProviderAdapter):
     terminal_event = "a chunk with a finish_reason (and usage) before data: [DONE]"
     own_params = frozenset({"fast"})
 
-    def adapter_for(self, params: Mapping[str, Any]) -> ProviderAdapter:
-        """This adapter, or for ``fast=True`` the fast one
-        (:class:`~streamkit.providers.mistral.fast.MistralFastAdapter`); ``TypeError`` for
-        a ``fast`` that is not a bool, before any request."""
-        return _fast_adapter() if check_fast(params.get("fast", False)) else self
+    def adapter_for(self, params: Mapping[str, Any], client: Any = None) -> ProviderAdapter:
+        """The fast adapter
+        (:class:`~streamkit.providers.mistral.fast.MistralFastAdapter`) for ``fast=None`` (the
+        default) where it can run and for ``fast=True``, else this one
+        (:func:`~streamkit.providers._stainless.choose_fast`); ``TypeError`` for a
+        ``fast`` that is not a bool or ``None``, before any request."""
+        if choose_fast(params.get("fast"), _fast_adapter, _log):
+            return _fast_adapter()
+        return self
 
     def is_async_client(self, client: Any) -> None:
         """``None``: one ``Mistral`` client serves both ways (``async_`` decides)."""
@@ -188,7 +202,7 @@ def _event_error(exc: BaseException) -> _ErrorEvent | None:
 
 
 @cache
-def _fast_adapter() -> ProviderAdapter:
-    from streamkit.providers.mistral.fast import MistralFastAdapter  # needs orjson
+def _fast_adapter() -> MistralFastAdapter:
+    from streamkit.providers.mistral.fast import MistralFastAdapter
 
     return MistralFastAdapter()

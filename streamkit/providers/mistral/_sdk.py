@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import inspect
 import json
+from functools import cache
 from typing import Any
 
 from mistralai.client import _version
@@ -72,24 +73,39 @@ def sdk_version() -> str:
 
 def _changed_internals() -> list[str]:
     """What the fast path needs of the installed mistralai and does not find there."""
-    missing = [
-        f"eventstreaming.{name}" for name in _EVENTSTREAMING if not hasattr(eventstreaming, name)
-    ]
+    return list(
+        _changed(
+            _EVENTSTREAMING, _STREAM_PARAMETERS, _PARSE_PARAMETERS, MESSAGE_BOUNDARIES, UTF8_BOM
+        )
+    )
+
+
+# Cached by what it compares: every stream checks (fast=None decides by it), the
+# signatures take ~40 µs to read, and the installed SDK does not change under a process.
+@cache
+def _changed(
+    names: tuple[str, ...],
+    stream_parameters: tuple[str, ...],
+    parse_parameters: tuple[str, ...],
+    boundaries: tuple[bytes, ...],
+    bom: bytes,
+) -> tuple[str, ...]:
+    missing = [f"eventstreaming.{name}" for name in names if not hasattr(eventstreaming, name)]
     if missing:
-        return missing
+        return tuple(missing)
     for cls in (eventstreaming.EventStream, eventstreaming.EventStreamAsync):
         parameters = tuple(inspect.signature(cls.__init__).parameters)[1:]
-        if parameters != _STREAM_PARAMETERS or "response" not in cls.__annotations__:
+        if parameters != stream_parameters or "response" not in cls.__annotations__:
             missing.append(f"{cls.__qualname__}(response, decoder, sentinel, ...)")
-    if tuple(inspect.signature(eventstreaming._parse_event).parameters) != _PARSE_PARAMETERS:
+    if tuple(inspect.signature(eventstreaming._parse_event).parameters) != parse_parameters:
         missing.append("eventstreaming._parse_event(raw, decoder, sentinel, event_id, ...)")
-    if tuple(getattr(eventstreaming, "MESSAGE_BOUNDARIES", ())) != MESSAGE_BOUNDARIES:
+    if tuple(getattr(eventstreaming, "MESSAGE_BOUNDARIES", ())) != boundaries:
         missing.append("eventstreaming.MESSAGE_BOUNDARIES (the event boundaries)")
-    if getattr(eventstreaming, "UTF8_BOM", None) != UTF8_BOM:
+    if getattr(eventstreaming, "UTF8_BOM", None) != bom:
         missing.append("eventstreaming.UTF8_BOM")
     if "data" not in CompletionEvent.model_fields:
         missing.append("CompletionEvent.data")
-    return missing
+    return tuple(missing)
 
 
 def require_sdk_internals() -> None:

@@ -1,4 +1,5 @@
-"""The opt-in fast path for Mistral chat completions: ``sk.stream("mistral", ..., fast=True)``.
+"""The fast path for Mistral chat completions, the default where it can run (``fast=None``;
+``fast=True`` asks for it, ``fast=False`` for the SDK path).
 
 As the others (:mod:`streamkit.providers.openai.fast`, :mod:`streamkit.providers.groq.fast`),
 with the SDK-independent pieces of :mod:`streamkit.providers._stainless` (the lazy chunk,
@@ -416,19 +417,25 @@ def _reader(sdk_stream: Any, client: Any) -> MistralEventReader:
 
 
 class MistralFastAdapter(MistralAdapter):
-    """Streams Mistral chat completions for ``fast=True``: the Mistral adapter's request,
-    read by :class:`MistralFastStream` and decoded by :class:`FastMistralDecoder` (see the
-    module docs); needs orjson (the ``fast`` extra)."""
+    """Streams Mistral chat completions on the fast path (the default where it can run,
+    or ``fast=True``): the Mistral adapter's request, read by :class:`MistralFastStream`
+    and decoded by :class:`FastMistralDecoder` (see the module docs); needs orjson."""
+
+    path = "fast"
+
+    def require_runnable(self) -> None:
+        """Raise ``ImportError`` when the fast path cannot run here: orjson missing, or a
+        mistralai SDK without the internals it uses."""
+        require_orjson()
+        require_sdk_internals()
 
     def build_request(
         self, model: str, messages: list[Message], params: dict[str, Any]
     ) -> dict[str, Any]:
         """The Mistral adapter's request; raises ``ImportError`` first when the fast path
-        cannot run here (orjson missing, or a mistralai SDK without the internals it
-        uses)."""
+        cannot run here (:meth:`require_runnable`)."""
         request = super().build_request(model, messages, params)
-        require_orjson()
-        require_sdk_internals()
+        self.require_runnable()
         return request
 
     def open(self, client: Any, request: dict[str, Any]) -> MistralFastStream:

@@ -1,4 +1,5 @@
-"""The opt-in fast path for OpenAI chat completions: ``sk.stream("openai", ..., fast=True)``.
+"""The fast path for OpenAI chat completions, the default where it can run (``fast=None``;
+``fast=True`` asks for it, ``fast=False`` for the SDK path).
 
 The openai SDK spends most of its time per chunk building its pydantic objects
 (``openai._models.construct_type``, ~80 µs a chunk here) and splitting the stream line by
@@ -174,17 +175,24 @@ async def open_stream_async(client: Any, request: dict[str, Any]) -> AsyncFastCh
 
 
 class OpenAIFastChatAdapter(OpenAIChatAdapter):
-    """Streams chat completions for ``fast=True``: the chat adapter's request, read
-    through :func:`open_stream` and decoded by :class:`FastChatDecoder` (see the module
-    docs); needs orjson (the ``fast`` extra)."""
+    """Streams chat completions on the fast path (the default where it can run, or
+    ``fast=True``): the chat adapter's request, read through :func:`open_stream` and
+    decoded by :class:`FastChatDecoder` (see the module docs); needs orjson."""
+
+    path = "fast"
+
+    def require_runnable(self) -> None:
+        """Raise ``ImportError`` when the fast path cannot run here: orjson missing, or an
+        openai SDK without the internals it uses (:func:`require_orjson`)."""
+        require_orjson()
 
     def build_request(
         self, model: str, messages: list[Message], params: dict[str, Any]
     ) -> dict[str, Any]:
         """The chat adapter's request; raises ``ImportError`` first when the fast path
-        cannot run here (:func:`require_orjson`)."""
+        cannot run here (:meth:`require_runnable`)."""
         request = super().build_request(model, messages, params)
-        require_orjson()
+        self.require_runnable()
         return request
 
     def open(self, client: Any, request: dict[str, Any]) -> FastChatStream:
