@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 import uuid
+from collections import deque
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -29,7 +31,6 @@ from streamkit._errors import StreamError
 from streamkit._ledger import EndCollector, total_cost, total_usage
 from streamkit._lifecycle import disposing, observing
 from streamkit._models import Chunk, Usage
-from streamkit._timers import on_loop_thread as _on_loop_thread
 from streamkit.prices import Cost, cost_of
 from streamkit.redis._appender import ChunkAppender
 from streamkit.redis._codec import Terminal, encode_chunk, encode_terminal
@@ -77,6 +78,57 @@ async def acquire(redis: aioredis.Redis, key: str, lease: float, retry_for: floa
         )
 
     return token if await retrying(key, run, retry_for) else None
+
+
+class _End:
+    """How the source ended, or was ended: ``done``, ``error`` (``value``), ``stop``
+    (an explicit stop) or ``lost`` (the lease)."""
+
+    __slots__ = ("kind", "value")
+
+    def __init__(self, kind: str, value: Any = None) -> None:
+        self.kind = kind
+        self.value = value
+
+
+class _Inbox:
+    """What the source hands the producer, in order: chunks, then an :class:`_End`.
+
+    A deque and one future the producer awaits only when it is empty: an async source's
+    callback (on the loop) costs an append, not ``asyncio.Queue``'s bookkeeping per
+    chunk; a sync source's thread hands each item over with ``call_soon_threadsafe``.
+    """
+
+    __slots__ = ("_items", "_loop", "_loop_thread", "_waiter")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._items: deque[Any] = deque()
+        self._loop = loop
+        self._loop_thread = threading.get_ident()  # made on the loop, by produce()
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put(self, item: Any) -> None:
+        """Hand over ``item`` (a chunk or an :class:`_End`) from any thread."""
+        if threading.get_ident() == self._loop_thread:
+            self._append(item)
+            return
+        with contextlib.suppress(RuntimeError):  # loop closed
+            self._loop.call_soon_threadsafe(self._append, item)
+
+    def _append(self, item: Any) -> None:
+        self._items.append(item)
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def wait(self) -> deque[Any]:
+        """The items handed over so far (at least one); take them with ``popleft``."""
+        while not self._items:
+            self._waiter = self._loop.create_future()
+            await self._waiter
+        return self._items
 
 
 class _LastReported:
@@ -153,22 +205,16 @@ async def produce(
         if token is None:
             return None
     loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-
-    def put(item: tuple[str, Any]) -> None:
-        if _on_loop_thread(loop):  # an async source: no wake-up of the loop needed
-            queue.put_nowait(item)
-            return
-        with contextlib.suppress(RuntimeError):  # loop closed
-            loop.call_soon_threadsafe(queue.put_nowait, item)
+    inbox = _Inbox(loop)
+    put = inbox.put
 
     # The requests the source makes report their ends here (usage estimated on a stop).
     requests = EndCollector()
     with observing(requests):
         subscription = source.subscribe(
-            on_next=lambda chunk: put(("chunk", chunk)),
-            on_error=lambda error: put(("error", error)),
-            on_completed=lambda: put(("done", None)),
+            on_next=put,
+            on_error=lambda error: put(_End("error", error)),
+            on_completed=lambda: put(_End("done")),
         )
 
     async def watch_stop() -> None:
@@ -181,7 +227,7 @@ async def produce(
             if got:
                 with disposing("stop"):
                     subscription.dispose()  # closes the provider's response now
-                put(("stop", None))
+                put(_End("stop"))
                 return
 
     async def renew() -> None:
@@ -193,7 +239,7 @@ async def produce(
                 continue
             if not held:
                 subscription.dispose()
-                put(("lost", None))
+                put(_End("lost"))
                 return
 
     tasks = [loop.create_task(watch_stop()), loop.create_task(renew())]
@@ -239,23 +285,25 @@ async def produce(
 
     try:
         while True:
-            kind, value = await queue.get()
-            if linger and kind == "chunk" and queue.qsize() < batch_max - 1:
+            items = await inbox.wait()
+            if linger and type(items[0]) is not _End and len(items) < batch_max:
                 # opt-in: this chunk waits for the ones behind it (a stop still closes
                 # the provider's response at once: watch_stop disposes the source)
                 await asyncio.sleep(linger)
             batch: list[bytes] = []
-            while kind == "chunk":
-                accumulator.add(value)
-                batch.append(encode_chunk(value))
-                if queue.empty() or len(batch) >= batch_max:
-                    kind = ""
+            end: _End | None = None
+            while items and len(batch) < batch_max:
+                item = items.popleft()
+                if type(item) is _End:
+                    end = item
                     break
-                kind, value = queue.get_nowait()
+                accumulator.add(item)
+                batch.append(encode_chunk(item))
             if batch:
                 await appender.add(batch)
-            if not kind:
+            if end is None:
                 continue
+            kind, value = end.kind, end.value
             subscription.dispose()  # ended or disposed already: its requests have ended
             usage, cost = _usage_and_cost(requests, accumulator)
             if kind == "done":
