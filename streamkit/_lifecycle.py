@@ -209,8 +209,6 @@ class LifecycleObserver:
 
 
 Observers = tuple[LifecycleObserver, ...]
-ChunkCallback = Callable[[StreamStart, Chunk, int], None]
-"""An observer's bound :meth:`LifecycleObserver.on_chunk`."""
 
 _global: Observers = ()
 _global_lock = threading.Lock()
@@ -333,11 +331,7 @@ def _report(callback: Callable[..., None], *args: Any) -> None:
     try:
         callback(*args)
     except Exception as error:
-        _unraisable(error, _ignored(callback))
-
-
-def _ignored(callback: Callable[..., None]) -> str:
-    return f"Exception ignored in streamkit lifecycle observer {callback!r}"
+        _unraisable(error, f"Exception ignored in streamkit lifecycle observer {callback!r}")
 
 
 def _unraisable(error: Exception, message: str) -> None:
@@ -423,7 +417,7 @@ class Recorder:
         self.request_model = request_model
         self._estimate_input = estimate_input
         self._observers: Observers = observers
-        self._chunk_observers: tuple[ChunkCallback, ...] = ()
+        self._chunk_observers: Observers = ()
         self._lock = threading.Lock()
         self._ended = False
         self._finalizer: weakref.finalize[Any, Any] | None = None
@@ -466,8 +460,7 @@ class Recorder:
             return self.start
         observers = (*_global, *_scoped.get(), *self._observers)
         self._observers = observers
-        # Bound once here, not per chunk: chunk() calls them directly.
-        self._chunk_observers = tuple(o.on_chunk for o in observers if o.wants_chunks)
+        self._chunk_observers = tuple(o for o in observers if o.wants_chunks)
         start = StreamStart(
             id=next(_ids),
             provider=self.provider,
@@ -536,17 +529,12 @@ class Recorder:
             self.response_id = chunk.id
         if chunk.finish_reasons:
             self.finish_reasons = chunk.finish_reasons
-        chunk_observers = self._chunk_observers
-        if chunk_observers:
+        if self._chunk_observers:
             start = self.start
             if start is not None:
                 now = time.time_ns()
-                # _report's try inlined: no frame of its own per chunk and observer
-                for on_chunk in chunk_observers:
-                    try:
-                        on_chunk(start, chunk, now)
-                    except Exception as error:
-                        _unraisable(error, _ignored(on_chunk))
+                for observer in self._chunk_observers:
+                    _report(observer.on_chunk, start, chunk, now)
 
     def _text(self, text: str) -> None:
         self._out_chars += len(text)
