@@ -35,7 +35,9 @@ from tests.redis_streams.helpers import producers_done
 def test_an_entry_is_encoded_as_redis_py_encodes_it(
     key: str, maxlen: int, entry_id: str, data: bytes
 ) -> None:
-    packed = Connection().pack_command("XADD", key, "MAXLEN", "~", maxlen, entry_id, b"c", data)
+    # redis-py's own encoding (its Connection is untyped)
+    connection: Any = Connection()  # type: ignore[no-untyped-call]
+    packed = connection.pack_command("XADD", key, "MAXLEN", "~", maxlen, entry_id, b"c", data)
     ours = encode_xadd(xadd_prefix(key.encode(), maxlen), entry_id.encode(), data)
     assert ours == b"".join(packed)
 
