@@ -20,6 +20,7 @@ from streamkit.testing import ReplayServer, load_transcript
 from streamkit.testing import strategies as sks
 
 from ._pipelines import (
+    SPACING,
     cold_items,
     on_completed,
     on_error,
@@ -325,7 +326,11 @@ def test_each_call_ends_with_its_validated_arguments_and_partials_are_prefixes(
     scheduler = TestScheduler()
     xs = cold_items(scheduler, chunks)
 
-    results = scheduler.start(lambda: xs.pipe(ops.partial_tool_args(Shelf, name="shelve")))
+    # never disposed before the end: a drawn case can outlast start()'s default (1000)
+    results = scheduler.start(
+        lambda: xs.pipe(ops.partial_tool_args(Shelf, name="shelve")),
+        disposed=tick_of(len(chunks)) + SPACING,
+    )
 
     items = values(results.messages)
     for index, shelf in enumerate(shelves):
@@ -333,6 +338,41 @@ def test_each_call_ends_with_its_validated_arguments_and_partials_are_prefixes(
         assert [item.complete for item in mine] == [False] * (len(mine) - 1) + [True]
         assert mine[-1].args == shelf and mine[-1].id == f"call_{index}"
         assert all(consistent(item.args, shelf) for item in mine)
+    assert results.messages[-1] == on_completed(tick_of(len(chunks)))
+
+
+def test_a_stream_longer_than_the_default_test_window_completes_every_call() -> None:
+    # What hypothesis found once: three calls of empty fragments then their whole
+    # arguments, more chunks than TestScheduler.start's default window (ticks 200-1000).
+    shelf = Shelf(label="", count=0, weight=0.0, code="")
+    chunks = []
+    for index in range(3):
+        for position in range(30):
+            first = position == 0
+            chunks.append(
+                tool_chunk(
+                    Item(
+                        index=index,
+                        id=f"call_{index}" if first else None,
+                        name="shelve" if first else None,
+                        arguments=shelf.model_dump_json() if position == 29 else "",
+                    )
+                )
+            )
+    chunks.append(tool_chunk(finish="tool_calls"))
+    scheduler = TestScheduler()
+    xs = cold_items(scheduler, chunks)
+    results = scheduler.start(
+        lambda: xs.pipe(ops.partial_tool_args(Shelf, name="shelve")),
+        disposed=tick_of(len(chunks)) + SPACING,
+    )
+    items = values(results.messages)
+    assert [(item.index, item.complete) for item in items if item.complete] == [
+        (0, True),
+        (1, True),
+        (2, True),
+    ]
+    assert all(item.args == shelf for item in items if item.complete)
     assert results.messages[-1] == on_completed(tick_of(len(chunks)))
 
 
