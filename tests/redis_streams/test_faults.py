@@ -119,7 +119,13 @@ async def test_redis_restarted_with_its_data_lost_is_a_typed_error() -> None:
             live = asyncio.ensure_future(
                 collect(stream.pipe(ops.publish(redis, "r", poll=0.2, lease=0.6)))
             )
-            await _until(lambda: _xlen_at_least(redis, "r", 10))
+
+            async def ten_entries() -> bool:
+                if live.done():  # the follower ended before the restart: say how
+                    raise AssertionError(f"ended early: {live.exception()!r}")
+                return await _xlen_at_least(redis, "r", 10)
+
+            await _until(ten_entries)
             await asyncio.to_thread(own.restart)
             with pytest.raises((skr.StreamGapError, skr.ProducerLostError)):
                 await live
