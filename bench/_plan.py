@@ -255,12 +255,6 @@ TABLE = (
         kind="fast",
     ),
     Client(
-        "sk-anthropic-async-pipeline",
-        "streamkit `fast=False` realistic pipeline, anthropic async client",
-        "anthropic-async",
-        "anthropic",
-    ),
-    Client(
         "sk-fast-anthropic-async-pipeline",
         "streamkit `fast=True` realistic pipeline, anthropic async client",
         "anthropic-async",
