@@ -136,6 +136,27 @@ def debug_lines(caplog: pytest.LogCaptureFixture, logger: str) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name == logger and r.levelno == 10]
 
 
+def assert_default_reads_with_the_sdk(
+    provider: str, caplog: pytest.LogCaptureFixture, reason: str
+) -> None:
+    """``fast=None`` takes the SDK path (one request, no lazy chunk) with one DEBUG line
+    naming ``reason`` and no warning; ``fast=True`` raises ``ImportError`` naming it."""
+    logger = FAST_PROVIDERS[provider][2]
+    caplog.set_level(logging.DEBUG, logger=logger)
+    with ReplayServer(FAST_PROVIDERS[provider][1]) as server:
+        client = server.client(provider)
+        stream = new_stream(provider, client)
+        assert stream.path == "sdk"
+        chunks = run_sync(stream)
+        with pytest.raises(ImportError, match=reason):  # fast=True: as ever
+            new_stream(provider, client, fast=True)
+    assert chunks and not any(isinstance(chunk, LazyChunk) for chunk in chunks)
+    assert len(server.requests) == 1
+    (line,) = debug_lines(caplog, logger)
+    assert "fast=None" in line and reason in line
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_without_orjson_the_default_reads_with_the_sdk(
     provider: str,
@@ -144,20 +165,7 @@ def test_without_orjson_the_default_reads_with_the_sdk(
     no_warnings: None,
 ) -> None:
     monkeypatch.setattr(_stainless, "orjson", None)  # what `import orjson` failing leaves
-    logger = FAST_PROVIDERS[provider][2]
-    caplog.set_level(logging.DEBUG, logger=logger)
-    with ReplayServer(FAST_PROVIDERS[provider][1]) as server:
-        client = server.client(provider)
-        stream = new_stream(provider, client)
-        assert stream.path == "sdk"
-        chunks = run_sync(stream)
-        with pytest.raises(ImportError, match="orjson"):  # fast=True: as ever
-            new_stream(provider, client, fast=True)
-    assert chunks and not any(isinstance(chunk, LazyChunk) for chunk in chunks)
-    assert len(server.requests) == 1
-    (line,) = debug_lines(caplog, logger)
-    assert "fast=None" in line and "orjson" in line
-    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert_default_reads_with_the_sdk(provider, caplog, "orjson")
 
 
 def break_internals(provider: str, monkeypatch: pytest.MonkeyPatch) -> str:
@@ -182,19 +190,7 @@ def test_with_other_sdk_internals_the_default_reads_with_the_sdk(
     caplog: pytest.LogCaptureFixture,
     no_warnings: None,
 ) -> None:
-    named = break_internals(provider, monkeypatch)
-    logger = FAST_PROVIDERS[provider][2]
-    caplog.set_level(logging.DEBUG, logger=logger)
-    with ReplayServer(FAST_PROVIDERS[provider][1]) as server:
-        client = server.client(provider)
-        stream = new_stream(provider, client)
-        assert stream.path == "sdk"
-        chunks = run_sync(stream)
-        with pytest.raises(ImportError, match=named):  # fast=True: as ever
-            new_stream(provider, client, fast=True)
-    assert chunks and not any(isinstance(chunk, LazyChunk) for chunk in chunks)
-    (line,) = debug_lines(caplog, logger)
-    assert "fast=None" in line and named in line
+    assert_default_reads_with_the_sdk(provider, caplog, break_internals(provider, monkeypatch))
 
 
 class _OwnDecoderAnthropic(anthropic.Anthropic):

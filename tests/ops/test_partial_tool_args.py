@@ -298,13 +298,11 @@ def test_calls_complete_where_and_as_the_accumulator_completes_them(
     assert [item.args for _, item in completed] == [call.parse(AnyArgs) for _, call in expected]
 
 
-@st.composite
-def fragmented_shelf_calls(draw: st.DrawFn) -> tuple[list[Shelf], list[sk.Chunk]]:
-    """Up to three calls whose arguments are Shelf JSON cut at arbitrary points, the
-    fragments of each call in their own chunks, then a finish reason."""
-    cases = draw(st.lists(shelf_json_splits(), min_size=1, max_size=3))
+def shelve_calls(fragments: list[list[str]]) -> list[sk.Chunk]:
+    """One ``shelve`` call per list of argument fragments, each fragment in a chunk of
+    its own, then a finish reason."""
     chunks = []
-    for index, (_, _, pieces) in enumerate(cases):
+    for index, pieces in enumerate(fragments):
         for position, piece in enumerate(pieces):
             first = position == 0
             delta = Item(
@@ -315,7 +313,25 @@ def fragmented_shelf_calls(draw: st.DrawFn) -> tuple[list[Shelf], list[sk.Chunk]
             )
             chunks.append(tool_chunk(delta))
     chunks.append(tool_chunk(finish="tool_calls"))
-    return [shelf for shelf, _, _ in cases], chunks
+    return chunks
+
+
+def shelve_partials(scheduler: TestScheduler, chunks: list[sk.Chunk]) -> Any:
+    """``ops.partial_tool_args(Shelf)`` over ``chunks``, recorded until after their end
+    (a drawn case can outlast ``start()``'s default window, ticks 200 to 1000)."""
+    xs = cold_items(scheduler, chunks)
+    return scheduler.start(
+        lambda: xs.pipe(ops.partial_tool_args(Shelf, name="shelve")),
+        disposed=tick_of(len(chunks)) + SPACING,
+    )
+
+
+@st.composite
+def fragmented_shelf_calls(draw: st.DrawFn) -> tuple[list[Shelf], list[sk.Chunk]]:
+    """Up to three calls whose arguments are Shelf JSON cut at arbitrary points, the
+    fragments of each call in their own chunks, then a finish reason."""
+    cases = draw(st.lists(shelf_json_splits(), min_size=1, max_size=3))
+    return [shelf for shelf, _, _ in cases], shelve_calls([pieces for _, _, pieces in cases])
 
 
 @given(fragmented_shelf_calls())
@@ -323,14 +339,7 @@ def test_each_call_ends_with_its_validated_arguments_and_partials_are_prefixes(
     case: tuple[list[Shelf], list[sk.Chunk]],
 ) -> None:
     shelves, chunks = case
-    scheduler = TestScheduler()
-    xs = cold_items(scheduler, chunks)
-
-    # never disposed before the end: a drawn case can outlast start()'s default (1000)
-    results = scheduler.start(
-        lambda: xs.pipe(ops.partial_tool_args(Shelf, name="shelve")),
-        disposed=tick_of(len(chunks)) + SPACING,
-    )
+    results = shelve_partials(TestScheduler(), chunks)
 
     items = values(results.messages)
     for index, shelf in enumerate(shelves):
@@ -345,27 +354,9 @@ def test_a_stream_longer_than_the_default_test_window_completes_every_call() -> 
     # What hypothesis found once: three calls of empty fragments then their whole
     # arguments, more chunks than TestScheduler.start's default window (ticks 200-1000).
     shelf = Shelf(label="", count=0, weight=0.0, code="")
-    chunks = []
-    for index in range(3):
-        for position in range(30):
-            first = position == 0
-            chunks.append(
-                tool_chunk(
-                    Item(
-                        index=index,
-                        id=f"call_{index}" if first else None,
-                        name="shelve" if first else None,
-                        arguments=shelf.model_dump_json() if position == 29 else "",
-                    )
-                )
-            )
-    chunks.append(tool_chunk(finish="tool_calls"))
-    scheduler = TestScheduler()
-    xs = cold_items(scheduler, chunks)
-    results = scheduler.start(
-        lambda: xs.pipe(ops.partial_tool_args(Shelf, name="shelve")),
-        disposed=tick_of(len(chunks)) + SPACING,
-    )
+    chunks = shelve_calls([[""] * 29 + [shelf.model_dump_json()] for _ in range(3)])
+    assert tick_of(len(chunks)) > 1000
+    results = shelve_partials(TestScheduler(), chunks)
     items = values(results.messages)
     assert [(item.index, item.complete) for item in items if item.complete] == [
         (0, True),

@@ -176,3 +176,38 @@ class TcpProxy:
     def close(self) -> None:
         """Stop the proxy."""
         self.cut()
+
+
+async def until(condition: Any, timeout: float = 20.0) -> None:
+    """Wait until the awaitable-returning ``condition()`` is true."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await condition():
+        assert loop.time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+async def xlen_at_least(redis: Any, key: str, n: int) -> bool:
+    """Whether the stream at ``key`` holds ``n`` entries (false while Redis is away or
+    the key is not a stream)."""
+    with contextlib.suppress(Exception):
+        return int(await redis.xlen(key)) >= n
+    return False
+
+
+def count_timeouts(monkeypatch: Any) -> list[str]:
+    """The messages of the Redis timeouts the producer's writes raise from now on
+    (``_appender``'s ``RedisTimeoutError`` replaced by a counting subclass)."""
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    from streamkit.redis import _appender
+
+    timeouts: list[str] = []
+
+    class Counted(RedisTimeoutError):
+        def __init__(self, message: str) -> None:
+            timeouts.append(message)
+            super().__init__(message)
+
+    monkeypatch.setattr(_appender, "RedisTimeoutError", Counted)
+    return timeouts

@@ -5,6 +5,7 @@ batches, sent again with replies on when Redis does not hold them; a server with
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -21,7 +22,9 @@ import streamkit as sk
 import streamkit.redis as skr
 from streamkit.redis._appender import CONFIRM_EVERY, encode_xadd, xadd_prefix
 from streamkit.testing.redis_server import RedisServer
-from tests.redis_streams.helpers import producers_done
+from tests.redis_streams.helpers import count_timeouts, producers_done, until, xlen_at_least
+
+COMPLETE = skr.Terminal("complete", None)
 
 
 @pytest.mark.parametrize(
@@ -71,16 +74,20 @@ async def _producing(redis: aioredis.Redis, key: str) -> tuple[Subject[sk.Chunk]
     return subject, producer
 
 
-async def _until(predicate: Any, timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await predicate():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.005)
-
-
 async def _refused(redis: aioredis.Redis, at_least: int) -> bool:
     errors = await redis.info("errorstats")
     return int(errors.get("errorstat_OOM", {}).get("count", 0)) >= at_least
+
+
+@contextlib.asynccontextmanager
+async def out_of_memory(redis: aioredis.Redis) -> AsyncIterator[None]:
+    """Redis refuses writes (``maxmemory`` 1 byte, no eviction) inside the block."""
+    await redis.config_set("maxmemory-policy", "noeviction")
+    await redis.config_set("maxmemory", 1)
+    try:
+        yield
+    finally:
+        await redis.config_set("maxmemory", 0)
 
 
 async def test_chunk_entries_go_without_replies_and_are_confirmed(
@@ -95,19 +102,15 @@ async def test_chunk_entries_go_without_replies_and_are_confirmed(
         if i % 50 == 0:
             await asyncio.sleep(0)  # let the producer write as it goes
     subject.on_completed()
-    assert await producer == skr.Terminal("complete", None)
+    assert await producer == COMPLETE
     after, sent_after = await _stats(redis)
-    assert await _contents(redis, "s") == ([f"{i}," for i in range(count)], after_terminal())
+    assert await _contents(redis, "s") == ([f"{i}," for i in range(count)], COMPLETE)
     assert after["xadd"] - before.get("xadd", 0) >= count + 1
     # confirmed in batches: at least one check per CONFIRM_EVERY entries, not one a chunk
     checks = after.get("xinfo|stream", 0) - before.get("xinfo|stream", 0)
     assert 1 <= checks <= count // 16
     # replies off: an XADD's reply (its id, ~24 bytes) was not sent for each chunk
     assert (sent_after - sent_before) < 8 * count
-
-
-def after_terminal() -> skr.Terminal:
-    return skr.Terminal("complete", None)
 
 
 async def test_entries_redis_refused_at_the_end_are_sent_again(
@@ -119,18 +122,14 @@ async def test_entries_redis_refused_at_the_end_are_sent_again(
     subject, producer = await _producing(redis, "m")
     for i in range(3):
         subject.on_next(sk.Chunk(provider="openai", content=f"{i},"))
-    await _until(lambda: _xlen_at_least(redis, "m", 3))
-    await redis.config_set("maxmemory-policy", "noeviction")
-    await redis.config_set("maxmemory", 1)
-    try:
+    await until(lambda: xlen_at_least(redis, "m", 3))
+    async with out_of_memory(redis):
         for i in range(3, 6):
             subject.on_next(sk.Chunk(provider="openai", content=f"{i},"))
-        await _until(lambda: _refused(redis, 3))
-    finally:
-        await redis.config_set("maxmemory", 0)
+        await until(lambda: _refused(redis, 3))
     subject.on_completed()
-    assert await producer == skr.Terminal("complete", None)
-    assert await _contents(redis, "m") == ([f"{i}," for i in range(6)], after_terminal())
+    assert await producer == COMPLETE
+    assert await _contents(redis, "m") == ([f"{i}," for i in range(6)], COMPLETE)
 
 
 async def test_a_refused_entry_followed_by_a_taken_one_is_an_error(
@@ -141,14 +140,10 @@ async def test_a_refused_entry_followed_by_a_taken_one_is_an_error(
     _, redis = own_redis
     subject, producer = await _producing(redis, "g")
     subject.on_next(sk.Chunk(provider="openai", content="0,"))
-    await _until(lambda: _xlen_at_least(redis, "g", 1))
-    await redis.config_set("maxmemory-policy", "noeviction")
-    await redis.config_set("maxmemory", 1)
-    try:
+    await until(lambda: xlen_at_least(redis, "g", 1))
+    async with out_of_memory(redis):
         subject.on_next(sk.Chunk(provider="openai", content="1,"))
-        await _until(lambda: _refused(redis, 1))
-    finally:
-        await redis.config_set("maxmemory", 0)
+        await until(lambda: _refused(redis, 1))
     subject.on_next(sk.Chunk(provider="openai", content="2,"))
     subject.on_completed()
     with pytest.raises(skr.RedisStreamError, match="holds 2 of the 3 chunk entries"):
@@ -163,7 +158,7 @@ async def test_an_entry_on_a_key_that_is_no_longer_a_stream_raises_redis_error(
     _, redis = own_redis
     subject, producer = await _producing(redis, "w")
     subject.on_next(sk.Chunk(provider="openai", content="0,"))
-    await _until(lambda: _xlen_at_least(redis, "w", 1))
+    await until(lambda: xlen_at_least(redis, "w", 1))
     await redis.delete("w")
     await redis.set("w", "not a stream")
     subject.on_next(sk.Chunk(provider="openai", content="1,"))
@@ -180,19 +175,12 @@ async def test_a_server_without_client_reply_gets_a_round_trip_per_write() -> No
             subject.on_next(sk.Chunk(provider="openai", content=f"{i},"))
             await asyncio.sleep(0)
         subject.on_completed()
-        assert await producer == skr.Terminal("complete", None)
-        assert await _contents(redis, "o") == ([f"{i}," for i in range(40)], after_terminal())
+        assert await producer == COMPLETE
+        assert await _contents(redis, "o") == ([f"{i}," for i in range(40)], COMPLETE)
         calls, _ = await _stats(redis)
         assert "xinfo|stream" not in calls  # every XADD's reply was read instead
         await producers_done()
         await redis.aclose()
-
-
-async def _xlen_at_least(redis: aioredis.Redis, key: str, n: int) -> bool:
-    try:
-        return int(await redis.xlen(key)) >= n
-    except ResponseError:
-        return False
 
 
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="3.10 bounds each write by wait_for")
@@ -203,24 +191,13 @@ async def test_a_write_redis_does_not_take_times_out_and_is_sent_again(
     # write blocks; the producer's one write timer cancels it after the client's
     # socket_timeout, and the retry sends the unconfirmed entries again once Redis is
     # back. Nothing lost, nothing twice.
-    from redis.exceptions import TimeoutError as RedisTimeoutError
-
-    from streamkit.redis import _appender
-
-    timeouts: list[str] = []
-
-    class Counted(RedisTimeoutError):
-        def __init__(self, message: str) -> None:
-            timeouts.append(message)
-            super().__init__(message)
-
-    monkeypatch.setattr(_appender, "RedisTimeoutError", Counted)
+    timeouts = count_timeouts(monkeypatch)
     big = "x" * 200_000
     with RedisServer() as own:
         redis = aioredis.Redis.from_url(own.url, socket_timeout=0.3)
         subject, producer = await _producing(redis, "t")
         subject.on_next(sk.Chunk(provider="openai", content="start"))
-        await _until(lambda: _xlen_at_least(redis, "t", 1))
+        await until(lambda: xlen_at_least(redis, "t", 1))
         assert own.pid is not None
         os.kill(own.pid, signal.SIGSTOP)
         try:
@@ -231,14 +208,14 @@ async def test_a_write_redis_does_not_take_times_out_and_is_sent_again(
             async def write_timed_out() -> bool:
                 return any("writes" in message for message in timeouts)
 
-            await _until(write_timed_out)
+            await until(write_timed_out)
         finally:
             os.kill(own.pid, signal.SIGCONT)
         subject.on_completed()
-        assert await producer == skr.Terminal("complete", None)
+        assert await producer == COMPLETE
         assert await _contents(redis, "t") == (
             ["start"] + [f"{i}:{big}" for i in range(40)],
-            after_terminal(),
+            COMPLETE,
         )
         await producers_done()
         await redis.aclose()

@@ -8,7 +8,6 @@ at a stop): the followers of one process share one blocking read, so they stay f
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import sys
@@ -28,10 +27,13 @@ from streamkit.testing.redis_server import RedisServer
 from tests.redis_streams.helpers import (
     TcpProxy,
     collect,
+    count_timeouts,
     producers_done,
     text_of,
     text_transcript,
     texts,
+    until,
+    xlen_at_least,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,15 +63,6 @@ async def _lines(process: asyncio.subprocess.Process) -> AsyncIterator[str]:
         yield line.decode().rstrip("\n")
 
 
-async def _until(condition: object, timeout: float = 20.0) -> None:
-    """Wait until the awaitable-returning ``condition()`` is true."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await condition():  # type: ignore[operator]
-        assert loop.time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
-
-
 def _exact(chunks: list[sk.Chunk]) -> None:
     """The chunks are the first ``len(chunks)`` deltas, in order, none twice."""
     got = [c.content for c in chunks if c.content]
@@ -90,9 +83,9 @@ async def test_redis_restarted_mid_stream_producer_and_followers_resume(
     with ReplayServer(text_transcript(60), pace=0.01) as server:
         stream = sk.stream("openai", "m", "hi", client=server.client("openai", async_=True))
         live = asyncio.ensure_future(collect(stream.pipe(ops.publish(redis, "r", poll=0.2))))
-        await _until(lambda: redis.exists("r"))
+        await until(lambda: redis.exists("r"))
         other = asyncio.ensure_future(collect(skr.follow(redis, "r", poll=0.2)))
-        await _until(lambda: _xlen_at_least(redis, "r", 15))
+        await until(lambda: xlen_at_least(redis, "r", 15))
         await asyncio.to_thread(own_server.restart)  # SIGKILL, then start on the same port
         chunks, others = await asyncio.gather(live, other)
         await producers_done()
@@ -103,12 +96,6 @@ async def test_redis_restarted_mid_stream_producer_and_followers_resume(
     ids = [entry_id async for entry_id, _ in skr.entries(redis, "r")]
     assert [int(i.split("-")[1]) for i in ids] == list(range(1, len(ids) + 1))
     await redis.aclose()
-
-
-async def _xlen_at_least(redis: aioredis.Redis, key: str, n: int) -> bool:
-    with contextlib.suppress(Exception):
-        return int(await redis.xlen(key)) >= n
-    return False
 
 
 async def test_redis_restarted_with_its_data_lost_is_a_typed_error() -> None:
@@ -123,9 +110,9 @@ async def test_redis_restarted_with_its_data_lost_is_a_typed_error() -> None:
             async def ten_entries() -> bool:
                 if live.done():  # the follower ended before the restart: say how
                     raise AssertionError(f"ended early: {live.exception()!r}")
-                return await _xlen_at_least(redis, "r", 10)
+                return await xlen_at_least(redis, "r", 10)
 
-            await _until(ten_entries)
+            await until(ten_entries)
             await asyncio.to_thread(own.restart)
             with pytest.raises((skr.StreamGapError, skr.ProducerLostError)):
                 await live
@@ -143,18 +130,10 @@ async def test_redis_not_answering_times_out_and_the_retry_duplicates_nothing(
     # a server that stops answering (SIGSTOP) makes that confirmation a timeout, the
     # connection is dropped, and the retry re-sends the unconfirmed ids with replies on.
     from reactivex.subject import Subject
-    from redis.exceptions import TimeoutError as RedisTimeoutError
 
     from streamkit.redis import _appender
 
-    timeouts: list[str] = []
-
-    class Counted(RedisTimeoutError):
-        def __init__(self, message: str) -> None:
-            timeouts.append(message)
-            super().__init__(message)
-
-    monkeypatch.setattr(_appender, "RedisTimeoutError", Counted)
+    timeouts = count_timeouts(monkeypatch)
 
     with RedisServer() as own:
         redis = aioredis.Redis.from_url(own.url, socket_timeout=0.3)
@@ -164,7 +143,7 @@ async def test_redis_not_answering_times_out_and_the_retry_duplicates_nothing(
             await asyncio.sleep(0.001)
         for i in range(5):
             subject.on_next(sk.Chunk(provider="openai", content=f"{i},"))
-        await _until(lambda: _xlen_at_least(redis, "h", 5))
+        await until(lambda: xlen_at_least(redis, "h", 5))
         assert own.pid is not None
         os.kill(own.pid, signal.SIGSTOP)
         try:
@@ -193,9 +172,9 @@ async def test_producer_process_killed_followers_get_lost_producer(
 ) -> None:
     with ReplayServer(text_transcript(300), pace=0.02) as server:
         producer = await _worker("produce", _url(redis), "k", f"{server.url}/v1", "1.0")
-        await _until(lambda: _xlen_at_least(redis, "k", 10))
+        await until(lambda: xlen_at_least(redis, "k", 10))
         follower = asyncio.ensure_future(collect(skr.follow(redis, "k", poll=0.2)))
-        await _until(lambda: _xlen_at_least(redis, "k", 20))
+        await until(lambda: xlen_at_least(redis, "k", 20))
         producer.send_signal(signal.SIGKILL)
         assert await producer.wait() == -signal.SIGKILL
         with pytest.raises(skr.ProducerLostError):
@@ -216,7 +195,7 @@ async def test_follower_process_killed_and_restarted_with_its_last_id(
     with ReplayServer(text_transcript(120), pace=0.01) as server:
         stream = sk.stream("openai", "m", "hi", client=server.client("openai", async_=True))
         live = asyncio.ensure_future(collect(stream.pipe(ops.publish(redis, "f", poll=0.2))))
-        await _until(lambda: redis.exists("f"))
+        await until(lambda: redis.exists("f"))
         first = await _worker("follow", _url(redis), "f", "0-0")
         got: list[str] = []
         last = "0-0"
@@ -251,12 +230,12 @@ async def test_network_cut_to_redis_producer_and_followers_resume(
     with ReplayServer(text_transcript(100), pace=0.01) as server:
         stream = sk.stream("openai", "m", "hi", client=server.client("openai", async_=True))
         live = asyncio.ensure_future(collect(stream.pipe(ops.publish(redis, "n", poll=0.2))))
-        await _until(lambda: _xlen_at_least(redis, "n", 5))
+        await until(lambda: xlen_at_least(redis, "n", 5))
         followers = [asyncio.ensure_future(collect(skr.follow(redis, "n", poll=0.2)))]
         for cut_at in (20, 40):
-            await _until(lambda: _xlen_at_least(redis, "n", cut_at))  # noqa: B023
+            await until(lambda: xlen_at_least(redis, "n", cut_at))  # noqa: B023
             proxy.drop()  # every connection reset
-        await _until(lambda: _xlen_at_least(redis, "n", 60))
+        await until(lambda: xlen_at_least(redis, "n", 60))
         proxy.cut()  # unreachable for a while
         await asyncio.sleep(0.5)
         proxy.restore()
@@ -307,7 +286,7 @@ async def test_1000_followers_on_one_stream(redis: aioredis.Redis) -> None:
     with ReplayServer(text_transcript(40), pace=0.01) as server:
         stream = sk.stream("openai", "m", "hi", client=server.client("openai", async_=True))
         producer = asyncio.ensure_future(collect(stream.pipe(ops.publish(redis, "many"))))
-        await _until(lambda: redis.exists("many:lease"))
+        await until(lambda: redis.exists("many:lease"))
         followers = [collect(skr.follow(redis, "many", poll=2.0), timeout=60) for _ in range(count)]
         results = await asyncio.gather(producer, *followers)
         await producers_done()
@@ -323,7 +302,7 @@ async def test_stop_from_another_process_while_50_followers_read(
     with ReplayServer(text_transcript(400), pace=0.02) as server:
         stream = sk.stream("openai", "m", "hi", client=server.client("openai", async_=True))
         producer = asyncio.ensure_future(collect(stream.pipe(ops.publish(redis, "s", poll=0.2))))
-        await _until(lambda: redis.exists("s"))
+        await until(lambda: redis.exists("s"))
         seen: list[list[sk.Chunk]] = [[] for _ in range(50)]
         followers = [
             asyncio.ensure_future(
@@ -331,7 +310,7 @@ async def test_stop_from_another_process_while_50_followers_read(
             )
             for into in seen
         ]
-        await _until(lambda: _all_have(seen, 5))
+        await until(lambda: _all_have(seen, 5))
         stopper = await _worker("stop", _url(redis), "s")
         assert [line async for line in _lines(stopper)] == ["True"]
         assert await stopper.wait() == 0

@@ -27,8 +27,16 @@ from streamkit._ledger import UsageReport
 from streamkit.redis._log import lease_key
 from streamkit.redis._producer import acquire
 from streamkit.testing import ReplayServer
-from tests.redis_streams.helpers import collect, producers_done, text_of, text_transcript, texts
-from tests.redis_streams.test_faults import _until, _url, _worker, _xlen_at_least
+from tests.redis_streams.helpers import (
+    collect,
+    producers_done,
+    text_of,
+    text_transcript,
+    texts,
+    until,
+    xlen_at_least,
+)
+from tests.redis_streams.test_faults import _url, _worker
 
 
 async def test_a_live_producer_keeps_its_lease_for_longer_than_the_lease(
@@ -38,7 +46,7 @@ async def test_a_live_producer_keeps_its_lease_for_longer_than_the_lease(
     with ReplayServer(text_transcript(60), pace=0.05) as server:  # ~3 s: 5 leases
         stream = sk.stream("openai", "m", "hi", client=server.client("openai", async_=True))
         producer = asyncio.ensure_future(skr.produce(redis, "held", stream, lease=lease))
-        await _until(lambda: redis.exists(lease_key("held")))
+        await until(lambda: redis.exists(lease_key("held")))
         token = await redis.get(lease_key("held"))
         follower = asyncio.ensure_future(collect(skr.follow(redis, "held", poll=0.1)))
         loop = asyncio.get_running_loop()
@@ -68,7 +76,7 @@ async def test_a_dead_producers_lease_expires_and_the_chat_can_be_taken_over(
 ) -> None:
     with ReplayServer(text_transcript(300), pace=0.02) as server:
         producer = await _worker("produce", _url(redis), "t", f"{server.url}/v1", "1.0")
-        await _until(lambda: _xlen_at_least(redis, "t", 10))
+        await until(lambda: xlen_at_least(redis, "t", 10))
         follower = asyncio.ensure_future(collect(skr.follow(redis, "t", poll=0.2)))
         producer.send_signal(signal.SIGKILL)
         assert await producer.wait() == -signal.SIGKILL
@@ -118,7 +126,7 @@ async def test_a_stopped_streams_terminal_carries_estimated_usage_and_cost(
         client = server.client(provider, async_=True)
         stream = sk.stream(provider, model, "hi", client=client).pipe(ops.on_usage(reports.append))
         producer = asyncio.ensure_future(skr.produce(redis, "stop", stream))
-        await _until(lambda: _xlen_at_least(redis, "stop", 10))
+        await until(lambda: xlen_at_least(redis, "stop", 10))
         assert await skr.stop(redis, "stop")
         terminal = await producer
         record = await asyncio.to_thread(server.wait_for_request_end)
