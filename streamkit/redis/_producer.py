@@ -217,13 +217,19 @@ async def produce(
             on_completed=lambda: put(_End("done")),
         )
 
+    finished = asyncio.Event()  # set at the end: watch_stop returns, whatever it pops
+    # pushed to the stop list at the end to wake watch_stop's BLPOP (see the end below)
+    wake = b"end:" + token.encode()
+
     async def watch_stop() -> None:
-        while True:
+        while not finished.is_set():
             try:
                 got = await redis.blpop([stop_key(key)], timeout=1)
             except TRANSIENT:
                 await asyncio.sleep(0.05)
                 continue
+            if finished.is_set():
+                return
             if got:
                 with disposing("stop"):
                     subscription.dispose()  # closes the provider's response now
@@ -242,7 +248,8 @@ async def produce(
                 put(_End("lost"))
                 return
 
-    tasks = [loop.create_task(watch_stop()), loop.create_task(renew())]
+    watching, renewing = loop.create_task(watch_stop()), loop.create_task(renew())
+    tasks = [watching, renewing]
     base = int(time.time() * 1000)
     accumulator = _LastReported()
 
@@ -320,9 +327,19 @@ async def produce(
         await append_terminal(terminal)
     finally:
         subscription.dispose()
-        for task in tasks:
-            task.cancel()
+        finished.set()
+        renewing.cancel()
+        if not watching.done():
+            # Wake its BLPOP rather than cancel it: redis-py (8.2) can swallow a cancel
+            # that lands early in a command and wait for the reply (a second here), and
+            # a cancelled command costs its connection (a reconnect for the next one).
+            try:
+                await redis.lpush(stop_key(key), wake)
+            except TRANSIENT:
+                watching.cancel()
         await asyncio.wait(tasks, timeout=2)
+        for task in tasks:
+            task.cancel()  # still pending after 2 s: not left behind
         await appender.close()
 
     async def finish() -> None:

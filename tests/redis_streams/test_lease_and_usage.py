@@ -18,6 +18,7 @@ import asyncio
 import signal
 
 import pytest
+import reactivex as rx
 import redis.asyncio as aioredis
 
 import streamkit as sk
@@ -145,3 +146,21 @@ async def test_a_stopped_streams_terminal_carries_estimated_usage_and_cost(
     assert (report.usage, report.cost) == (usage, cost)
     # And that is what the log holds, for every follower.
     assert [item async for _, item in skr.entries(redis, "stop")][-1] == terminal
+
+
+async def test_a_producer_leaves_no_task_or_connection_behind(
+    redis: aioredis.Redis,
+) -> None:
+    # Its stop watcher's BLPOP is woken at the end, not cancelled: a cancel landing early
+    # in the command was swallowed by redis-py and the watcher outlived produce() by a
+    # second, and each cancelled BLPOP cost its connection.
+    clients_before = len(await redis.client_list())
+    for i in range(12):
+        terminal = await skr.produce(
+            redis, f"short:{i}", rx.of(sk.Chunk(provider="openai", content="x"))
+        )
+        assert terminal is not None and terminal.state == "complete"
+        others = asyncio.all_tasks() - {asyncio.current_task()}
+        assert not others, others
+    assert len(await redis.client_list()) <= clients_before + 2
+    assert await redis.keys("short:*:stop") == []  # the wake-up entry is not left behind
