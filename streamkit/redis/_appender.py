@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import sys
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -31,15 +32,30 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from streamkit.redis._errors import RedisStreamError
 from streamkit.redis._log import CHUNK_FIELD
 
-__all__ = ["CONFIRM_AFTER", "CONFIRM_EVERY", "ChunkAppender", "encode_xadd", "xadd_prefix"]
+__all__ = [
+    "COALESCE",
+    "CONFIRM_AFTER",
+    "CONFIRM_EVERY",
+    "ChunkAppender",
+    "encode_xadd",
+    "xadd_prefix",
+]
 
 CONFIRM_EVERY = 256
 """Unconfirmed entries after which the producer checks that Redis holds them."""
 CONFIRM_AFTER = 0.5
 """Seconds after which an unconfirmed entry is checked at the next write."""
+COALESCE = 50e-6
+"""Seconds: a chunk written this soon after the last write (a burst) joins the write made
+at the end of the event loop's current pass instead of making one of its own."""
 
 _REPLY_OFF = b"*3\r\n$6\r\nCLIENT\r\n$5\r\nREPLY\r\n$3\r\nOFF\r\n"
 _REPLY_ON = b"*3\r\n$6\r\nCLIENT\r\n$5\r\nREPLY\r\n$2\r\nON\r\n"
+
+
+# What the probe in ChunkAppender._connect learned, per connection pool (one server or
+# proxy): each producer of a pool would otherwise pay it a round trip.
+_UNACKNOWLEDGED_WRITES: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
 
 
 def _bulk(value: bytes) -> bytes:
@@ -127,6 +143,12 @@ class ChunkAppender:
         self._write_started: float | None = None
         self._writer_task: asyncio.Task[Any] | None = None
         self._write_stuck = False
+        # try_write's state: the held connection's stream writer while its replies are
+        # off (None otherwise), entries kept for the write at the end of the loop's pass
+        self._writer: asyncio.StreamWriter | None = None
+        self._held: list[bytes] = []
+        self._flush: asyncio.Handle | None = None
+        self._last_write = 0.0
 
     @property
     def seq(self) -> int:
@@ -152,7 +174,46 @@ class ChunkAppender:
             len(unconfirmed) >= CONFIRM_EVERY
             or time.monotonic() - self._unconfirmed_since >= CONFIRM_AFTER
         ):
-            await self.confirm()
+            # replies off again in the same round trip: the next chunk is written at once
+            await self._retrying(self._settle_replies_off)
+
+    def try_write(self, data: bytes) -> bool:
+        """Append the encoded chunk ``data`` at once, without a task, if the held
+        connection takes writes with its replies off, nothing waits to be sent before
+        it, its buffers are empty and no confirmation is due; else ``False`` (the caller
+        hands it to :meth:`add`).
+
+        A paced stream's chunk is one ``send`` here, with no task woken; chunks of a
+        burst (within :data:`COALESCE` of the last write) share one write at the end of
+        the loop's pass. Entries written so are kept until confirmed, as :meth:`add`'s;
+        a write that fails surfaces at the next round trip, which sends them again.
+        """
+        writer = self._writer
+        if writer is None or self._pending:
+            return False
+        transport = writer.transport
+        if transport.is_closing() or transport.get_write_buffer_size():
+            return False
+        unconfirmed = self._unconfirmed
+        now = time.monotonic()
+        if unconfirmed and (
+            len(unconfirmed) >= CONFIRM_EVERY or now - self._unconfirmed_since >= CONFIRM_AFTER
+        ):
+            return False
+        assert self._prefix is not None  # set with the writer
+        self._seq += 1
+        entry = encode_xadd(self._prefix, self._base + b"%d" % self._seq, data)
+        if not unconfirmed:
+            self._unconfirmed_since = now
+        unconfirmed.append(entry)
+        if self._held or now - self._last_write < COALESCE:
+            self._held.append(entry)
+            if self._flush is None:
+                self._flush = asyncio.get_running_loop().call_soon(self._write_held)
+        else:
+            writer.write(entry)
+            self._last_write = now
+        return True
 
     async def confirm(self) -> None:
         """Return once Redis holds every entry sent; raise what it refused."""
@@ -165,6 +226,7 @@ class ChunkAppender:
         if self._write_timer is not None:
             self._write_timer.cancel()
             self._write_timer = None
+        self._stop_direct_writes()
         connection = self._connection
         if connection is None:
             return
@@ -190,6 +252,8 @@ class ChunkAppender:
         if not connection.is_connected:
             self._replies_off = False
         if self._unacknowledged is None:
+            self._unacknowledged = _UNACKNOWLEDGED_WRITES.get(self._pool)
+        if self._unacknowledged is None:
             # OFF then ON: a server that knows CLIENT REPLY answers only the ON; one that
             # does not answers both with an error. Should the probe itself fail, this
             # producer keeps replies on (slower, never wrong).
@@ -199,6 +263,7 @@ class ChunkAppender:
                 await self._read_more(1)
             else:
                 self._unacknowledged = True
+            _UNACKNOWLEDGED_WRITES[self._pool] = self._unacknowledged
         if self._unconfirmed:
             await self._resend_unconfirmed()
 
@@ -207,6 +272,7 @@ class ChunkAppender:
         try:
             if self._connection is None or not self._connection.is_connected:
                 await self._connect()
+            self._write_held()  # written at once before: they go first
             pending = self._pending
             if not pending:
                 return
@@ -216,6 +282,9 @@ class ChunkAppender:
                 else:
                     self._replies_off = True
                     await self._send([_REPLY_OFF, *pending])
+                writer = getattr(self._connection, "_writer", None)
+                if isinstance(writer, asyncio.StreamWriter):  # else: no direct writes
+                    self._writer = writer
                 if not self._unconfirmed:
                     self._unconfirmed_since = time.monotonic()
                 self._unconfirmed.extend(pending)
@@ -226,15 +295,20 @@ class ChunkAppender:
             await self._drop_connection()
             raise
 
-    async def _settle(self) -> None:
-        """Confirm the unconfirmed entries; send again what Redis does not hold."""
+    async def _settle_replies_off(self) -> None:
+        await self._settle(replies_off=True)
+
+    async def _settle(self, *, replies_off: bool = False) -> None:
+        """Confirm the unconfirmed entries; send again what Redis does not hold. With
+        ``replies_off`` (a confirmation mid-stream), replies are off again after it,
+        unless entries had to be sent again."""
         try:
             await self._deliver()
             if not self._unconfirmed:
                 return
-            added = await self._entries_added()
+            added = await self._entries_added(replies_off=replies_off)
             if added is None:  # no entries-added on this server: replies from now on
-                self._unacknowledged = False
+                self._unacknowledged = _UNACKNOWLEDGED_WRITES[self._pool] = False
             elif added >= self._seq:
                 self._unconfirmed.clear()
                 return
@@ -259,17 +333,27 @@ class ChunkAppender:
     async def _write_acknowledged(self, commands: list[bytes]) -> None:
         """Send ``commands`` (chunk entries) with replies on and read every reply; an
         entry already there is no error, any other refusal is raised."""
+        self._stop_direct_writes()
         if self._replies_off:
             commands = [_REPLY_ON, *commands]
             self._replies_off = False
         await self._round_trip(commands, expect=len(commands), check=True)
 
-    async def _entries_added(self) -> int | None:
-        """Turn replies on (they stay on) and read the stream's ``entries-added``."""
+    async def _entries_added(self, *, replies_off: bool = False) -> int | None:
+        """Read the stream's ``entries-added``, replies on (they stay on, unless
+        ``replies_off``: turned off again in the same write)."""
         xinfo = b"*3\r\n" + _bulk(b"XINFO") + _bulk(b"STREAM") + _bulk(self._key_bytes)
+        self._write_held()
+        writer, self._writer = self._writer, None  # no direct writes while replies are on
         commands = [_REPLY_ON, xinfo] if self._replies_off else [xinfo]
+        expect = len(commands)
         self._replies_off = False
-        reply = (await self._round_trip(commands, expect=len(commands)))[-1]
+        if replies_off:
+            commands.append(_REPLY_OFF)  # answered by no reply
+        reply = (await self._round_trip(commands, expect=expect))[-1]
+        if replies_off:
+            self._replies_off = True
+            self._writer = writer
         if isinstance(reply, ResponseError):
             if "no such key" in str(reply).lower():
                 return 0
@@ -369,7 +453,28 @@ class ChunkAppender:
 
     async def _drop_connection(self) -> None:
         """After a failure: replies left unread (or off) would confuse the next command."""
+        self._stop_direct_writes()
         connection = self._connection
         if connection is not None:
             await connection.disconnect(nowait=True)
         self._replies_off = False
+
+    def _write_held(self) -> None:
+        """Write the entries :meth:`try_write` kept for the end of the loop's pass."""
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        held = self._held
+        if held and self._writer is not None:
+            self._writer.writelines(held)
+            self._last_write = time.monotonic()
+        held.clear()  # unconfirmed: sent again with the rest should they not be written
+
+    def _stop_direct_writes(self) -> None:
+        """No more writes from :meth:`try_write`; entries it kept stay unconfirmed (to be
+        sent again)."""
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        self._held.clear()
+        self._writer = None

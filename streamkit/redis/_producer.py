@@ -21,6 +21,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -61,6 +62,7 @@ end
 return 0
 """
 _RELEASE = """
+redis.call('DEL', KEYS[2])
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
@@ -97,15 +99,22 @@ class _Inbox:
     A deque and one future the producer awaits only when it is empty: an async source's
     callback (on the loop) costs an append, not ``asyncio.Queue``'s bookkeeping per
     chunk; a sync source's thread hands each item over with ``call_soon_threadsafe``.
+    While the producer waits, ``take_now`` (when given) may take a chunk at once on the
+    loop (``True``: taken), so that no task wakes for it.
     """
 
-    __slots__ = ("_items", "_loop", "_loop_thread", "_waiter")
+    __slots__ = ("_items", "_loop", "_loop_thread", "_take_now", "_waiter")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        take_now: Callable[[Chunk], bool] | None = None,
+    ) -> None:
         self._items: deque[Any] = deque()
         self._loop = loop
         self._loop_thread = threading.get_ident()  # made on the loop, by produce()
         self._waiter: asyncio.Future[None] | None = None
+        self._take_now = take_now
 
     def put(self, item: Any) -> None:
         """Hand over ``item`` (a chunk or an :class:`_End`) from any thread."""
@@ -116,8 +125,16 @@ class _Inbox:
             self._loop.call_soon_threadsafe(self._append, item)
 
     def _append(self, item: Any) -> None:
-        self._items.append(item)
         waiter = self._waiter
+        # a waiting producer has taken every item before: taking this one now keeps order
+        if (
+            waiter is not None
+            and self._take_now is not None
+            and type(item) is not _End
+            and self._take_now(item)
+        ):
+            return
+        self._items.append(item)
         if waiter is not None:
             self._waiter = None
             if not waiter.done():
@@ -205,7 +222,32 @@ async def produce(
         if token is None:
             return None
     loop = asyncio.get_running_loop()
-    inbox = _Inbox(loop)
+    base = int(time.time() * 1000)
+    accumulator = _LastReported()
+
+    # The producer's own connection for its XADDs, replies off, confirmed in batches
+    # (_appender.py): redis-py's per-command path cost more CPU than the write itself.
+    appender = ChunkAppender(
+        redis.connection_pool,
+        key,
+        maxlen,
+        base,
+        lambda action: retrying(key, action, retry_for),
+    )
+
+    def take_now(chunk: Chunk) -> bool:
+        # A chunk that finds the producer idle is written here, in the source's
+        # callback: a paced stream then wakes no task per chunk.
+        try:
+            data = encode_chunk(chunk)
+        except Exception:  # raised where it belongs: in the producer's loop below
+            return False
+        if not appender.try_write(data):
+            return False
+        accumulator.add(chunk)
+        return True
+
+    inbox = _Inbox(loop, None if linger else take_now)
     put = inbox.put
 
     # The requests the source makes report their ends here (usage estimated on a stop).
@@ -220,6 +262,7 @@ async def produce(
     finished = asyncio.Event()  # set at the end: watch_stop returns, whatever it pops
     # pushed to the stop list at the end to wake watch_stop's BLPOP (see the end below)
     wake = b"end:" + token.encode()
+    woken = False  # the terminal's transaction pushed it
 
     async def watch_stop() -> None:
         while not finished.is_set():
@@ -250,28 +293,19 @@ async def produce(
 
     watching, renewing = loop.create_task(watch_stop()), loop.create_task(renew())
     tasks = [watching, renewing]
-    base = int(time.time() * 1000)
-    accumulator = _LastReported()
-
-    # The producer's own connection for its XADDs, replies off, confirmed in batches
-    # (_appender.py): redis-py's per-command path cost more CPU than the write itself.
-    appender = ChunkAppender(
-        redis.connection_pool,
-        key,
-        maxlen,
-        base,
-        lambda action: retrying(key, action, retry_for),
-    )
 
     async def append_terminal(terminal: Terminal) -> None:
         """``XADD`` the terminal entry and set the stream's ``ttl`` in one transaction,
         once Redis holds every chunk entry.
 
         A follower that reads the terminal entry may look at the key's TTL at once: it
-        must already be set (it used to be set a round trip later).
+        must already be set (it used to be set a round trip later). The same
+        transaction wakes watch_stop (see the end of produce).
         """
         await appender.confirm()
         entry_id = f"{base}-{appender.seq + 1}"
+        finished.set()
+        wake_watcher = not watching.done()
 
         async def xadd_and_expire() -> None:
             pipe = redis.pipeline(transaction=True)
@@ -283,12 +317,16 @@ async def produce(
                 approximate=True,
             )
             pipe.pexpire(key, int(ttl * 1000))
+            if wake_watcher:
+                pipe.lpush(stop_key(key), wake)
             for result in await pipe.execute(raise_on_error=False):
                 # "equal or smaller": a retry of an XADD whose reply was lost, already there.
                 if isinstance(result, ResponseError) and "equal or smaller" not in str(result):
                     raise result
 
         await retrying(key, xadd_and_expire, retry_for)
+        nonlocal woken
+        woken = wake_watcher
 
     try:
         while True:
@@ -329,7 +367,7 @@ async def produce(
         subscription.dispose()
         finished.set()
         renewing.cancel()
-        if not watching.done():
+        if not watching.done() and not woken:
             # Wake its BLPOP rather than cancel it: redis-py (8.2) can swallow a cancel
             # that lands early in a command and wait for the reply (a second here), and
             # a cancelled command costs its connection (a reconnect for the next one).
@@ -343,9 +381,9 @@ async def produce(
         await appender.close()
 
     async def finish() -> None:
-        # the TTL was set with the terminal entry (append_terminal), in its transaction
-        await redis.delete(stop_key(key))
-        await redis.eval(_RELEASE, 1, lease_key(key), token)
+        # the TTL was set with the terminal entry (append_terminal), in its transaction;
+        # the stop list goes with the lease, in one script
+        await redis.eval(_RELEASE, 2, lease_key(key), stop_key(key), token)
 
     await retrying(key, finish, retry_for)
     return terminal

@@ -9,20 +9,30 @@ import contextlib
 import os
 import signal
 import sys
+import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 import redis.asyncio as aioredis
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from reactivex.subject import Subject
 from redis.connection import Connection
 from redis.exceptions import ResponseError
 
 import streamkit as sk
 import streamkit.redis as skr
-from streamkit.redis._appender import CONFIRM_EVERY, encode_xadd, xadd_prefix
+from streamkit.redis import _appender
+from streamkit.redis._appender import CONFIRM_EVERY, ChunkAppender, encode_xadd, xadd_prefix
 from streamkit.testing.redis_server import RedisServer
-from tests.redis_streams.helpers import count_timeouts, producers_done, until, xlen_at_least
+from tests.redis_streams.helpers import (
+    TcpProxy,
+    count_timeouts,
+    producers_done,
+    until,
+    xlen_at_least,
+)
 
 COMPLETE = skr.Terminal("complete", None)
 
@@ -219,3 +229,105 @@ async def test_a_write_redis_does_not_take_times_out_and_is_sent_again(
         )
         await producers_done()
         await redis.aclose()
+
+
+async def test_a_paced_chunk_is_written_in_the_sources_callback(
+    own_redis: tuple[RedisServer, aioredis.Redis], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A chunk that finds the producer idle is written at once (try_write): the
+    # producer's task is not woken for it. Only the first chunk (which takes the
+    # connection and turns replies off) and the terminal go through add()/confirm().
+    _, redis = own_redis
+    added: list[int] = []
+    add = ChunkAppender.add
+
+    async def counting_add(self: ChunkAppender, batch: list[bytes]) -> None:
+        added.append(len(batch))
+        await add(self, batch)
+
+    monkeypatch.setattr(ChunkAppender, "add", counting_add)
+    subject, producer = await _producing(redis, "p")
+    for i in range(40):
+        subject.on_next(sk.Chunk(provider="openai", content=f"{i},"))
+        await until(lambda i=i: xlen_at_least(redis, "p", i + 1))  # written as it came
+    subject.on_completed()
+    assert await producer == COMPLETE
+    assert await _contents(redis, "p") == ([f"{i}," for i in range(40)], COMPLETE)
+    assert added == [1]
+
+
+async def test_chunks_of_one_pass_of_the_loop_are_written_together(
+    own_redis: tuple[RedisServer, aioredis.Redis],
+) -> None:
+    # A burst in one callback: the first chunk is written at once, the rest join one
+    # write at the end of the loop's pass; Redis reads them as a few reads, not 300.
+    _, redis = own_redis
+    subject, producer = await _producing(redis, "b")
+    subject.on_next(sk.Chunk(provider="openai", content="first"))
+    await until(lambda: xlen_at_least(redis, "b", 1))
+    reads_before = int((await redis.info("stats"))["total_reads_processed"])
+    for i in range(300):
+        subject.on_next(sk.Chunk(provider="openai", content=f"{i},"))
+    await until(lambda: xlen_at_least(redis, "b", 301))
+    reads = int((await redis.info("stats"))["total_reads_processed"]) - reads_before
+    subject.on_completed()
+    assert await producer == COMPLETE
+    assert await _contents(redis, "b") == (["first"] + [f"{i}," for i in range(300)], COMPLETE)
+    # ~25 KB in two writes: Redis reads 16 KB at a time; the test's own commands (INFO,
+    # XLEN polls) take a few more reads
+    assert reads < 40
+
+
+Step = tuple[Literal["burst", "pause", "drop"], int]
+
+steps = st.lists(
+    st.tuples(
+        st.sampled_from(["burst", "burst", "pause", "drop"]), st.integers(min_value=0, max_value=12)
+    ),
+    max_size=12,
+)
+
+
+def test_any_schedule_of_bursts_pauses_and_drops_writes_each_chunk_once_in_order(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Chunks written at once, kept for the loop's pass and queued for the producer's
+    # task, with confirmations every 5 entries and the network reset at random points:
+    # the stream holds each chunk once, in order.
+    monkeypatch.setattr(_appender, "CONFIRM_EVERY", 5)
+    proxy = TcpProxy(redis_server.port)
+
+    @settings(max_examples=30, deadline=None)
+    @given(schedule=steps)
+    def prop(schedule: list[Step]) -> None:
+        async def run() -> tuple[list[str | None], Any, list[str]]:
+            redis = aioredis.Redis.from_url(proxy.url)
+            key = f"sched:{uuid.uuid4().hex}"
+            sent: list[str] = []
+            try:
+                subject, producer = await _producing(redis, key)
+                for kind, count in schedule:
+                    if kind == "burst":  # in one callback of the loop
+                        for _ in range(count):
+                            sent.append(f"{len(sent)},")
+                            subject.on_next(sk.Chunk(provider="openai", content=sent[-1]))
+                    elif kind == "pause":
+                        await asyncio.sleep(count / 2000)
+                    else:
+                        proxy.drop()  # every connection reset, the producer's included
+                        await asyncio.sleep(0)
+                subject.on_completed()
+                assert await asyncio.wait_for(producer, 30) == COMPLETE
+                return (*await _contents(redis, key), sent)
+            finally:
+                await producers_done()
+                await redis.aclose()
+
+        contents, terminal, sent = asyncio.run(run())
+        assert terminal == COMPLETE
+        assert contents == sent
+
+    try:
+        prop()
+    finally:
+        proxy.close()
