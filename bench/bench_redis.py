@@ -70,13 +70,17 @@ def export_before(ref: str, into: Path) -> str:
         capture_output=True,
         text=True,
     ).stdout.strip()
-    for name in ("producer", "follow"):
-        source = subprocess.run(
+    for name in ("producer", "follow", "appender"):
+        shown = subprocess.run(
             ["git", "-C", str(ROOT), "show", f"{ref}:streamkit/redis/_{name}.py"],
-            check=True,
             capture_output=True,
             text=True,
-        ).stdout
+        )
+        if shown.returncode:  # no _appender.py before a35e582
+            continue
+        source = shown.stdout.replace(
+            "from streamkit.redis._appender import", "from before_appender import"
+        )
         (into / f"before_{name}.py").write_text(source, encoding="utf-8")
     return commit
 
@@ -85,6 +89,8 @@ def load_before(directory: str, name: str) -> Any:
     """The module ``before_<name>`` that :func:`export_before` wrote."""
     import importlib.util
 
+    if directory not in sys.path:  # before_producer imports before_appender
+        sys.path.insert(0, directory)
     spec = importlib.util.spec_from_file_location(
         f"before_{name}", Path(directory) / f"before_{name}.py"
     )
@@ -126,7 +132,13 @@ async def cpu_rounds(
     from streamkit import ops
 
     client = AsyncOpenAI(base_url=f"{url}/v1", api_key="sk-bench-fake", max_retries=0)
-    redis = aioredis.Redis.from_url(redis_url)
+    redis = aioredis.Redis.from_url(redis_url)  # the statistics' client
+    # Each producing client its own Redis client (connection pool): a connection one
+    # leaves to be reconnected must not be paid for by the next one.
+    own = {
+        name: aioredis.Redis.from_url(redis_url)
+        for name in ("before", "produce", "publish", "linger", "produce_default")
+    }
 
     def stream() -> Any:
         # the SDK path, as these figures have always been measured (fast path: fast=None)
@@ -140,24 +152,29 @@ async def cpu_rounds(
         await _collect(default_stream().pipe(ops.to_call_response()))
 
     async def produce_default() -> None:
-        await skr.produce(redis, f"bench:{uuid.uuid4().hex}", default_stream(), ttl=30)
+        await skr.produce(
+            own["produce_default"], f"bench:{uuid.uuid4().hex}", default_stream(), ttl=30
+        )
 
     async def bare() -> None:
         await _collect(stream().pipe(ops.to_call_response()))
 
     async def produce() -> None:
-        await skr.produce(redis, f"bench:{uuid.uuid4().hex}", stream(), ttl=30)
+        await skr.produce(own["produce"], f"bench:{uuid.uuid4().hex}", stream(), ttl=30)
 
     async def publish() -> None:
-        await _collect(stream().pipe(ops.publish(redis, f"bench:{uuid.uuid4().hex}", ttl=30)))
+        key = f"bench:{uuid.uuid4().hex}"
+        await _collect(stream().pipe(ops.publish(own["publish"], key, ttl=30)))
 
     async def linger() -> None:
-        await skr.produce(redis, f"bench:{uuid.uuid4().hex}", stream(), ttl=30, linger=LINGER)
+        await skr.produce(
+            own["linger"], f"bench:{uuid.uuid4().hex}", stream(), ttl=30, linger=LINGER
+        )
 
     before_producer = load_before(before_dir, "producer")
 
     async def produce_before() -> None:
-        await before_producer.produce(redis, f"bench:{uuid.uuid4().hex}", stream(), ttl=30)
+        await before_producer.produce(own["before"], f"bench:{uuid.uuid4().hex}", stream(), ttl=30)
 
     clients = {
         "bare": bare,
@@ -183,6 +200,8 @@ async def cpu_rounds(
             cpu[name].append((time.process_time() - started) / chunks)
             after = await _commands(redis)
             commands[name].append((after["total"] - before["total"] - 2) / chunks)
+    for each in own.values():
+        await each.aclose()
     await redis.aclose()
     await client.close()
     return {**cpu, **{f"{k}_cmds": v for k, v in commands.items()}}
