@@ -5,7 +5,11 @@ Each chunk entry is one ``XADD key MAXLEN ~ n <base>-<seq> c <data>``, encoded h
 share one shape). The producer holds one connection from the client's pool for its whole
 run and turns its replies off (``CLIENT REPLY OFF``): a paced stream then costs one
 ``send`` per chunk, not a round trip whose reply wakes the process once more per chunk.
-Nothing is taken on trust: every :data:`CONFIRM_EVERY` entries, after
+:meth:`ChunkAppender.take` does that write in the source's own callback, with no task
+woken; a chunk that arrives while the producer waits on Redis waits as its encoded entry
+(never as a chunk object: a long burst kept thousands alive, and the garbage collector's
+work grew with them), and the producer's task sends what waits in one write per
+``batch_max`` entries. Nothing is taken on trust: every :data:`CONFIRM_EVERY` entries, after
 :data:`CONFIRM_AFTER` seconds, and always before the terminal entry, one round trip
 (``CLIENT REPLY ON`` + ``XINFO STREAM``) checks that the stream counts every entry sent
 (``entries-added``, Redis 7 and later). Entries not yet confirmed are kept: after a lost
@@ -109,9 +113,11 @@ class ChunkAppender:
     """Appends a producer's chunk entries to ``key`` over one connection it holds.
 
     ``pool`` is the client's (redis-py's) connection pool; ``base`` the entry ids' first
-    part. :meth:`add` sends, :meth:`confirm` makes sure Redis holds everything sent,
-    :meth:`close` gives the connection back. ``retrying`` runs an action, retrying it
-    while Redis is unreachable (the producer's policy).
+    part. :meth:`take` appends one entry without a task (writing it at once when it
+    can), :meth:`add` sends (the producer's task), :meth:`confirm` makes sure Redis holds
+    everything sent, :meth:`close` gives the connection back. ``retrying`` runs an
+    action, retrying it while Redis is unreachable (the producer's policy); ``batch_max``
+    bounds the entries of one write.
     """
 
     def __init__(
@@ -121,20 +127,24 @@ class ChunkAppender:
         maxlen: int,
         base: int,
         retrying: Callable[[Callable[[], Awaitable[None]]], Awaitable[None]],
+        batch_max: int = 64,
     ) -> None:
         self._pool = pool  # redis-py's pool is untyped
+        self._batch_max = batch_max
         self._key = key
         self._maxlen = maxlen
         self._base = b"%d-" % base
         self._retrying = retrying
-        self._prefix: bytes | None = None
-        self._key_bytes = b""
+        # the key as the client encodes it (its encoding); every entry starts the same
+        self._key_bytes: bytes = pool.get_encoder().encode(key)
+        self._prefix = xadd_prefix(self._key_bytes, maxlen)
         self._connection: Any = None
         self._io_timeout: float | None = None
         self._replies_off = False  # the held connection's replies are off now
         # None: not known yet; False: the server lacks CLIENT REPLY or entries-added
         self._unacknowledged: bool | None = None
-        self._seq = 0  # entries handed to add()
+        self._seq = 0  # entries handed to add() and take()
+        self._sent = 0  # the last entry handed to the socket
         self._pending: list[bytes] = []  # encoded, not sent yet
         self._unconfirmed: list[bytes] = []  # sent with replies off, not confirmed yet
         self._unconfirmed_since = 0.0
@@ -143,8 +153,8 @@ class ChunkAppender:
         self._write_started: float | None = None
         self._writer_task: asyncio.Task[Any] | None = None
         self._write_stuck = False
-        # try_write's state: the held connection's stream writer while its replies are
-        # off (None otherwise), entries kept for the write at the end of the loop's pass
+        # take()'s state: the held connection's stream writer while its replies are off
+        # (None otherwise), entries kept for the write at the end of the loop's pass
         self._writer: asyncio.StreamWriter | None = None
         self._held: list[bytes] = []
         self._flush: asyncio.Handle | None = None
@@ -156,11 +166,9 @@ class ChunkAppender:
         return self._seq
 
     async def add(self, batch: list[bytes]) -> None:
-        """Append the encoded chunks of ``batch``, each an entry with the next id."""
-        if self._prefix is None:
-            await self._retrying(self._connect)
-        assert self._prefix is not None
-        prefix = self._prefix
+        """Append the encoded chunks of ``batch``, each an entry with the next id, after
+        those :meth:`take` left waiting; confirm them when it is due."""
+        prefix = self._prefix  # ids given before any wait: take() cannot come between
         base = self._base
         first = self._seq + 1
         self._seq += len(batch)
@@ -177,43 +185,45 @@ class ChunkAppender:
             # replies off again in the same round trip: the next chunk is written at once
             await self._retrying(self._settle_replies_off)
 
-    def try_write(self, data: bytes) -> bool:
-        """Append the encoded chunk ``data`` at once, without a task, if the held
-        connection takes writes with its replies off, nothing waits to be sent before
-        it, its buffers are empty and no confirmation is due; else ``False`` (the caller
-        hands it to :meth:`add`).
+    def take(self, data: bytes) -> bool:
+        """Append the encoded chunk ``data`` as the next entry, without a task; ``True``
+        when the producer must run :meth:`add` (with nothing) to send it or to confirm.
 
-        A paced stream's chunk is one ``send`` here, with no task woken; chunks of a
-        burst (within :data:`COALESCE` of the last write) share one write at the end of
-        the loop's pass. Entries written so are kept until confirmed, as :meth:`add`'s;
-        a write that fails surfaces at the next round trip, which sends them again.
+        The entry is written at once if the held connection takes writes with its
+        replies off, nothing waits to be sent before it and its buffers are empty: a
+        paced stream's chunk is one ``send`` here, with no task woken; chunks of a burst
+        (within :data:`COALESCE` of the last write) share one write at the end of the
+        loop's pass. Else it waits, encoded, for the producer (a chunk object is never
+        kept). Entries written so are kept until confirmed, as :meth:`add`'s; a write
+        that fails surfaces at the next round trip, which sends them again.
         """
-        writer = self._writer
-        if writer is None or self._pending:
-            return False
-        transport = writer.transport
-        if transport.is_closing() or transport.get_write_buffer_size():
-            return False
-        unconfirmed = self._unconfirmed
-        now = time.monotonic()
-        if unconfirmed and (
-            len(unconfirmed) >= CONFIRM_EVERY or now - self._unconfirmed_since >= CONFIRM_AFTER
-        ):
-            return False
-        assert self._prefix is not None  # set with the writer
         self._seq += 1
         entry = encode_xadd(self._prefix, self._base + b"%d" % self._seq, data)
+        writer = self._writer
+        if writer is None or self._pending:
+            self._pending.append(entry)
+            return True
+        transport = writer.transport
+        if transport.is_closing() or transport.get_write_buffer_size():
+            self._pending.append(entry)
+            return True
+        unconfirmed = self._unconfirmed
+        now = time.monotonic()
         if not unconfirmed:
             self._unconfirmed_since = now
         unconfirmed.append(entry)
-        if self._held or now - self._last_write < COALESCE:
-            self._held.append(entry)
-            if self._flush is None:
+        self._sent = self._seq
+        held = self._held
+        if held or now - self._last_write < COALESCE:
+            held.append(entry)
+            if len(held) >= self._batch_max:
+                self._write_held()
+            elif self._flush is None:
                 self._flush = asyncio.get_running_loop().call_soon(self._write_held)
         else:
             writer.write(entry)
             self._last_write = now
-        return True
+        return len(unconfirmed) >= CONFIRM_EVERY or now - self._unconfirmed_since >= CONFIRM_AFTER
 
     async def confirm(self) -> None:
         """Return once Redis holds every entry sent; raise what it refused."""
@@ -246,9 +256,6 @@ class ChunkAppender:
             self._connection = connection
             self._replies_off = False
         connection = self._connection
-        if self._prefix is None:
-            self._key_bytes = connection.encoder.encode(self._key)
-            self._prefix = xadd_prefix(self._key_bytes, self._maxlen)
         if not connection.is_connected:
             self._replies_off = False
         if self._unacknowledged is None:
@@ -268,29 +275,37 @@ class ChunkAppender:
             await self._resend_unconfirmed()
 
     async def _deliver(self) -> None:
-        """Send the pending entries: with replies off, or in one round trip."""
+        """Send the pending entries (at most ``batch_max`` a write): with replies off, or
+        in one round trip each."""
         try:
             if self._connection is None or not self._connection.is_connected:
                 await self._connect()
             self._write_held()  # written at once before: they go first
-            pending = self._pending
-            if not pending:
-                return
-            if self._unacknowledged:
+            while self._pending:
+                # take() may add entries while a write waits: they queue behind these
+                part = self._pending[: self._batch_max]
+                del self._pending[: len(part)]
+                if not self._unacknowledged:
+                    try:
+                        await self._write_acknowledged(part)
+                    except BaseException:
+                        self._pending[:0] = part
+                        raise
+                    self._sent = self._seq - len(self._pending)
+                    continue
+                # unconfirmed from now on, in order: a failed write is sent again from there
+                if not self._unconfirmed:
+                    self._unconfirmed_since = time.monotonic()
+                self._unconfirmed.extend(part)
+                self._sent = self._seq - len(self._pending)
                 if self._replies_off:
-                    await self._send(pending)
+                    await self._send(part)
                 else:
                     self._replies_off = True
-                    await self._send([_REPLY_OFF, *pending])
+                    await self._send([_REPLY_OFF, *part])
                 writer = getattr(self._connection, "_writer", None)
                 if isinstance(writer, asyncio.StreamWriter):  # else: no direct writes
                     self._writer = writer
-                if not self._unconfirmed:
-                    self._unconfirmed_since = time.monotonic()
-                self._unconfirmed.extend(pending)
-            else:
-                await self._write_acknowledged(pending)
-            pending.clear()
         except BaseException:
             await self._drop_connection()
             raise
@@ -306,18 +321,19 @@ class ChunkAppender:
             await self._deliver()
             if not self._unconfirmed:
                 return
+            sent = self._sent  # take() queues entries behind, unsent, while this waits
             added = await self._entries_added(replies_off=replies_off)
             if added is None:  # no entries-added on this server: replies from now on
                 self._unacknowledged = _UNACKNOWLEDGED_WRITES[self._pool] = False
-            elif added >= self._seq:
+            elif added >= sent:
                 self._unconfirmed.clear()
                 return
             await self._resend_unconfirmed()
             added = await self._entries_added()
-            if added is not None and added < self._seq:
+            if added is not None and added < sent:
                 raise RedisStreamError(
                     self._key,
-                    f"redis holds {added} of the {self._seq} chunk entries written to "
+                    f"redis holds {added} of the {sent} chunk entries written to "
                     f"{self._key!r}: an entry it refused is followed by one it took",
                 )
         except BaseException:
@@ -460,7 +476,7 @@ class ChunkAppender:
         self._replies_off = False
 
     def _write_held(self) -> None:
-        """Write the entries :meth:`try_write` kept for the end of the loop's pass."""
+        """Write the entries :meth:`take` kept for the end of the loop's pass."""
         if self._flush is not None:
             self._flush.cancel()
             self._flush = None
@@ -471,7 +487,7 @@ class ChunkAppender:
         held.clear()  # unconfirmed: sent again with the rest should they not be written
 
     def _stop_direct_writes(self) -> None:
-        """No more writes from :meth:`try_write`; entries it kept stay unconfirmed (to be
+        """No more writes from :meth:`take`; entries it kept stay unconfirmed (to be
         sent again)."""
         if self._flush is not None:
             self._flush.cancel()

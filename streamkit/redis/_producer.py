@@ -2,9 +2,10 @@
 
 One producer per key, through a ``SET NX PX`` lease renewed every third of its length.
 Each chunk is one ``XADD`` with its own id (``<base>-<seq>``, so sending it again after
-a lost connection cannot duplicate it; chunks that queued up meanwhile go in one write)
-and ``MAXLEN ~``, sent with replies off on a connection the producer keeps from the
-client's pool for its whole run and confirmed in batches (``_appender.py``); once Redis
+a lost connection cannot duplicate it) and ``MAXLEN ~``, encoded in the source's callback
+and written there when the connection is free (else it waits, encoded, and goes with the
+others in one write), with replies off on a connection the producer keeps from the
+client's pool for its whole run, and confirmed in batches (``_appender.py``); once Redis
 holds every chunk entry, the terminal entry says complete / error / cancelled with the
 usage and cost so far (streamkit's, as ``ops.on_usage`` reports them: estimated where the
 provider had not reported yet, as on a stop); then the stream gets its TTL and the lease is
@@ -96,14 +97,15 @@ class _End:
 class _Inbox:
     """What the source hands the producer, in order: chunks, then an :class:`_End`.
 
-    A deque and one future the producer awaits only when it is empty: an async source's
-    callback (on the loop) costs an append, not ``asyncio.Queue``'s bookkeeping per
-    chunk; a sync source's thread hands each item over with ``call_soon_threadsafe``.
-    While the producer waits, ``take_now`` (when given) may take a chunk at once on the
-    loop (``True``: taken), so that no task wakes for it.
+    A deque and one future the producer awaits only when it has nothing to do: an
+    async source's callback (on the loop) costs an append, not ``asyncio.Queue``'s
+    bookkeeping per chunk; a sync source's thread hands each item over with
+    ``call_soon_threadsafe``. While nothing is queued, ``take_now`` (when given) takes a
+    chunk at once on the loop (``True``: taken; it calls :meth:`nudge` when the
+    producer must run for it), so no chunk object waits here.
     """
 
-    __slots__ = ("_items", "_loop", "_loop_thread", "_take_now", "_waiter")
+    __slots__ = ("_items", "_loop", "_loop_thread", "_nudged", "_take_now", "_waiter")
 
     def __init__(
         self,
@@ -115,6 +117,7 @@ class _Inbox:
         self._loop_thread = threading.get_ident()  # made on the loop, by produce()
         self._waiter: asyncio.Future[None] | None = None
         self._take_now = take_now
+        self._nudged = False
 
     def put(self, item: Any) -> None:
         """Hand over ``item`` (a chunk or an :class:`_End`) from any thread."""
@@ -124,27 +127,37 @@ class _Inbox:
         with contextlib.suppress(RuntimeError):  # loop closed
             self._loop.call_soon_threadsafe(self._append, item)
 
+    def nudge(self) -> None:
+        """Have the producer run once more, with no item (on the loop)."""
+        self._nudged = True
+        self._wake()
+
     def _append(self, item: Any) -> None:
-        waiter = self._waiter
-        # a waiting producer has taken every item before: taking this one now keeps order
+        # taken only behind nothing queued: order kept
         if (
-            waiter is not None
+            not self._items
             and self._take_now is not None
             and type(item) is not _End
             and self._take_now(item)
         ):
             return
         self._items.append(item)
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
         if waiter is not None:
             self._waiter = None
             if not waiter.done():
                 waiter.set_result(None)
 
     async def wait(self) -> deque[Any]:
-        """The items handed over so far (at least one); take them with ``popleft``."""
-        while not self._items:
+        """The items handed over so far, once there is one or :meth:`nudge` was called
+        (then maybe none); take them with ``popleft``."""
+        while not self._items and not self._nudged:
             self._waiter = self._loop.create_future()
             await self._waiter
+        self._nudged = False
         return self._items
 
 
@@ -206,9 +219,10 @@ async def produce(
     ``ttl``: seconds the finished stream is kept; ``maxlen``: entries kept (``MAXLEN ~``);
     ``lease``: seconds without renewal after which followers consider the producer dead;
     ``retry_for``: seconds to keep retrying Redis when it is unreachable. ``token`` is a
-    lease already taken with :func:`acquire`. Each chunk is written as soon as the
-    producer is free, with Redis's replies off; chunks that queued up meanwhile go in
-    one write (at most ``batch_max``), and no chunk waits for another. Every few hundred
+    lease already taken with :func:`acquire`. Each chunk is written as it comes (in
+    the source's callback), with Redis's replies off; chunks that come while the
+    producer waits on Redis go in one write (at most ``batch_max`` entries), and no
+    chunk waits for another. Every few hundred
     entries, and before the terminal entry, one round trip checks that Redis holds them
     all, sending again (with replies on) what it does not; what it refuses is raised.
     ``linger`` (seconds, off by default) trades latency for CPU on a paced stream: a
@@ -233,18 +247,21 @@ async def produce(
         maxlen,
         base,
         lambda action: retrying(key, action, retry_for),
+        batch_max,
     )
 
     def take_now(chunk: Chunk) -> bool:
-        # A chunk that finds the producer idle is written here, in the source's
-        # callback: a paced stream then wakes no task per chunk.
+        # Each chunk is encoded and handed to the appender here, in the source's
+        # callback: a paced stream wakes no task per chunk, and chunks that arrive while
+        # the producer waits on Redis wait as bytes, not objects (a long burst kept
+        # thousands of chunks alive, and the collector's work grew with them).
         try:
             data = encode_chunk(chunk)
         except Exception:  # raised where it belongs: in the producer's loop below
             return False
-        if not appender.try_write(data):
-            return False
         accumulator.add(chunk)
+        if appender.take(data):
+            inbox.nudge()
         return True
 
     inbox = _Inbox(loop, None if linger else take_now)
@@ -330,8 +347,8 @@ async def produce(
 
     try:
         while True:
-            items = await inbox.wait()
-            if linger and type(items[0]) is not _End and len(items) < batch_max:
+            items = await inbox.wait()  # none: a nudge (take_now left entries to send)
+            if linger and items and type(items[0]) is not _End and len(items) < batch_max:
                 # opt-in: this chunk waits for the ones behind it (a stop still closes
                 # the provider's response at once: watch_stop disposes the source)
                 await asyncio.sleep(linger)
@@ -344,7 +361,7 @@ async def produce(
                     break
                 accumulator.add(item)
                 batch.append(encode_chunk(item))
-            if batch:
+            if batch or end is None:
                 await appender.add(batch)
             if end is None:
                 continue

@@ -234,9 +234,9 @@ async def test_a_write_redis_does_not_take_times_out_and_is_sent_again(
 async def test_a_paced_chunk_is_written_in_the_sources_callback(
     own_redis: tuple[RedisServer, aioredis.Redis], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A chunk that finds the producer idle is written at once (try_write): the
-    # producer's task is not woken for it. Only the first chunk (which takes the
-    # connection and turns replies off) and the terminal go through add()/confirm().
+    # Each chunk is taken in the source's callback (take): written at once when the
+    # connection is ready, the producer's task not woken. It runs once, for the first
+    # chunk (to take the connection and turn replies off), and never gets a chunk.
     _, redis = own_redis
     added: list[int] = []
     add = ChunkAppender.add
@@ -253,7 +253,7 @@ async def test_a_paced_chunk_is_written_in_the_sources_callback(
     subject.on_completed()
     assert await producer == COMPLETE
     assert await _contents(redis, "p") == ([f"{i}," for i in range(40)], COMPLETE)
-    assert added == [1]
+    assert added == [0]
 
 
 async def test_chunks_of_one_pass_of_the_loop_are_written_together(
