@@ -56,8 +56,11 @@ SECTION = "redis"  # its section of docs/performance.md (bench/_sections.py)
 LINGER = 0.005  # the opt-in linger measured beside the default (no chunk waits)
 # The page's figures before the producer's own connection, hiredis and the resume's
 # direct first read (run of 2026-12-06 21:44 UTC, commit 2739969), kept in the text.
-BEFORE_PUBLISH = "1.24\u00d7 burst and 1.41\u00d7 paced in the run of 2026-12-06 23:31 UTC"
-BEFORE_RESUME = "p50 0.56 ms, p99 1.56 ms in the run of 2026-12-06 23:31 UTC"
+BEFORE_PUBLISH = (
+    "1.08\u00d7 burst and 1.18\u00d7 paced (default path: 1.28\u00d7 and 1.29\u00d7) in the run "
+    "of 2026-12-07 02:46 UTC"
+)
+BEFORE_RESUME = "p50 0.47 ms, p99 0.83 ms in the run of 2026-12-07 02:46 UTC"
 
 
 def export_before(ref: str, into: Path) -> str:
@@ -122,7 +125,12 @@ async def _commands(redis: Any) -> dict[str, int]:
 
 # -- publish CPU ------------------------------------------------------------------------
 async def cpu_rounds(
-    redis_url: str, url: str, chunks: int, rounds: int, before_dir: str
+    redis_url: str,
+    url: str,
+    chunks: int,
+    rounds: int,
+    before_dir: str,
+    only: tuple[str, ...] = (),
 ) -> dict[str, list[float]]:
     import redis.asyncio as aioredis
     from openai import AsyncOpenAI
@@ -137,7 +145,7 @@ async def cpu_rounds(
     # leaves to be reconnected must not be paid for by the next one.
     own = {
         name: aioredis.Redis.from_url(redis_url)
-        for name in ("before", "produce", "publish", "linger", "produce_default")
+        for name in ("before", "produce", "publish", "linger", "produce_default", "before_default")
     }
 
     def stream() -> Any:
@@ -176,6 +184,11 @@ async def cpu_rounds(
     async def produce_before() -> None:
         await before_producer.produce(own["before"], f"bench:{uuid.uuid4().hex}", stream(), ttl=30)
 
+    async def produce_before_default() -> None:
+        await before_producer.produce(
+            own["before_default"], f"bench:{uuid.uuid4().hex}", default_stream(), ttl=30
+        )
+
     clients = {
         "bare": bare,
         "before": produce_before,
@@ -184,7 +197,10 @@ async def cpu_rounds(
         "linger": linger,
         "bare_default": bare_default,
         "produce_default": produce_default,
+        "before_default": produce_before_default,
     }
+    if only:
+        clients = {name: run for name, run in clients.items() if name in only}
     rng = random.Random(13)
     cpu: dict[str, list[float]] = {name: [] for name in clients}
     commands: dict[str, list[float]] = {name: [] for name in clients}
@@ -208,9 +224,14 @@ async def cpu_rounds(
 
 
 def _cpu_child(
-    redis_url: str, url: str, chunks: int, rounds: int, before_dir: str
+    redis_url: str,
+    url: str,
+    chunks: int,
+    rounds: int,
+    before_dir: str,
+    only: tuple[str, ...] = (),
 ) -> dict[str, list[float]]:
-    return asyncio.run(cpu_rounds(redis_url, url, chunks, rounds, before_dir))
+    return asyncio.run(cpu_rounds(redis_url, url, chunks, rounds, before_dir, only))
 
 
 # -- what one paced round trip costs ----------------------------------------------------
@@ -539,6 +560,19 @@ def render(results: dict[str, Any], plan: dict[str, Any]) -> str:
         for mode in ("burst", "paced")
     }
     linger_ratio = median_ratio(results["cpu"]["paced"]["linger"], results["cpu"]["paced"]["bare"])
+    long = results["cpu"]["long"]
+    long_rows = []
+    for name, label in (
+        ("bare_default", "bare pipeline, `sk.stream(...)` as called"),
+        ("before_default", f"the producer before: {results['baseline']}'s `produce`"),
+        ("produce_default", "`sk.redis.produce(redis, key, stream)` (the producer)"),
+    ):
+        if name == "bare_default":
+            ratio = "1 (baseline)"
+        else:
+            mid, low, high = median_ratio(long[name], long["bare_default"])
+            ratio = f"{mid:.2f}{x} ({low:.2f}\u2013{high:.2f})"
+        long_rows.append(f"| {label} | {statistics.median(long[name]) * 1e6:.1f} | {ratio} |")
     bare_trip = results["round_trip"]["bare protocol"]
     redis_trip = results["round_trip"]["redis-py"]
     off_trip = results["round_trip"]["replies off"]
@@ -570,8 +604,11 @@ def render(results: dict[str, Any], plan: dict[str, Any]) -> str:
         "`pack_command` costs ~10 \u00b5s a command) on a connection it holds for its "
         "whole run, with Redis's replies off (`CLIENT REPLY OFF`), and checks in one round "
         "trip every 256 entries, after 0.5 s and before the terminal entry that Redis "
-        "holds them all (`XINFO STREAM`'s `entries-added`). In burst the chunks that "
-        "queued up while the producer was busy share one write. What a paced chunk costs "
+        "holds them all (`XINFO STREAM`'s `entries-added`). Each chunk is encoded in the "
+        "source's own callback and written there when the connection is free (chunks "
+        "within 50 \u00b5s of the last write share the write made at the end of the "
+        "event loop's pass); those that come while the producer waits on Redis wait as "
+        "encoded entries and share its next write. What a paced chunk costs "
         "in this run, a loop sending one `XADD` a millisecond over the same loop sending "
         "nothing: "
         f"{bare_trip * 1e6:.0f} \u00b5s of CPU for a round trip with a bare asyncio "
@@ -585,6 +622,14 @@ def render(results: dict[str, Any], plan: dict[str, Any]) -> str:
         f"{LINGER * 1000:g} ms, for the latency shown under batching below. The publish "
         "row adds reading the stream back, which a worker serving the chat pays anyway (it "
         "is the follower of its client).",
+        "",
+        f"A longer burst, {plan['long_chunks']:,} deltas on the default path "
+        f"({plan['long_rounds']} rounds), where a producer that falls behind has the most "
+        "to hold:",
+        "",
+        f"| client | {us} CPU / chunk | {x} bare |",
+        "| --- | ---: | ---: |",
+        *long_rows,
         "",
         "### Fan-out: delivery latency and Redis commands per chunk",
         "",
@@ -689,6 +734,8 @@ def main(argv: list[str]) -> int:
         "quick": quick,
         "cpu_chunks": 1000 if quick else 2000,
         "paced_chunks": 200 if quick else 400,
+        "long_chunks": 4000 if quick else 10_000,
+        "long_rounds": 3 if quick else 9,
         "paced_pace": 0.001,
         "rounds": 3 if quick else 15,
         "fan_chunks": 100 if quick else 300,
@@ -715,6 +762,7 @@ def main(argv: list[str]) -> int:
             [
                 ("burst", f"openai:{plan['cpu_chunks']}", 0.0),
                 ("paced", f"openai:{plan['paced_chunks']}", plan["paced_pace"]),
+                ("long", f"openai:{plan['long_chunks']}", 0.0),
             ]
         )
         from _measure import in_child
@@ -724,6 +772,16 @@ def main(argv: list[str]) -> int:
             results["cpu"][mode] = in_child(
                 _cpu_child, redis_server.url, urls[mode], chunks, plan["rounds"], before_dir
             )
+        print("publish CPU, long burst", flush=True)
+        results["cpu"]["long"] = in_child(
+            _cpu_child,
+            redis_server.url,
+            urls["long"],
+            plan["long_chunks"],
+            plan["long_rounds"],
+            before_dir,
+            ("bare_default", "produce_default", "before_default"),
+        )
         for followers in plan["fan_sizes"]:
             print(f"fan-out to {followers}", flush=True)
             results["fan"][followers] = asyncio.run(
