@@ -144,7 +144,9 @@ class ChunkAppender:
         # None: not known yet; False: the server lacks CLIENT REPLY or entries-added
         self._unacknowledged: bool | None = None
         self._seq = 0  # entries handed to add() and take()
-        self._sent = 0  # the last entry handed to the socket
+        # the last entry handed to the socket, or kept in _held (which every round trip
+        # writes first: _entries_added)
+        self._sent = 0
         self._pending: list[bytes] = []  # encoded, not sent yet
         self._unconfirmed: list[bytes] = []  # sent with replies off, not confirmed yet
         self._unconfirmed_since = 0.0
@@ -153,6 +155,7 @@ class ChunkAppender:
         self._write_started: float | None = None
         self._writer_task: asyncio.Task[Any] | None = None
         self._write_stuck = False
+        self._sending = False  # the producer's task is in _send
         # take()'s state: the held connection's stream writer while its replies are off
         # (None otherwise), entries kept for the write at the end of the loop's pass
         self._writer: asyncio.StreamWriter | None = None
@@ -200,7 +203,7 @@ class ChunkAppender:
         self._seq += 1
         entry = encode_xadd(self._prefix, self._base + b"%d" % self._seq, data)
         writer = self._writer
-        if writer is None or self._pending:
+        if writer is None or self._pending or self._sending:
             self._pending.append(entry)
             return True
         transport = writer.transport
@@ -240,6 +243,12 @@ class ChunkAppender:
         connection = self._connection
         if connection is None:
             return
+        if self._replies_off and not (self._unconfirmed or self._pending):
+            # left off by a confirmation mid-stream with nothing written since: turned on
+            # in a round trip, cheaper than the pool's reconnecting it
+            with contextlib.suppress(Exception):
+                await self._round_trip([_REPLY_ON], expect=1)
+                self._replies_off = False
         self._connection = None
         connection.socket_timeout = self._io_timeout  # as the pool lent it
         if self._replies_off or self._unconfirmed or self._pending:
@@ -383,6 +392,15 @@ class ChunkAppender:
         so rather than a timer per write (asyncio.timeout: ~4 us a chunk) one timer, armed
         at most once per timeout, looks at the write in progress and cancels it when it
         is older than the timeout."""
+        # take() writes nothing of its own meanwhile: on 3.10, wait_for runs this write
+        # in a task of its own, a pass of the loop later
+        self._sending = True
+        try:
+            await self._send_bounded(commands)
+        finally:
+            self._sending = False
+
+    async def _send_bounded(self, commands: list[bytes]) -> None:
         send = self._connection.send_packed_command(commands, check_health=False)
         timeout = self._io_timeout
         if timeout is None:

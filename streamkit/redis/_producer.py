@@ -62,9 +62,12 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+# The producer's own wake-up list always goes; the stop list only with a lease still
+# held (after a lost lease it is the next producer's).
 _RELEASE = """
-redis.call('DEL', KEYS[2])
+redis.call('DEL', KEYS[3])
 if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[2])
   return redis.call('DEL', KEYS[1])
 end
 return 0
@@ -102,10 +105,12 @@ class _Inbox:
     bookkeeping per chunk; a sync source's thread hands each item over with
     ``call_soon_threadsafe``. While nothing is queued, ``take_now`` (when given) takes a
     chunk at once on the loop (``True``: taken; it calls :meth:`nudge` when the
-    producer must run for it), so no chunk object waits here.
+    producer must run for it), so chunk objects wait here only when it cannot (it
+    refused one: every later chunk queues behind it). Items after the first
+    :class:`_End` are dropped.
     """
 
-    __slots__ = ("_items", "_loop", "_loop_thread", "_nudged", "_take_now", "_waiter")
+    __slots__ = ("_ended", "_items", "_loop", "_loop_thread", "_nudged", "_take_now", "_waiter")
 
     def __init__(
         self,
@@ -118,6 +123,7 @@ class _Inbox:
         self._waiter: asyncio.Future[None] | None = None
         self._take_now = take_now
         self._nudged = False
+        self._ended = False  # an _End was handed over: what comes after is dropped
 
     def put(self, item: Any) -> None:
         """Hand over ``item`` (a chunk or an :class:`_End`) from any thread."""
@@ -133,13 +139,14 @@ class _Inbox:
         self._wake()
 
     def _append(self, item: Any) -> None:
+        if self._ended:
+            # a chunk a sync source's thread handed over as a stop disposed it: it comes
+            # after the end (it would take the terminal entry's id)
+            return
+        if type(item) is _End:
+            self._ended = True
         # taken only behind nothing queued: order kept
-        if (
-            not self._items
-            and self._take_now is not None
-            and type(item) is not _End
-            and self._take_now(item)
-        ):
+        elif not self._items and self._take_now is not None and self._take_now(item):
             return
         self._items.append(item)
         self._wake()
@@ -277,14 +284,16 @@ async def produce(
         )
 
     finished = asyncio.Event()  # set at the end: watch_stop returns, whatever it pops
-    # pushed to the stop list at the end to wake watch_stop's BLPOP (see the end below)
-    wake = b"end:" + token.encode()
+    # A list of this producer's own, which watch_stop's BLPOP also waits on: pushed to at
+    # the end to wake it (see the end below). Not the stop list: after a lost lease, that
+    # is the next producer's, whose watcher could pop the wake-up as a stop.
+    wake_key = f"{stop_key(key)}:{token}"
     woken = False  # the terminal's transaction pushed it
 
     async def watch_stop() -> None:
         while not finished.is_set():
             try:
-                got = await redis.blpop([stop_key(key)], timeout=1)
+                got = await redis.blpop([stop_key(key), wake_key], timeout=1)
             except TRANSIENT:
                 await asyncio.sleep(0.05)
                 continue
@@ -335,7 +344,8 @@ async def produce(
             )
             pipe.pexpire(key, int(ttl * 1000))
             if wake_watcher:
-                pipe.lpush(stop_key(key), wake)
+                pipe.lpush(wake_key, b"1")
+                pipe.pexpire(wake_key, 60_000)  # should the producer die before its DEL
             for result in await pipe.execute(raise_on_error=False):
                 # "equal or smaller": a retry of an XADD whose reply was lost, already there.
                 if isinstance(result, ResponseError) and "equal or smaller" not in str(result):
@@ -389,7 +399,10 @@ async def produce(
             # that lands early in a command and wait for the reply (a second here), and
             # a cancelled command costs its connection (a reconnect for the next one).
             try:
-                await redis.lpush(stop_key(key), wake)
+                pipe = redis.pipeline(transaction=False)
+                pipe.lpush(wake_key, b"1")
+                pipe.pexpire(wake_key, 60_000)
+                await pipe.execute()
             except TRANSIENT:
                 watching.cancel()
         await asyncio.wait(tasks, timeout=2)
@@ -400,7 +413,7 @@ async def produce(
     async def finish() -> None:
         # the TTL was set with the terminal entry (append_terminal), in its transaction;
         # the stop list goes with the lease, in one script
-        await redis.eval(_RELEASE, 2, lease_key(key), stop_key(key), token)
+        await redis.eval(_RELEASE, 3, lease_key(key), stop_key(key), wake_key, token)
 
     await retrying(key, finish, retry_for)
     return terminal

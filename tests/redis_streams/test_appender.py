@@ -9,6 +9,7 @@ import contextlib
 import os
 import signal
 import sys
+import types
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any, Literal
@@ -23,7 +24,7 @@ from redis.exceptions import ResponseError
 
 import streamkit as sk
 import streamkit.redis as skr
-from streamkit.redis import _appender
+from streamkit.redis import _appender, _producer
 from streamkit.redis._appender import CONFIRM_EVERY, ChunkAppender, encode_xadd, xadd_prefix
 from streamkit.testing.redis_server import RedisServer
 from tests.redis_streams.helpers import (
@@ -331,3 +332,46 @@ def test_any_schedule_of_bursts_pauses_and_drops_writes_each_chunk_once_in_order
         prop()
     finally:
         proxy.close()
+
+
+async def test_with_a_write_in_flight_a_chunk_waits_behind_it(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Python 3.10's bound on a write (asyncio.wait_for) runs it in a task of its own, a
+    # pass of the loop later: a chunk taken meanwhile must not be written before it.
+    # (Found in review: it was, Redis refused the earlier ids and the stream failed.)
+    monkeypatch.setattr(_appender, "sys", types.SimpleNamespace(version_info=(3, 10, 0)))
+    monkeypatch.setattr(_appender, "CONFIRM_EVERY", 5)
+    redis = aioredis.Redis.from_url(redis_server.url, socket_timeout=5)
+    key = f"r310:{uuid.uuid4().hex}"
+    try:
+        subject, producer = await _producing(redis, key)
+        sent = [f"{i}," for i in range(500)]
+        for part in sent:
+            subject.on_next(sk.Chunk(provider="openai", content=part))
+            await asyncio.sleep(0)
+        subject.on_completed()
+        assert await asyncio.wait_for(producer, 30) == COMPLETE
+        assert await _contents(redis, key) == (sent, COMPLETE)
+    finally:
+        await producers_done()
+        await redis.aclose()
+
+
+async def test_nothing_handed_over_after_the_end_is_taken() -> None:
+    # A sync source's thread can hand a chunk over (call_soon_threadsafe) just as a stop
+    # disposes the source: it lands after the end and must not be taken, or it would
+    # take the terminal entry's id. (Found in review.)
+    taken: list[sk.Chunk] = []
+
+    def take_now(chunk: sk.Chunk) -> bool:
+        taken.append(chunk)
+        return True
+
+    inbox = _producer._Inbox(asyncio.get_running_loop(), take_now)
+    inbox.put(sk.Chunk(provider="openai", content="before"))
+    inbox.put(_producer._End("stop"))
+    inbox.put(sk.Chunk(provider="openai", content="late"))
+    items = await inbox.wait()
+    assert [c.content for c in taken] == ["before"]
+    assert [type(item) for item in items] == [_producer._End]

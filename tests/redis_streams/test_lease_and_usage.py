@@ -20,6 +20,7 @@ import signal
 import pytest
 import reactivex as rx
 import redis.asyncio as aioredis
+from reactivex.subject import Subject
 
 import streamkit as sk
 import streamkit.redis as skr
@@ -163,4 +164,27 @@ async def test_a_producer_leaves_no_task_or_connection_behind(
         others = asyncio.all_tasks() - {asyncio.current_task()}
         assert not others, others
     assert len(await redis.client_list()) <= clients_before + 2
-    assert await redis.keys("short:*:stop") == []  # the wake-up entry is not left behind
+    assert await redis.keys("short:*:stop*") == []  # nor the stop or wake-up lists
+
+
+async def test_a_producer_that_lost_its_lease_does_not_stop_the_next_one(
+    redis: aioredis.Redis,
+) -> None:
+    # B holds the key's lease; A (whose lease was lost: a token that is not the lease's)
+    # ends "lost" and wakes its own stop watcher: not through the key's stop list, which
+    # B's watcher waits on too and would pop as a stop. (Found in review: it did.)
+    source_b: Subject[sk.Chunk] = Subject()
+    b = asyncio.ensure_future(skr.produce(redis, "k", source_b, lease=30))
+    while not source_b.observers:
+        await asyncio.sleep(0.001)
+    source_b.on_next(sk.Chunk(provider="openai", content="b0"))
+    await until(lambda: xlen_at_least(redis, "k", 1))
+    a = await asyncio.wait_for(
+        skr.produce(redis, "k", Subject(), lease=0.3, token="not-the-lease"), 10
+    )
+    assert a is not None and a.error_type is not None  # A: its lease lost
+    await asyncio.sleep(0.3)
+    assert not b.done(), b.result()
+    source_b.on_completed()
+    assert await asyncio.wait_for(b, 10) == skr.Terminal("complete", None)
+    assert await redis.keys("k:stop*") == []
