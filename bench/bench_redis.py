@@ -60,6 +60,11 @@ BEFORE_PUBLISH = (
     "1.08\u00d7 burst and 1.18\u00d7 paced (default path: 1.28\u00d7 and 1.29\u00d7) in the run "
     "of 2026-12-07 02:46 UTC"
 )
+# Other runs of today's producer on the default path (burst / paced), for the spread.
+OTHER_RUNS = (
+    "1.15\u00d7 / 1.14\u00d7 (421bba3, 05:15 UTC), 1.12\u00d7 / 1.23\u00d7 and 1.11\u00d7 / "
+    "1.13\u00d7 (218fc43, 05:31 and 05:35 UTC) on 2026-12-07"
+)
 BEFORE_RESUME = "p50 0.47 ms, p99 0.83 ms in the run of 2026-12-07 02:46 UTC"
 
 
@@ -593,7 +598,9 @@ def render(results: dict[str, Any], plan: dict[str, Any]) -> str:
         f"publishing costs {default_ratio['burst']:.2f}{x} in burst and "
         f"{default_ratio['paced']:.2f}{x} paced (goal "
         f"**{'met' if default_met else 'not met'}** there; the `default path` rows, each "
-        "against the default path's bare pipeline): the producer adds "
+        "against the default path's bare pipeline; other runs: "
+        f"{OTHER_RUNS}: the paced row sits at the goal, within this machine's noise): "
+        "the producer adds "
         f"{default_added['burst']:.1f} {us} a chunk in burst (encoding, handing over, the "
         "writes shared by a batch) to a pipeline of "
         f"{default_bare['burst']:.1f} {us}, and {default_added['paced']:.1f} {us} paced, "
