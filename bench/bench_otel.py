@@ -24,6 +24,11 @@ in one burst, once paced 1 ms apart) through the realistic pipeline of ``bench/r
   events and every histogram record are really processed and aggregated;
 - **on-no-chunk-timing**: the same with ``chunk_timing=False``.
 
+The pipeline reads the stream on the SDK path (``fast=False``), as these figures have
+always been measured; with ``BENCH_OTEL_DEFAULT_PATH=1`` in the environment it reads it
+as ``sk.stream`` is called (the fast path): then compare *on* with *off*, not with
+*before*, whose default was the SDK path.
+
 Each round asks every client for a few reads, in turn; a client's figure is the median
 CPU time (every thread of its process) per chunk, and each ratio is the median over
 rounds of the ratio within the round, so load drifting on the shared machine lands on
@@ -96,7 +101,9 @@ def child(mode: str, url: str) -> None:
 
     if mode.startswith("on"):
         _instrument(chunk_timing=mode == "on")
-    run = _clients.make_sk_pipeline(url)
+    # BENCH_OTEL_DEFAULT_PATH=1: sk.stream as called (the fast path); else the SDK path,
+    # as the page's figures have always been measured
+    run = _clients.make_sk_pipeline(url, as_default=bool(os.environ.get("BENCH_OTEL_DEFAULT_PATH")))
     run()  # warm-up: imports, first connection
     print(json.dumps({"ready": streamkit.__file__}), flush=True)
     for line in sys.stdin:
