@@ -133,6 +133,10 @@ class _Inbox:
         with contextlib.suppress(RuntimeError):  # loop closed
             self._loop.call_soon_threadsafe(self._append, item)
 
+    def close(self) -> None:
+        """Take nothing more (the producer is ending, perhaps on an error)."""
+        self._ended = True
+
     def nudge(self) -> None:
         """Have the producer run once more, with no item (on the loop)."""
         self._nudged = True
@@ -391,6 +395,7 @@ async def produce(
             break
         await append_terminal(terminal)
     finally:
+        inbox.close()  # a sync source's thread may still hand chunks over
         subscription.dispose()
         finished.set()
         renewing.cancel()

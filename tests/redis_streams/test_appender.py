@@ -375,3 +375,8 @@ async def test_nothing_handed_over_after_the_end_is_taken() -> None:
     items = await inbox.wait()
     assert [c.content for c in taken] == ["before"]
     assert [type(item) for item in items] == [_producer._End]
+    # nor after the producer ended on an error (no _End: it closes its inbox)
+    failed = _producer._Inbox(asyncio.get_running_loop(), take_now)
+    failed.close()
+    failed.put(sk.Chunk(provider="openai", content="after an error"))
+    assert [c.content for c in taken] == ["before"]
