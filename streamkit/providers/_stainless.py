@@ -97,8 +97,6 @@ def choose_fast(
     value: object,
     fast_adapter: Callable[[], FastAdapter],
     logger: logging.Logger,
-    *,
-    unreadable: str | None = None,
 ) -> bool:
     """Whether a stream with ``fast=value`` is read by the fast path, decided once when
     the stream is built (``TypeError`` for a value that is not a bool or ``None``).
@@ -107,22 +105,17 @@ def choose_fast(
     the fast path cannot run). ``None`` (auto, the default) takes the fast path unless
     ``fast_adapter()`` cannot be imported or its :meth:`FastAdapter.require_runnable`
     raises (orjson missing, an SDK whose internals are not the ones the fast path was
-    written for), or ``unreadable`` names why the stream's client is one the fast path
-    does not read: then the SDK path, with a DEBUG line on ``logger`` saying why.
+    written for): then the SDK path, with a DEBUG line on ``logger`` saying why.
     """
     fast = check_fast(value)
     if fast is not None:
         return fast
-    reason = unreadable
-    if reason is None:
-        try:
-            fast_adapter().require_runnable()
-        except ImportError as error:
-            reason = str(error)
-    if reason is None:
-        return True
-    logger.debug("fast=None (auto) takes the SDK path: %s", reason)
-    return False
+    try:
+        fast_adapter().require_runnable()
+    except ImportError as error:
+        logger.debug("fast=None (auto) takes the SDK path: %s", error)
+        return False
+    return True
 
 
 def missing_internals(classes: Iterable[type], names: Iterable[str]) -> list[str]:

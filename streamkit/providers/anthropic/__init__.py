@@ -384,17 +384,17 @@ class AnthropicAdapter(ProviderAdapter):
         by the SDK whatever ``fast`` says (``fast=True`` still checks that the fast path
         could run, as it always has)."""
         fast = check_fast(params.get("fast"))
-        if fast is False:
+        if fast is not False and client is not None and not _reads_sse(client):
+            if fast:  # raises where the fast path cannot run, as it always has
+                _fast_adapter().require_runnable()
+            else:
+                _log.debug(
+                    "fast=None (auto) takes the SDK path: a %s client's stream is not "
+                    "server-sent events",
+                    type(client).__name__,
+                )
             return self
-        unreadable = None
-        if client is not None and not _reads_sse(client):
-            unreadable = f"a {type(client).__name__} client's stream is not server-sent events"
-        if not choose_fast(fast, _fast_adapter, _log, unreadable=unreadable):
-            return self
-        if unreadable is not None:  # fast=True: raises where it cannot run, as ever
-            _fast_adapter().require_runnable()
-            return self
-        return _fast_adapter()
+        return _fast_adapter() if choose_fast(fast, _fast_adapter, _log) else self
 
     def is_async_client(self, client: Any) -> bool:
         """``AsyncAnthropic`` (and its Bedrock and Vertex forms) are async."""
