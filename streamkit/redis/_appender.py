@@ -144,10 +144,9 @@ class ChunkAppender:
         # None: not known yet; False: the server lacks CLIENT REPLY or entries-added
         self._unacknowledged: bool | None = None
         self._seq = 0  # entries handed to add() and take()
-        # the last entry handed to the socket, or kept in _held (which every round trip
-        # writes first: _entries_added)
-        self._sent = 0
-        self._pending: list[bytes] = []  # encoded, not sent yet
+        # encoded, not sent yet: always the last entries (the others are written or held,
+        # and every round trip writes the held ones first)
+        self._pending: list[bytes] = []
         self._unconfirmed: list[bytes] = []  # sent with replies off, not confirmed yet
         self._unconfirmed_since = 0.0
         # the one timer bounding writes (_send): the write in progress, since when
@@ -180,11 +179,7 @@ class ChunkAppender:
             for offset, data in enumerate(batch)
         )
         await self._retrying(self._deliver)
-        unconfirmed = self._unconfirmed
-        if unconfirmed and (
-            len(unconfirmed) >= CONFIRM_EVERY
-            or time.monotonic() - self._unconfirmed_since >= CONFIRM_AFTER
-        ):
+        if self._unconfirmed and self._confirmation_due(time.monotonic()):
             # replies off again in the same round trip: the next chunk is written at once
             await self._retrying(self._settle_replies_off)
 
@@ -215,7 +210,6 @@ class ChunkAppender:
         if not unconfirmed:
             self._unconfirmed_since = now
         unconfirmed.append(entry)
-        self._sent = self._seq
         held = self._held
         if held or now - self._last_write < COALESCE:
             held.append(entry)
@@ -226,7 +220,14 @@ class ChunkAppender:
         else:
             writer.write(entry)
             self._last_write = now
-        return len(unconfirmed) >= CONFIRM_EVERY or now - self._unconfirmed_since >= CONFIRM_AFTER
+        return self._confirmation_due(now)
+
+    def _confirmation_due(self, now: float) -> bool:
+        """Whether the unconfirmed entries (at least one) are to be confirmed now."""
+        return (
+            len(self._unconfirmed) >= CONFIRM_EVERY
+            or now - self._unconfirmed_since >= CONFIRM_AFTER
+        )
 
     async def confirm(self) -> None:
         """Return once Redis holds every entry sent; raise what it refused."""
@@ -300,13 +301,11 @@ class ChunkAppender:
                     except BaseException:
                         self._pending[:0] = part
                         raise
-                    self._sent = self._seq - len(self._pending)
                     continue
                 # unconfirmed from now on, in order: a failed write is sent again from there
                 if not self._unconfirmed:
                     self._unconfirmed_since = time.monotonic()
                 self._unconfirmed.extend(part)
-                self._sent = self._seq - len(self._pending)
                 if self._replies_off:
                     await self._send(part)
                 else:
@@ -330,7 +329,8 @@ class ChunkAppender:
             await self._deliver()
             if not self._unconfirmed:
                 return
-            sent = self._sent  # take() queues entries behind, unsent, while this waits
+            # entries handed to the socket: take() queues more behind, unsent, meanwhile
+            sent = self._seq - len(self._pending)
             added = await self._entries_added(replies_off=replies_off)
             if added is None:  # no entries-added on this server: replies from now on
                 self._unacknowledged = _UNACKNOWLEDGED_WRITES[self._pool] = False
