@@ -165,7 +165,7 @@ class OTelObserver(LifecycleObserver):
         instruments: Instruments,
         *,
         capture_content: bool,
-        chunk_timing: bool = True,
+        chunk_timing: bool = False,
     ) -> None:
         self.tracer = tracer
         self.instruments = instruments

@@ -57,7 +57,8 @@ class _DoubleEnds(logging.Handler):
 class Telemetry:
     """What the tests read: finished spans, metric points, open spans."""
 
-    def __init__(self, *, capture_content: bool = False, chunk_timing: bool = True) -> None:
+    def __init__(self, *, capture_content: bool = False, chunk_timing: bool | None = True) -> None:
+        # chunk_timing=None: instrument() with its own default
         self.exporter = InMemorySpanExporter()
         self.tracker = EndTracker()
         self.tracer_provider = TracerProvider()
@@ -66,11 +67,11 @@ class Telemetry:
         self.reader = InMemoryMetricReader()
         self.meter_provider = MeterProvider(metric_readers=[self.reader])
         self.tracer = self.tracer_provider.get_tracer("tests")
+        flags: dict[str, bool] = {"capture_content": capture_content}
+        if chunk_timing is not None:
+            flags["chunk_timing"] = chunk_timing
         self.instrumentation = sk.telemetry.instrument(
-            tracer_provider=self.tracer_provider,
-            meter_provider=self.meter_provider,
-            capture_content=capture_content,
-            chunk_timing=chunk_timing,
+            tracer_provider=self.tracer_provider, meter_provider=self.meter_provider, **flags
         )
         self._warnings = _DoubleEnds()
         logging.getLogger("opentelemetry").addHandler(self._warnings)

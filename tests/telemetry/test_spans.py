@@ -548,6 +548,25 @@ def test_without_chunk_timing_nothing_is_recorded_per_chunk(telemetry_factory: A
     assert attrs(span)["gen_ai.usage.output_tokens"] == response.usage.output_tokens
 
 
+def test_by_default_nothing_is_recorded_per_chunk_but_the_span_has_the_timing(
+    telemetry_factory: Any,
+) -> None:
+    """The per-chunk histogram is opt-in (its record is the OpenTelemetry SDK's cost per
+    chunk); the span still says when the first chunk came, how many came, and when the
+    request ended."""
+    harness = telemetry_factory(chunk_timing=None)
+    seen: list[sk.Chunk] = []
+    with ReplayServer("openai/chat-text-usage", pace=0.001) as server:
+        run_sync(_tapped(_stream(server), seen))
+    assert harness.points("gen_ai.client.operation.time_per_output_chunk") == []
+    (first,) = harness.points("gen_ai.client.operation.time_to_first_chunk")
+    (duration,) = harness.points("gen_ai.client.operation.duration")
+    assert (first.count, duration.count) == (1, 1)
+    (span,) = harness.requests()
+    assert attrs(span)["streamkit.chunks"] == len(seen) > 1
+    assert attrs(span)["gen_ai.response.time_to_first_chunk"] == pytest.approx(first.sum)
+
+
 # -- on and off ------------------------------------------------------------------------------
 def test_after_uninstrument_no_span_is_made(telemetry: Telemetry) -> None:
     telemetry.instrumentation.uninstrument()
