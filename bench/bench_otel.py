@@ -29,10 +29,10 @@ always been measured; with ``BENCH_OTEL_DEFAULT_PATH=1`` in the environment it r
 as ``sk.stream`` is called (the fast path): then compare *on* with *off*, not with
 *before*, whose default was the SDK path.
 
-Each round asks every client for a few reads, in turn; a client's figure is the median
-CPU time (every thread of its process) per chunk, and each ratio is the median over
-rounds of the ratio within the round, so load drifting on the shared machine lands on
-all of them alike.
+Each round asks every client for one read, in turn (the order reversed every other
+round); a client's figure is the median CPU time (every thread of its process) per
+chunk, and each ratio is the median over rounds of the ratio within the round, so load
+drifting on the shared machine lands on all of them alike.
 """
 
 from __future__ import annotations
@@ -191,8 +191,11 @@ def measure(args: argparse.Namespace, stream: str, pace: float) -> dict[str, Any
     from _server import ServerPool
 
     chunks = int(stream.split(":")[1])
-    rounds = 5 if args.quick else 9
-    per_round = 2 if args.quick else 3
+    # One read per client a round, so the reads a ratio sets side by side are a second
+    # or two apart and a burst of the machine's other load lands on few of them; a
+    # paced read wakes the process for every chunk and swings more: twice the rounds.
+    rounds = (9 if args.quick else 27) * (2 if pace else 1)
+    per_round = 1
     modes = [m for m in MODES if m != "seam" or args.seam]
     results: dict[str, Any] = {"chunks": chunks, "rounds": rounds, "reads": per_round}
     with tempfile.TemporaryDirectory() as tmp, ServerPool() as pool:
@@ -332,6 +335,63 @@ def own_chunk_us() -> float:
     return max(0.0, min(on) - min(off))
 
 
+def request_us() -> float:
+    """Microseconds per request that ``instrument()``'s defaults add (the span, its two
+    events, the duration, token and first-chunk records; the SDK with a batch span
+    processor to an exporter that drops the batches, as in the runs): a request of one
+    chunk with the observer, less one without (measured here, in the parent, in a
+    loop). Spread over a stream's chunks, it is all that *on* adds per chunk."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    from streamkit._lifecycle import LifecycleObserver, Recorder
+    from streamkit._models import Chunk, Usage
+    from streamkit.telemetry import _otel
+
+    class Drop(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(BatchSpanProcessor(Drop()))
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    observer = _otel.observer(
+        tracer_provider.get_tracer("bench"),
+        _otel.Instruments(meter_provider.get_meter("bench")),
+        capture_content=False,
+        chunk_timing=False,
+    )
+    chunk = Chunk(provider="openai", content="x", usage=Usage(input_tokens=5, output_tokens=7))
+    count = 2_000
+
+    def per_request(observers: tuple[LifecycleObserver, ...]) -> float:
+        best = float("inf")
+        for _ in range(5):
+            started = time.process_time()
+            for _ in range(count):
+                recorder = Recorder("openai", "gpt-4o", observers=observers)
+                recorder.begin()
+                recorder.chunk(chunk)
+                recorder.complete()
+            best = min(best, time.process_time() - started)
+        return best / count * 1e6
+
+    off = [per_request(()) for _ in range(3)]
+    on = [per_request((observer,)) for _ in range(3)]
+    tracer_provider.shutdown()
+    meter_provider.shutdown()
+    return max(0.0, min(on) - min(off))
+
+
+def _load_summary(loads: list[float]) -> str:
+    return (
+        f"{min(loads):.1f}{DASH}{max(loads):.1f}, median {statistics.median(loads):.1f} "
+        f"({len(loads)} readings; the host's other tenants are not in it: see [Noise](#noise))"
+    )
+
+
 def render(runs: dict[str, dict[str, Any]], command: str) -> str:
     """The section of ``docs/performance.md``: one table per stream, then the targets."""
     x = X
@@ -359,8 +419,9 @@ def render(runs: dict[str, dict[str, Any]], command: str) -> str:
         "(the OpenTelemetry SDK with a batch span processor and a metric reader: every span, "
         "event and histogram record is really processed), with and without the per-chunk "
         "histogram. Median CPU per chunk (every thread of the process) over "
-        f"{burst['rounds']} rounds of {burst['reads']} reads; each ratio is the median of "
-        "the per-round ratios (range: lowest to highest round).",
+        f"{burst['rounds']} rounds (burst) and {paced['rounds']} (paced), each one read "
+        "per client in turn; each ratio is the median of the per-round ratios (range: "
+        "lowest to highest round).",
         "",
         f"### Burst ({burst['chunks']:,} chunks written at once)",
         "",
@@ -412,7 +473,12 @@ def render(runs: dict[str, dict[str, Any]], command: str) -> str:
         "enabled) and nothing per chunk; what off costs over *before* beyond that is the "
         "seam's own per-chunk bookkeeping (usage and cost on every exit path). On, as "
         "`instrument()` does by default, per request: one span with two events and five "
-        "histogram records, and nothing per chunk. With `chunk_timing=True` (opt-in), per "
+        "histogram records, and nothing per chunk: measured apart from the pipeline, in a "
+        f"loop, {runs['request_us']:.0f} µs a request, "
+        f"{runs['request_us'] / burst['chunks']:.2f} µs a chunk of the burst and "
+        f"{runs['request_us'] / paced['chunks']:.2f} µs a chunk of the paced stream, so "
+        "what *on* measures over *off* beyond that is this machine's noise. "
+        "With `chunk_timing=True` (opt-in), per "
         "chunk also: one `gen_ai.client.operation.time_per_output_chunk` record (the "
         "times held per request and recorded together, with attributes built once per "
         "request). In the burst it costs "
@@ -427,8 +493,8 @@ def render(runs: dict[str, dict[str, Any]], command: str) -> str:
         "",
         f"- Written: {when}; {platform.machine()}, {os.cpu_count()} cores, "
         f"{platform.platform()}; Python {platform.python_version()}",
-        "- Load average (1 min) along the runs: "
-        + ", ".join(f"{v:.1f}" for v in burst["load"] + paced["load"]),
+        "- Load average (1 min) along the runs, after each round: "
+        + _load_summary(burst["load"] + paced["load"]),
         f"- Command: `{command}`",
     ]
     return "\n".join(out) + "\n"
@@ -459,6 +525,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     runs["record_us"] = sdk_record_us()  # type: ignore[assignment]
     runs["own_us"] = own_chunk_us()  # type: ignore[assignment]
+    runs["request_us"] = request_us()  # type: ignore[assignment]
     modules = runs["burst"]["modules"]
     assert modules["before"] != modules["off"], f"the baseline is today's code: {modules}"
     command = "python bench/bench_otel.py" + (" --quick" if args.quick else "")
