@@ -466,13 +466,16 @@ def render(runs: dict[str, dict[str, Any]], command: str) -> str:
         f"Telemetry **on** against its goal ({LE} 1.05{x} before): "
         f"{verdict(burst, 'on', 1.05)} in a burst, {verdict(paced, 'on', 1.05)} paced. "
         f"Off against its goal ({LE} 1.01{x}): {verdict(burst, 'off', 1.01)} in a burst, "
-        f"{verdict(paced, 'off', 1.01)} paced.",
+        f"{verdict(paced, 'off', 1.01)} paced. Against *off* in the same rounds (what "
+        f"telemetry itself adds): *on* {ratio(burst, 'on/off')} in a burst and "
+        f"{ratio(paced, 'on/off')} paced; with `chunk_timing=True` "
+        f"{ratio(burst, 'on-chunk-timing/off')} and {ratio(paced, 'on-chunk-timing/off')}.",
         "",
         "Off, telemetry adds per request one observer call at the start, at the first chunk "
         "and at the end (the DEBUG request log, which returns at once unless DEBUG is "
         "enabled) and nothing per chunk; what off costs over *before* beyond that is the "
         "seam's own per-chunk bookkeeping (usage and cost on every exit path). On, as "
-        "`instrument()` does by default, per request: one span with two events and five "
+        "`instrument()` does by default, per request: one span with two events and four "
         "histogram records, and nothing per chunk: measured apart from the pipeline, in a "
         f"loop, {runs['request_us']:.0f} µs a request, "
         f"{runs['request_us'] / burst['chunks']:.2f} µs a chunk of the burst and "

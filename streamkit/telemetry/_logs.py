@@ -25,17 +25,19 @@ class RequestLog(LifecycleObserver):
     """Logs ``request start`` / ``request first chunk`` / ``request end`` at DEBUG."""
 
     def on_start(self, start: StreamStart) -> None:
-        """``request start`` with the request's id, provider, model and attempt."""
+        """``request start`` with the request's id, the span's starting attributes
+        (operation, provider, model, the whitelisted ``gen_ai.request.*`` parameters) and
+        the attempt."""
         if logger.isEnabledFor(logging.DEBUG):
+            from streamkit.telemetry._fields import base_attributes
+
+            fields = base_attributes(start.provider, start.request_model)
+            fields.update(sc.request_attributes(start.params))
+            fields[sc.ATTEMPT] = start.attempt
             logger.debug(
-                "request start id=%d %s=%s %s=%s %s=%d",
+                "request start id=%d %s",
                 start.id,
-                sc.PROVIDER_NAME,
-                sc.provider_name(start.provider),
-                sc.REQUEST_MODEL,
-                start.request_model,
-                sc.ATTEMPT,
-                start.attempt,
+                " ".join(f"{key}={value}" for key, value in fields.items()),
             )
 
     def on_first_chunk(self, start: StreamStart, chunk: Chunk, now_ns: int) -> None:

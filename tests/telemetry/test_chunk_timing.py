@@ -21,6 +21,16 @@ MODEL = "replayed-model"
 GAPS = "gen_ai.client.operation.time_per_output_chunk"
 
 
+@pytest.fixture
+def telemetry() -> Iterator[Telemetry]:
+    """streamkit instrumented with the per-chunk histogram (opt-in)."""
+    harness = Telemetry(chunk_timing=True)
+    try:
+        yield harness
+    finally:
+        harness.close()
+
+
 def _openai_events(deltas: int) -> Iterator[str]:
     def event(delta: dict[str, object], finish: str | None = None) -> str:
         chunk = {

@@ -3,6 +3,7 @@ normal run) and telemetry off by default (no OpenTelemetry import, nothing recor
 
 from __future__ import annotations
 
+import ast
 import logging
 import subprocess
 import sys
@@ -26,7 +27,14 @@ def test_a_request_logs_start_first_chunk_and_end_at_debug(
         caplog.at_level(logging.DEBUG, logger="streamkit"),
         ReplayServer("openai/chat-text-usage") as server,
     ):
-        stream = sk.stream("openai", "replayed-model", "hello", client=server.client("openai"))
+        stream = sk.stream(
+            "openai",
+            "replayed-model",
+            "hello",
+            client=server.client("openai"),
+            temperature=0.5,
+            user="someone@example.com",
+        )
         (response,) = run_sync(stream.pipe(ops.to_call_response()))
     ours = [r for r in caplog.records if r.name.startswith("streamkit")]
     lines = [r.getMessage() for r in ours if r.name == "streamkit.telemetry._logs"]
@@ -35,6 +43,16 @@ def test_a_request_logs_start_first_chunk_and_end_at_debug(
         "request first chunk",
         "request end",
     ]
+    start = lines[0]
+    for field in (
+        "gen_ai.operation.name=chat",
+        "gen_ai.provider.name=openai",
+        "gen_ai.request.model=replayed-model",
+        "gen_ai.request.temperature=0.5",
+        "streamkit.attempt=",
+    ):
+        assert field in start, start
+    assert "someone@example.com" not in " ".join(lines)  # only whitelisted parameters
     end = lines[-1]
     assert response.usage is not None
     assert f"gen_ai.usage.output_tokens={response.usage.output_tokens}" in end
@@ -55,15 +73,36 @@ def test_a_normal_run_logs_nothing_above_debug(caplog: pytest.LogCaptureFixture)
     assert loud == []
 
 
-def test_every_streamkit_logger_is_its_modules_own() -> None:
-    # one logger per module, named after it (logging.getLogger(__name__))
-    import streamkit._timeout_watch as timeouts
-    import streamkit.ops._retry_on_error as retry
-    import streamkit.ops._share_replay as share
-    import streamkit.telemetry._logs as logs
+def _get_logger_calls(source: str) -> list[ast.Call]:
+    return [
+        node
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Call)
+        and (
+            (isinstance(node.func, ast.Attribute) and node.func.attr == "getLogger")
+            or (isinstance(node.func, ast.Name) and node.func.id == "getLogger")
+        )
+    ]
 
-    for module in (retry, share, timeouts, logs):
-        assert module.logger.name == module.__name__
+
+def test_every_streamkit_logger_is_its_modules_own() -> None:
+    """One logger per module that logs, named after it: every ``getLogger`` call in the
+    package's code (docstrings aside) is ``getLogger(__name__)``."""
+    package = ROOT / "streamkit"
+    found: dict[str, str] = {}
+    for path in sorted(package.rglob("*.py")):
+        for call in _get_logger_calls(path.read_text(encoding="utf-8")):
+            argument = ast.unparse(call.args[0]) if call.args else "<none>"
+            found[f"{path.relative_to(ROOT)}:{call.lineno}"] = argument
+    assert len(found) >= 9  # the source, the operators, the timeouts, the log, 4 adapters
+    assert {place: name for place, name in found.items() if name != "__name__"} == {}
+
+
+def test_the_logger_scan_sees_a_shared_logger() -> None:
+    # the scan above, on code that breaks the rule
+    bad = "import logging\nlog = logging.getLogger('streamkit')\n"
+    (call,) = _get_logger_calls(bad)
+    assert ast.unparse(call.args[0]) == "'streamkit'"
 
 
 def test_off_by_default_imports_no_opentelemetry_and_records_nothing() -> None:

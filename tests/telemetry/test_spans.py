@@ -509,7 +509,8 @@ def test_request_parameters_become_request_attributes_and_nothing_else(
 
 
 # -- metrics ---------------------------------------------------------------------------------
-def test_the_metrics_equal_the_streams_figures(telemetry: Telemetry) -> None:
+def test_the_metrics_equal_the_streams_figures(telemetry_factory: Any) -> None:
+    telemetry = telemetry_factory(chunk_timing=True)  # the per-chunk histogram too
     seen: list[sk.Chunk] = []
     with ReplayServer("openai/chat-text-usage", pace=0.001) as server:
         (response,) = run_sync(_tapped(_stream(server), seen).pipe(ops.to_call_response()))
@@ -554,7 +555,7 @@ def test_by_default_nothing_is_recorded_per_chunk_but_the_span_has_the_timing(
     """The per-chunk histogram is opt-in (its record is the OpenTelemetry SDK's cost per
     chunk); the span still says when the first chunk came, how many came, and when the
     request ended."""
-    harness = telemetry_factory(chunk_timing=None)
+    harness = telemetry_factory()  # instrument()'s defaults
     seen: list[sk.Chunk] = []
     with ReplayServer("openai/chat-text-usage", pace=0.001) as server:
         run_sync(_tapped(_stream(server), seen))
