@@ -489,9 +489,14 @@ def render(runs: dict[str, dict[str, Any]], command: str) -> str:
         f"streamkit's own per-chunk work is {runs['own_us']:.1f} µs (the recorder's call "
         "to the observer, its lookup of the request, the clock read, the append) and one "
         f"record costs {runs['record_us']:.1f} µs in the OpenTelemetry SDK alone, both "
-        "measured in the same run apart from the pipeline, in a loop; the rest is that same "
-        "record inside the pipeline, where it runs colder and slows the code around it (see "
-        "[Telemetry](telemetry.md#what-telemetry-costs-per-chunk)). The noise floor of "
+        "measured in the same run apart from the pipeline, in a loop; "
+        + (
+            "the rest is that same record inside the pipeline, where it runs colder and "
+            "slows the code around it (see "
+            if gap > runs["own_us"] + runs["record_us"]
+            else "in the pipeline it cost no more than those, within this run's noise (see "
+        )
+        + "[Telemetry](telemetry.md#what-telemetry-costs-per-chunk)). The noise floor of "
         "such ratios on this shared machine is a few per cent (see [Noise](#noise)).",
         "",
         f"- Written: {when}; {platform.machine()}, {os.cpu_count()} cores, "
