@@ -181,3 +181,72 @@ def test_a_full_buffer_the_end_already_took_is_not_recorded_again() -> None:
     finally:
         meters.shutdown()
         tracers.shutdown()
+
+
+def test_chunk_timing_keeps_no_object_per_chunk() -> None:
+    """ "Counted without a per-chunk allocation": over 20,000 chunks the observer keeps
+    no more memory than one buffer of held times (8 bytes each), however many chunks
+    came; the SDK's records, whose cost is the SDK's own, are left out."""
+    import tracemalloc
+
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from streamkit._lifecycle import Recorder
+
+    class NoRecord:
+        def record(self, amount: float, attributes: object = None) -> None:
+            pass
+
+    meters = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    instruments = _otel.Instruments(meters.get_meter("test"))
+    instruments.time_per_output_chunk = NoRecord()  # type: ignore[assignment]
+    observer = _otel.OTelChunkObserver(
+        TracerProvider().get_tracer("test"),
+        instruments,
+        capture_content=False,
+        chunk_timing=True,
+    )
+    chunk = sk.Chunk(provider="openai", content="x")
+    recorder = Recorder("openai", MODEL, observers=(observer,))
+    recorder.begin()
+    for _ in range(2 * _otel.GAPS_HELD):  # warm: the buffer has been swapped once
+        recorder.chunk(chunk)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot().filter_traces(
+            [tracemalloc.Filter(True, _otel.__file__)]
+        )
+        for _ in range(20_000):
+            recorder.chunk(chunk)
+        after = tracemalloc.take_snapshot().filter_traces(
+            [tracemalloc.Filter(True, _otel.__file__)]
+        )
+    finally:
+        tracemalloc.stop()
+        recorder.complete()
+        meters.shutdown()
+    kept = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
+    assert kept <= 8 * _otel.GAPS_HELD + 1024, kept
+
+
+def test_the_default_observer_is_not_called_per_chunk() -> None:
+    """Without chunk timing (the default) or content capture, the recorder never calls
+    telemetry for a chunk: the observer does not ask for chunks."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.trace import TracerProvider
+
+    default = _otel.observer(
+        TracerProvider().get_tracer("test"),
+        _otel.Instruments(MeterProvider().get_meter("test")),
+        capture_content=False,
+        chunk_timing=False,
+    )
+    timing = _otel.observer(
+        TracerProvider().get_tracer("test"),
+        _otel.Instruments(MeterProvider().get_meter("test")),
+        capture_content=False,
+        chunk_timing=True,
+    )
+    assert (default.wants_chunks, timing.wants_chunks) == (False, True)
