@@ -69,7 +69,10 @@ LABELS = {
 
 
 # -- the child -----------------------------------------------------------------------------
-def _instrument(*, chunk_timing: bool) -> None:
+def _sdk_providers() -> tuple[Any, Any]:
+    """The OpenTelemetry SDK as the runs use it: a ``TracerProvider`` with a batch span
+    processor to an exporter that drops the batches (no I/O measured) and a
+    ``MeterProvider`` with a reader, so every span and record is really processed."""
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
     from opentelemetry.sdk.trace import TracerProvider
@@ -79,21 +82,22 @@ def _instrument(*, chunk_timing: bool) -> None:
         SpanExportResult,
     )
 
-    import streamkit as sk
-
     class Drop(SpanExporter):
         def export(self, spans: Any) -> SpanExportResult:
             return SpanExportResult.SUCCESS
 
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(BatchSpanProcessor(Drop()))
-    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
-    if chunk_timing:
-        sk.telemetry.instrument(
-            tracer_provider=tracer_provider, meter_provider=meter_provider, chunk_timing=True
-        )
-    else:  # as users turn it on: the defaults
-        sk.telemetry.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+    return tracer_provider, MeterProvider(metric_readers=[InMemoryMetricReader()])
+
+
+def _instrument(*, chunk_timing: bool) -> None:
+    import streamkit as sk
+
+    tracer_provider, meter_provider = _sdk_providers()
+    # without chunk timing: instrument()'s defaults, as users turn it on
+    flags = {"chunk_timing": True} if chunk_timing else {}
+    sk.telemetry.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider, **flags)
 
 
 def child(mode: str, url: str) -> None:
@@ -197,7 +201,7 @@ def measure(args: argparse.Namespace, stream: str, pace: float) -> dict[str, Any
     rounds = (9 if args.quick else 27) * (2 if pace else 1)
     per_round = 1
     modes = [m for m in MODES if m != "seam" or args.seam]
-    results: dict[str, Any] = {"chunks": chunks, "rounds": rounds, "reads": per_round}
+    results: dict[str, Any] = {"chunks": chunks, "rounds": rounds}
     with tempfile.TemporaryDirectory() as tmp, ServerPool() as pool:
         trees = {"before": Path(tmp) / "before", "seam": Path(tmp) / "seam"}
         trees["before"].mkdir()
@@ -341,22 +345,11 @@ def request_us() -> float:
     processor to an exporter that drops the batches, as in the runs): a request of one
     chunk with the observer, less one without (measured here, in the parent, in a
     loop). Spread over a stream's chunks, it is all that *on* adds per chunk."""
-    from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-
     from streamkit._lifecycle import LifecycleObserver, Recorder
     from streamkit._models import Chunk, Usage
     from streamkit.telemetry import _otel
 
-    class Drop(SpanExporter):
-        def export(self, spans: Any) -> SpanExportResult:
-            return SpanExportResult.SUCCESS
-
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(BatchSpanProcessor(Drop()))
-    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    tracer_provider, meter_provider = _sdk_providers()
     observer = _otel.observer(
         tracer_provider.get_tracer("bench"),
         _otel.Instruments(meter_provider.get_meter("bench")),

@@ -231,22 +231,40 @@ def test_chunk_timing_keeps_no_object_per_chunk() -> None:
     assert kept <= 8 * _otel.GAPS_HELD + 1024, kept
 
 
-def test_the_default_observer_is_not_called_per_chunk() -> None:
-    """Without chunk timing (the default) or content capture, the recorder never calls
-    telemetry for a chunk: the observer does not ask for chunks."""
+def _chunk_calls(chunk_timing: bool, chunks: int) -> int:
+    """How many times the recorder calls the telemetry observer's ``on_chunk`` for a
+    request of ``chunks`` chunks."""
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.trace import TracerProvider
 
-    default = _otel.observer(
+    from streamkit._lifecycle import Recorder, StreamStart
+
+    meters = MeterProvider()
+    observer = _otel.observer(
         TracerProvider().get_tracer("test"),
-        _otel.Instruments(MeterProvider().get_meter("test")),
+        _otel.Instruments(meters.get_meter("test")),
         capture_content=False,
-        chunk_timing=False,
+        chunk_timing=chunk_timing,
     )
-    timing = _otel.observer(
-        TracerProvider().get_tracer("test"),
-        _otel.Instruments(MeterProvider().get_meter("test")),
-        capture_content=False,
-        chunk_timing=True,
-    )
-    assert (default.wants_chunks, timing.wants_chunks) == (False, True)
+    on_chunk = observer.on_chunk
+    calls = 0
+
+    def counted(start: StreamStart, chunk: sk.Chunk, now_ns: int) -> None:
+        nonlocal calls
+        calls += 1
+        on_chunk(start, chunk, now_ns)
+
+    observer.on_chunk = counted  # type: ignore[method-assign]
+    recorder = Recorder("openai", MODEL, observers=(observer,))
+    recorder.begin()
+    for _ in range(chunks):
+        recorder.chunk(sk.Chunk(provider="openai", content="x"))
+    recorder.complete()
+    meters.shutdown()
+    return calls
+
+
+def test_the_default_observer_is_not_called_per_chunk() -> None:
+    """Without chunk timing (the default) or content capture, the recorder never calls
+    telemetry for a chunk; with it, once per chunk."""
+    assert (_chunk_calls(False, 5), _chunk_calls(True, 5)) == (0, 5)
